@@ -1,0 +1,41 @@
+# YOLO Edge Optimizer. `make run` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The torch pair this machine has on disk (pip takes it from there); override elsewhere,
+# e.g. make TORCH_SPEC="torch torchvision --index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run data test lint format clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its dev tools
+
+run: $(STAMP) ## the main job on the embedded default dataset
+	$(BIN)/python run.py --pipeline data
+
+data: run ## alias: the data pipeline
+
+test: $(STAMP) ## the test suite (offline, tiny configs)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff lint + format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: $(STAMP) ## ruff fix + format
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+clean: ## remove generated output (keeps .venv and DVC-tracked data)
+	rm -rf outputs .state/zenml .state/mlflow .pytest_cache .ruff_cache data/.staging

@@ -1,0 +1,1 @@
+"""Edge runtime and bundle tools. Imports numpy, onnxruntime and pillow only."""

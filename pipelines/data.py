@@ -1,0 +1,19 @@
+"""``--pipeline data``: ingest -> convert -> ETL -> validate -> version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zenml import pipeline
+
+from steps import convert_annotations, etl_dataset, ingest_data, validate_dataset, version_dataset
+
+
+@pipeline(enable_cache=False)
+def data_pipeline(data: dict[str, Any]) -> Any:
+    """Build, validate and version the processed dataset named by the ``data`` config group."""
+    raw = ingest_data(data)
+    source = convert_annotations(raw)
+    staged = etl_dataset(source, data)
+    report, _ = validate_dataset(staged, data)
+    return version_dataset(staged, report, raw, data)

@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""YOLO Edge Optimizer command line: ``python run.py --pipeline NAME [key=value ...]``.
+
+``--pipeline`` picks the ZenML pipeline; everything after it is a Hydra override of ``conf/``
+(composed here and only here, then passed down as plain values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from yeo import env
+
+WS = env.configure()  # before ZenML, MLflow, DVC or ultralytics are imported
+
+from yeo.cli import UserErrorFilter, compose_config, format_result  # noqa: E402
+from yeo.errors import ConfigError, UserError  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    help: str
+    run: Callable[[dict[str, Any]], Any]
+
+
+def _run_data(cfg: dict[str, Any]) -> Any:
+    from pipelines.data import data_pipeline
+
+    return data_pipeline(data=cfg["data"])
+
+
+PIPELINES: dict[str, Pipeline] = {
+    "data": Pipeline(
+        "ingest, convert, ETL, validate (Great Expectations) and DVC-version a dataset", _run_data
+    ),
+}
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    listing = "\n".join(f"  {name:10s} {p.help}" for name, p in PIPELINES.items())
+    parser = argparse.ArgumentParser(
+        prog="run.py",
+        description="YOLO Edge Optimizer: detection dataset -> benchmarked INT8 ONNX edge bundle.",
+        epilog=f"pipelines:\n{listing}\n\nexamples:\n"
+        "  python run.py --pipeline data\n"
+        "  python run.py --pipeline data data=voc data.path=../shared/datasets/neu-det\n"
+        "  python run.py --pipeline data data.synthetic.num_images=50 data.on_error=skip",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--pipeline", required=True, choices=sorted(PIPELINES), metavar="NAME",
+                        help="which pipeline to run (see below)")  # fmt: skip
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
+    args, unknown = parser.parse_known_args(argv)
+    return args, list(args.overrides) + unknown
+
+
+def _log_to_console(*names: str) -> None:
+    """INFO from our own modules (ZenML already prints its own, through its handler)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    _log_to_console("yeo", "steps", "pipelines")
+    try:
+        cfg = compose_config(overrides)
+    except ConfigError as e:
+        print(f"run.py: error: {e}", file=sys.stderr)
+        return 2
+    quiet = UserErrorFilter.install()
+    try:
+        result = PIPELINES[args.pipeline].run(cfg)
+    except UserError as e:
+        print(f"run.py: error: {e}", file=sys.stderr)
+        return 1
+    except RuntimeError:
+        if quiet.last is None:
+            raise
+        print(f"run.py: error: {quiet.last}", file=sys.stderr)
+        return 1
+    print(format_result(args.pipeline, result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""YOLO Edge Optimizer: the library behind the pipelines (plain functions, no ZenML)."""

@@ -1,0 +1,1 @@
+"""Data layer: sources, synthetic generator, ETL, validation and versioning (no ZenML)."""

@@ -1,0 +1,205 @@
+"""ETL: decode, resize and re-encode images, split deterministically, write the metadata store.
+
+Everything is written to a staging folder beside the target; :mod:`yeo.data.versioning`
+publishes it only after validation passes, so a bad dataset never reaches ``data/processed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
+
+from yeo.data.model import SPLITS, Fault, SourceDataset, SourceImage, StagedDataset
+from yeo.errors import DataError
+from yeo.io import write_yaml
+
+METADATA_FILE = "metadata.parquet"  # one row per box, with its image's columns
+IMAGES_FILE = "images.parquet"  # one row per image, background images included
+BOX_COLUMNS = ["class_id", "class_name", "cx", "cy", "w", "h"]
+IMAGE_COLUMNS = [
+    "image", "source", "split", "width", "height", "channels", "source_mode",
+    "source_width", "source_height", "sha256", "n_boxes",
+]  # fmt: skip
+_CHANNELS = {"1": 1, "L": 1, "P": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "RGB": 3, "YCbCr": 3,
+             "LAB": 3, "HSV": 3, "RGBA": 4, "CMYK": 4}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EtlConfig:
+    """ETL knobs from ``conf/data``: resize limit, JPEG quality, split fractions and seed."""
+
+    max_side: int | None = 640
+    jpeg_quality: int = 95
+    split: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "val": 0.2})
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        unknown = set(self.split) - set(SPLITS)
+        if unknown or not self.split:
+            raise DataError(f"data.split: keys must be among {SPLITS}, got {sorted(self.split)}")
+        if any(v < 0 for v in self.split.values()) or sum(self.split.values()) <= 0:
+            raise DataError(f"data.split: fractions must be >= 0 with a positive sum: {self.split}")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def assign_splits(
+    hashes: list[str], hints: list[str | None], fractions: dict[str, float], seed: int
+) -> list[str]:
+    """Seeded split over distinct image hashes, so identical images always share a split.
+
+    Images with a split given by the source keep it (validation then checks for leaks).
+    """
+    free = sorted({h for h, s in zip(hashes, hints, strict=True) if s is None})
+    order = np.random.default_rng(seed).permutation(len(free))
+    names = [s for s in SPLITS if fractions.get(s, 0) > 0]
+    total = sum(fractions[s] for s in names)
+    bounds = np.cumsum([fractions[s] / total for s in names]) * len(free)
+    by_hash: dict[str, str] = {}
+    for rank, idx in enumerate(order):
+        by_hash[free[idx]] = names[int(np.searchsorted(bounds, rank, side="right"))]
+    return [s if s is not None else by_hash[h] for h, s in zip(hashes, hints, strict=True)]
+
+
+def _unique_stems(images: list[SourceImage]) -> list[str]:
+    """File stems for the processed set; a stem used twice gets a short hash of its source path."""
+    stems = [Path(i.path).stem for i in images]
+    counts = pd.Series(stems).value_counts()
+    return [
+        s if counts[s] == 1 else f"{s}_{hashlib.sha1(i.path.encode()).hexdigest()[:8]}"
+        for s, i in zip(stems, images, strict=True)
+    ]
+
+
+def _process_image(
+    src: Path, dst: Path, max_side: int | None, quality: int
+) -> tuple[dict[str, object], list[Fault]]:
+    """Decode fully, apply EXIF orientation, convert to RGB, resize, write JPEG."""
+    faults: list[Fault] = []
+    try:
+        with Image.open(src) as im:
+            im.load()  # full decode: catches truncated files, not just bad headers
+            mode = im.mode
+            im = ImageOps.exif_transpose(im)
+            src_w, src_h = im.size
+            if mode not in ("RGB", "L"):
+                faults.append(
+                    Fault(file=str(src), fault=f"mode {mode}: converted to RGB",
+                          severity="warning", image=str(src))
+                )  # fmt: skip
+            elif mode == "L":
+                faults.append(
+                    Fault(file=str(src), fault="greyscale: converted to RGB",
+                          severity="warning", image=str(src))
+                )  # fmt: skip
+            rgb = im.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        reason = "not an image file" if isinstance(e, UnidentifiedImageError) else str(e)
+        return {}, [Fault(file=str(src), fault=f"cannot decode image: {reason}", image=str(src))]
+    if max_side and max(rgb.size) > max_side:
+        scale = max_side / max(rgb.size)
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    rgb.save(dst, format="JPEG", quality=quality)
+    info = {
+        "width": rgb.width,
+        "height": rgb.height,
+        "channels": _CHANNELS.get(mode, 3),
+        "source_mode": mode,
+        "source_width": src_w,
+        "source_height": src_h,
+    }
+    return info, faults
+
+
+def stage(ds: SourceDataset, staging: Path, target: Path, cfg: EtlConfig) -> StagedDataset:
+    """Write the canonical processed dataset of ``ds`` into ``staging``.
+
+    Images whose labels or pixels have errors are left out of the tables and files; their
+    faults travel on in the returned :class:`StagedDataset` for validation to report.
+    """
+    if not ds.images:
+        raise DataError(f"{ds.root}: no images found (empty dataset)")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    faults = list(ds.faults)
+    bad = {f.image for f in faults if f.severity == "error" and f.image}
+    hashes = [sha256_file(Path(i.path)) for i in tqdm(ds.images, desc="hash", leave=False)]
+    splits = assign_splits(hashes, [i.split for i in ds.images], cfg.split, cfg.seed)
+    stems = _unique_stems(ds.images)
+
+    def work(k: int) -> tuple[int, dict[str, object], list[Fault]]:
+        img = ds.images[k]
+        rel = f"images/{splits[k]}/{stems[k]}.jpg"
+        info, errs = _process_image(Path(img.path), staging / rel, cfg.max_side, cfg.jpeg_quality)
+        return k, {**info, "image": rel} if info else {}, errs
+
+    todo = [k for k, img in enumerate(ds.images) if img.path not in bad]
+    rows: list[dict[str, object]] = []
+    box_rows: list[dict[str, object]] = []
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        results = tqdm(pool.map(work, todo), total=len(todo), desc=f"etl {ds.name}", unit="img")
+        for k, info, errs in results:
+            faults += errs
+            if not info:
+                continue
+            img = ds.images[k]
+            row = {**info, "source": img.path, "split": splits[k], "sha256": hashes[k],
+                   "n_boxes": len(img.boxes)}  # fmt: skip
+            rows.append(row)
+            for b in img.boxes:
+                name = ds.names[b.cls] if 0 <= b.cls < len(ds.names) else f"<unknown {b.cls}>"
+                box_rows.append({**row, "class_id": b.cls, "class_name": name,
+                                 "cx": b.cx, "cy": b.cy, "w": b.w, "h": b.h})  # fmt: skip
+            label = staging / "labels" / splits[k] / f"{stems[k]}.txt"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            label.write_text(
+                "".join(f"{b.cls} {b.cx:.6f} {b.cy:.6f} {b.w:.6f} {b.h:.6f}\n" for b in img.boxes)
+            )
+    images = pd.DataFrame(rows, columns=IMAGE_COLUMNS).sort_values("image", ignore_index=True)
+    boxes = pd.DataFrame(box_rows, columns=IMAGE_COLUMNS + BOX_COLUMNS)
+    boxes = boxes.sort_values(["image", "class_id", "cx", "cy"], ignore_index=True)
+    write_tables(staging, images, boxes)
+    write_data_yaml(staging, ds.names, images)
+    return StagedDataset(
+        name=ds.name, staging_dir=str(staging), target_dir=str(target), names=ds.names,
+        faults=faults, n_images=len(images), n_boxes=len(boxes),
+    )  # fmt: skip
+
+
+def write_tables(folder: Path, images: pd.DataFrame, boxes: pd.DataFrame) -> None:
+    images.to_parquet(folder / IMAGES_FILE, index=False)
+    boxes.to_parquet(folder / METADATA_FILE, index=False)
+
+
+def write_data_yaml(folder: Path, names: list[str], images: pd.DataFrame) -> None:
+    """A data.yaml ultralytics trains on; no ``path`` key, so it resolves beside the file."""
+    data: dict[str, object] = {}
+    for split in SPLITS:
+        if (images["split"] == split).any():
+            data[split] = f"images/{split}"
+    data["nc"] = len(names)
+    data["names"] = dict(enumerate(names))
+    write_yaml(folder / "data.yaml", data)
+
+
+def read_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The image table and the box table of a processed (or staged) dataset."""
+    return pd.read_parquet(folder / IMAGES_FILE), pd.read_parquet(folder / METADATA_FILE)

@@ -1,0 +1,75 @@
+"""MLflow tracking shared by every step: one MLflow run per ZenML pipeline run.
+
+Steps find their pipeline's MLflow run by the ``zenml_run_id`` tag (creating it on first use),
+so a run can be traced both ways: ZenML run metadata holds the MLflow run id and the MLflow
+run is tagged with the ZenML run. Outside ZenML (tests, notebooks, ``dvc repro``) each call
+gets a run of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from yeo.env import workspace
+
+log = logging.getLogger(__name__)
+EXPERIMENT = "yolo-edge-optimizer"
+
+
+def _zenml_context() -> tuple[str, str] | None:
+    """(run id, run name) of the ZenML pipeline run we are in, if any."""
+    try:
+        from zenml import get_step_context
+
+        ctx = get_step_context()
+    except (ImportError, RuntimeError):
+        return None
+    return str(ctx.pipeline_run.id), ctx.pipeline_run.name
+
+
+@contextlib.contextmanager
+def mlflow_run(step: str, experiment: str = EXPERIMENT) -> Iterator[Any]:
+    """Open (or resume) the MLflow run of the current pipeline run, tagged with ``step``."""
+    import mlflow
+
+    ws = workspace()
+    mlflow.set_tracking_uri(ws.mlflow_uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        mlflow.create_experiment(experiment, artifact_location=ws.mlflow_artifacts.as_uri())
+    mlflow.set_experiment(experiment)
+    zen = _zenml_context()
+    run_id = None
+    if zen:
+        found = mlflow.search_runs(
+            filter_string=f"tags.zenml_run_id = '{zen[0]}'", output_format="list", max_results=1
+        )
+        run_id = found[0].info.run_id if found else None
+    while mlflow.active_run():  # never nest into a run somebody left open
+        mlflow.end_run()
+    with mlflow.start_run(run_id=run_id, run_name=zen[1] if zen and not run_id else None) as run:
+        if zen:
+            mlflow.set_tags({"zenml_run_id": zen[0], "zenml_run_name": zen[1]})
+        mlflow.set_tag(f"step.{step}", "done")
+        _link_zenml(run.info.run_id)
+        yield run
+
+
+def _link_zenml(mlflow_run_id: str) -> None:
+    """Attach the MLflow run id to the current ZenML step as metadata (no-op outside ZenML)."""
+    if _zenml_context() is None:
+        return
+    from zenml import log_metadata
+
+    log_metadata({"mlflow_run_id": mlflow_run_id, "mlflow_uri": workspace().mlflow_uri})
+
+
+def step_metadata(values: dict[str, Any]) -> None:
+    """Log metadata on the current ZenML step; silently skipped outside a step."""
+    if _zenml_context() is None:
+        return
+    from zenml import log_metadata
+
+    log_metadata(values)
