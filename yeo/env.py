@@ -143,12 +143,17 @@ def _install_ultralytics_fonts(font_dir: Path) -> None:
 
 
 def configure_ultralytics() -> None:
-    """Persist settings that keep ultralytics offline and inside the workspace.
+    """Import-time fixes for ultralytics; call before using it (idempotent).
 
-    No settings sync and no logger integrations: its own MLflow callback would otherwise reset
-    the tracking URI and end the active run inside our steps.
+    Persists settings that keep it offline and inside the workspace: no settings sync and no
+    logger integrations (its own MLflow callback would otherwise reset the tracking URI and end
+    the active run inside our steps). Also disarms its global ``PIL.Image.open`` patch, which
+    on any unidentifiable image tries to pip-install ``pi-heif`` and then fails with
+    ModuleNotFoundError instead of PIL's own error.
     """
-    from ultralytics.utils import SETTINGS
+    from ultralytics.utils import SETTINGS, patches
+
+    patches._pil_plugins_registered = True  # plain Image.open from now on
 
     ws = workspace()
     SETTINGS.update(

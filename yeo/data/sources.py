@@ -18,6 +18,7 @@ from PIL import Image
 
 from yeo.data import synthetic
 from yeo.data.model import Fault, LabeledBox, RawSource, SourceDataset, SourceImage
+from yeo.env import configure_ultralytics
 from yeo.errors import DataError
 
 IMG_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -71,6 +72,7 @@ def _coco128_root(path: str | None, offline: bool) -> Path:
             "coco128: offline, cannot download; point at a local copy with "
             "data.path=/path/to/coco128 (e.g. ../shared/datasets/coco128), or set YEO_OFFLINE=0"
         )
+    configure_ultralytics()
     from ultralytics.data.utils import check_det_dataset  # downloads as ultralytics does
 
     info = check_det_dataset(COCO128_YAML, autodownload=True)
@@ -79,6 +81,7 @@ def _coco128_root(path: str | None, offline: bool) -> Path:
 
 def coco_names() -> list[str]:
     """The 80 COCO class names, from the dataset yaml that ships inside ultralytics."""
+    configure_ultralytics()
     from ultralytics.utils import ROOT
 
     data = yaml.safe_load((ROOT / "cfg" / "datasets" / COCO128_YAML).read_text())

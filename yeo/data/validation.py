@@ -194,15 +194,15 @@ def faults_from_gx(results: list[dict[str, Any]], images: pd.DataFrame) -> list[
                     seen.add((src, msg))
                     faults.append(Fault(file=src, fault=msg, image=src))
         else:
-            faults.append(Fault(file="<dataset>", fault=_dataset_fault(r)))
+            faults.append(Fault(file="<dataset>", fault=_dataset_fault(r, images)))
     return faults
 
 
-def _dataset_fault(r: dict[str, Any]) -> str:
+def _dataset_fault(r: dict[str, Any], images: pd.DataFrame) -> str:
     if r["expectation"] == "expect_table_row_count_to_be_between":
         return "no usable images (empty dataset)"
     if r["expectation"] == "expect_column_distinct_values_to_contain_set":
-        missing = sorted(set(r["kwargs"]["value_set"]) - set(r["observed_value"] or []))
+        missing = sorted(set(r["kwargs"]["value_set"]) - set(images["split"]))
         return f"split(s) {missing} are empty; add images or change data.split"
     return f"{r['expectation']} failed on {r['column']}: observed {r['observed_value']}"
 

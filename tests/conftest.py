@@ -1,0 +1,94 @@
+"""Test fixtures. The whole session runs in a temporary workspace (``YEO_HOME``), offline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ["YEO_HOME"] = tempfile.mkdtemp(prefix="yeo-tests-")
+os.environ.setdefault("YEO_OFFLINE", "1")
+
+from yeo import env
+
+WS = env.configure()
+CODE_ROOT = env.CODE_ROOT
+SHARED = CODE_ROOT.parent / "shared" / "datasets"
+
+from yeo.data import etl, sources, synthetic, validation  # noqa: E402
+from yeo.data.model import StagedDataset, ValidationReport  # noqa: E402
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(os.environ["YEO_HOME"], ignore_errors=True)
+
+
+@pytest.fixture
+def shared_dataset():
+    """Path of a dataset in ../shared/datasets, skipping when the folder is absent."""
+
+    def get(name: str) -> Path:
+        path = SHARED / name
+        if not path.is_dir():
+            pytest.skip(f"{path} not present")
+        return path
+
+    return get
+
+
+def make_yolo(root: Path, n: int = 12, imgsz: int = 64, seed: int = 3, splits: bool = True) -> Path:
+    """A small valid YOLO dataset: data.yaml with train/val folders (or flat images/+labels/)."""
+    raw = root / "_gen"
+    synthetic.generate(raw, synthetic.SyntheticSpec(num_images=n, imgsz=imgsz, seed=seed))
+    images = sorted((raw / "images").glob("*.jpg"))
+    for i, img in enumerate(images):
+        split = ("val" if i % 4 == 0 else "train") if splits else ""
+        for kind, src in (("images", img), ("labels", raw / "labels" / f"{img.stem}.txt")):
+            dst = root / kind / split / src.name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dst)
+    shutil.rmtree(raw)
+    data = {"names": dict(enumerate(synthetic.CLASS_NAMES))}
+    if splits:
+        data.update(train="images/train", val="images/val")
+    from yeo.io import write_yaml
+
+    write_yaml(root / "data.yaml", data)
+    return root
+
+
+@pytest.fixture
+def yolo_dataset(tmp_path: Path) -> Path:
+    return make_yolo(tmp_path / "ds")
+
+
+def build(
+    raw: sources.RawSource,
+    tmp: Path,
+    on_error: str = "fail",
+    split: dict[str, float] | None = None,
+) -> tuple[StagedDataset, ValidationReport]:
+    """ingest -> convert -> ETL -> validate with the plain functions (no ZenML)."""
+    ds = sources.convert(raw)
+    cfg = etl.EtlConfig(max_side=640, split=split or {"train": 0.75, "val": 0.25}, seed=0)
+    staged = etl.stage(ds, tmp / "staging", tmp / "processed", cfg)
+    report = validation.validate(staged, tmp / "report", on_error)
+    return staged, report
+
+
+def run_cli(*args: str, env_extra: dict[str, str] | None = None, guard: Path | None = None):
+    """Run ``run.py`` in a subprocess (optionally under the network guard)."""
+    cmd = [sys.executable]
+    environ = {**os.environ, **(env_extra or {})}
+    if guard is not None:
+        cmd += ["-m", "tests.netguard"]
+        environ["NETGUARD_LOG"] = str(guard)
+    cmd += [str(CODE_ROOT / "run.py"), *args]
+    return subprocess.run(
+        cmd, cwd=CODE_ROOT, env=environ, capture_output=True, text=True, timeout=600
+    )
