@@ -26,6 +26,13 @@ from yeo.errors import ConfigError, UserError  # noqa: E402
 class Pipeline:
     help: str
     run: Callable[[dict[str, Any]], Any]
+    check: Callable[[dict[str, Any]], None]  # raises ConfigError before anything starts
+
+
+def _check_data(cfg: dict[str, Any]) -> None:
+    from yeo.data import settings
+
+    settings.check(cfg["data"])
 
 
 def _run_data(cfg: dict[str, Any]) -> Any:
@@ -36,7 +43,9 @@ def _run_data(cfg: dict[str, Any]) -> Any:
 
 PIPELINES: dict[str, Pipeline] = {
     "data": Pipeline(
-        "ingest, convert, ETL, validate (Great Expectations) and DVC-version a dataset", _run_data
+        "ingest, convert, ETL, validate (Great Expectations), DVC-version a dataset",
+        _run_data,
+        _check_data,
     ),
 }
 
@@ -75,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     _log_to_console("yeo", "steps", "pipelines")
     try:
         cfg = compose_config(overrides)
+        PIPELINES[args.pipeline].check(cfg)
     except ConfigError as e:
         print(f"run.py: error: {e}", file=sys.stderr)
         return 2

@@ -29,3 +29,13 @@ def test_unknown_config_group_option_exits_2() -> None:
     out = run_cli("--pipeline", "data", "data=parquet")
     assert out.returncode == 2
     assert "parquet" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_bad_config_value_is_caught_before_the_pipeline_starts() -> None:
+    out = run_cli("--pipeline", "data", "data.on_error=ignore")
+    assert out.returncode == 2
+    assert (
+        out.stderr.strip() == "run.py: error: data.on_error must be 'fail' or 'skip', got 'ignore'"
+    )
+    out = run_cli("--pipeline", "data", "data.split={train:0.8,holdout:0.2}")
+    assert out.returncode == 2 and "data.split" in out.stderr

@@ -10,6 +10,23 @@ from yeo.data.sources import SourceConfig
 from yeo.data.synthetic import SyntheticSpec
 from yeo.data.validation import Limits
 from yeo.env import Workspace
+from yeo.errors import ConfigError, DataError
+
+
+def check(cfg: dict[str, Any]) -> None:
+    """Build every typed view once so that a bad value fails before any pipeline starts."""
+    try:
+        source_config(cfg)
+        etl_config(cfg)
+        limits(cfg)
+    except (TypeError, ValueError, DataError) as e:
+        raise ConfigError(f"data: {e}") from None
+    if cfg.get("on_error") not in ("fail", "skip"):
+        raise ConfigError(f"data.on_error must be 'fail' or 'skip', got {cfg.get('on_error')!r}")
+    if cfg["source"] not in ("synthetic", "yolo", "voc", "coco128"):
+        raise ConfigError(f"data.source {cfg['source']!r}: use synthetic, yolo, voc or coco128")
+    if str(cfg.get("use_source_splits", "auto")).lower() not in ("auto", "true", "false"):
+        raise ConfigError("data.use_source_splits must be auto, true or false")
 
 
 def source_config(cfg: dict[str, Any]) -> SourceConfig:
