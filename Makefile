@@ -23,10 +23,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
-run: $(STAMP) ## the main job on the embedded default dataset
-	$(BIN)/python run.py --pipeline data
+run: $(STAMP) ## the main job on the embedded default dataset (data -> train -> evaluate -> register)
+	$(BIN)/python run.py --pipeline train
 
-data: run ## alias: the data pipeline
+data: $(STAMP) ## only the data pipeline
+	$(BIN)/python run.py --pipeline data
 
 test: $(STAMP) ## the test suite (offline, tiny configs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -10,44 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from yeo import env
 
 WS = env.configure()  # before ZenML, MLflow, DVC or ultralytics are imported
 
-from yeo.cli import UserErrorFilter, compose_config, format_result  # noqa: E402
+from yeo.cli import PIPELINES, UserErrorFilter, compose_config  # noqa: E402
 from yeo.errors import ConfigError, UserError  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Pipeline:
-    help: str
-    run: Callable[[dict[str, Any]], Any]
-    check: Callable[[dict[str, Any]], None]  # raises ConfigError before anything starts
-
-
-def _check_data(cfg: dict[str, Any]) -> None:
-    from yeo.data import settings
-
-    settings.check(cfg["data"])
-
-
-def _run_data(cfg: dict[str, Any]) -> Any:
-    from pipelines.data import data_pipeline
-
-    return data_pipeline(data=cfg["data"])
-
-
-PIPELINES: dict[str, Pipeline] = {
-    "data": Pipeline(
-        "ingest, convert, ETL, validate (Great Expectations), DVC-version a dataset",
-        _run_data,
-        _check_data,
-    ),
-}
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -58,10 +27,12 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         epilog=f"pipelines:\n{listing}\n\nexamples:\n"
         "  python run.py --pipeline data\n"
         "  python run.py --pipeline data data=voc data.path=../shared/datasets/neu-det\n"
-        "  python run.py --pipeline data data.synthetic.num_images=50 data.on_error=skip",
+        "  python run.py --pipeline train train.epochs=50\n"
+        "  python run.py --pipeline tune tune.n_trials=20 && python run.py --pipeline train "
+        "train=tuned",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--pipeline", required=True, choices=sorted(PIPELINES), metavar="NAME",
+    parser.add_argument("--pipeline", required=True, choices=list(PIPELINES), metavar="NAME",
                         help="which pipeline to run (see below)")  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
     args, unknown = parser.parse_known_args(argv)
@@ -81,16 +52,17 @@ def _log_to_console(*names: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
+    pipeline = PIPELINES[args.pipeline]
     _log_to_console("yeo", "steps", "pipelines")
     try:
         cfg = compose_config(overrides)
-        PIPELINES[args.pipeline].check(cfg)
+        pipeline.check(cfg)
     except ConfigError as e:
         print(f"run.py: error: {e}", file=sys.stderr)
         return 2
     quiet = UserErrorFilter.install()
     try:
-        result = PIPELINES[args.pipeline].run(cfg)
+        run = pipeline.run(cfg)
     except UserError as e:
         print(f"run.py: error: {e}", file=sys.stderr)
         return 1
@@ -99,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"run.py: error: {quiet.last}", file=sys.stderr)
         return 1
-    print(format_result(args.pipeline, result))
+    print("\n" + pipeline.summarize(run))
     return 0
 
 

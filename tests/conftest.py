@@ -92,3 +92,56 @@ def run_cli(*args: str, env_extra: dict[str, str] | None = None, guard: Path | N
     return subprocess.run(
         cmd, cwd=CODE_ROOT, env=environ, capture_output=True, text=True, timeout=600
     )
+
+
+TINY_TRAIN = {
+    "imgsz": 64, "epochs": 1, "batch": 8, "workers": 0, "device": "cpu", "seed": 0,
+    "mosaic": 0.0, "close_mosaic": 0, "warmup_epochs": 0.0,
+}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A processed synthetic dataset (24 images at 128 px, high-contrast defects)."""
+    root = tmp_path_factory.mktemp("tiny")
+    spec = synthetic.SyntheticSpec(num_images=24, imgsz=128, seed=11, max_defects=3, contrast=3)
+    raw = synthetic.generate(root / "raw", spec)
+    ds = sources.convert(sources.RawSource(name="tiny", kind="yolo", root=str(raw)))
+    cfg = etl.EtlConfig(split={"train": 0.75, "val": 0.25}, seed=0)
+    staged = etl.stage(ds, root / "processed", root / "unused", cfg)
+    return staged.staging / "data.yaml"
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory, tiny_data: Path) -> Path:
+    """A small YOLOv8n that detects something (non-zero mAP): trained once per session.
+
+    Validation here runs on the training images too (overfitting is the point: the evaluator
+    tests need boxes to compare, not a good detector).
+    """
+    from yeo.train import trainer
+    from yeo.train.config import ModelConfig, TrainConfig
+
+    root = tmp_path_factory.mktemp("model")
+    data = yaml_load(tiny_data)
+    data["val"] = data["train"]
+    data_yaml = root / "data.yaml"
+    data_yaml.write_text(yaml_dump({**data, "path": str(tiny_data.parent)}))
+    cfg = TrainConfig.from_dict(
+        TINY_TRAIN | {"imgsz": 128, "epochs": 40, "batch": 4, "lr0": 0.01, "optimizer": "AdamW",
+                      "flipud": 0.0, "fliplr": 0.0, "scale": 0.0, "translate": 0.0, "hsv_v": 0.0}
+    )  # fmt: skip
+    outcome = trainer.train(data_yaml, cfg, ModelConfig(), root / "run")
+    return outcome.best
+
+
+def yaml_load(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())
+
+
+def yaml_dump(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False)

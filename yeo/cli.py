@@ -1,28 +1,165 @@
-"""Helpers for ``run.py``: Hydra composition, quiet user errors, result summaries."""
+"""The pipelines ``run.py`` offers: Hydra composition, config checks, launch, summaries."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from yeo.env import CODE_ROOT
+from yeo.env import CODE_ROOT, workspace
 from yeo.errors import ConfigError, UserError
 
 
 def compose_config(overrides: list[str]) -> dict[str, Any]:
-    """Compose ``conf/`` with Hydra overrides; any mistake becomes a one-line ConfigError."""
+    """Compose ``conf/`` with Hydra overrides; any mistake becomes a one-line ConfigError.
+
+    ``<workspace>/conf`` is searched too, for generated configs such as ``train/tuned.yaml``.
+    """
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    extra = workspace().root / "conf"
+    use_extra = extra != CODE_ROOT / "conf" and extra.is_dir()
+    search = [f"hydra.searchpath=[file://{extra}]"] if use_extra else []
     try:
         with initialize_config_dir(str(CODE_ROOT / "conf"), version_base="1.3"):
-            cfg = compose("config", overrides=overrides)
+            cfg = compose("config", overrides=search + overrides)
         return OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)  # type: ignore[return-value]
     except (HydraException, OmegaConfBaseException, ValueError) as e:
-        msg = " ".join(str(e).split())
-        raise ConfigError(msg) from None
+        raise ConfigError(" ".join(str(e).split())) from None
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_data(cfg: dict[str, Any]) -> None:
+    from yeo.data import settings
+
+    settings.check(cfg["data"])
+
+
+def check_train(cfg: dict[str, Any]) -> None:
+    from yeo.train.config import ModelConfig, TrainConfig
+
+    check_data(cfg)
+    TrainConfig.from_dict(cfg["train"])
+    ModelConfig(**cfg["model"])
+    if cfg["tracking"].get("wandb"):
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "tracking.wandb=true needs the wandb package: pip install wandb"
+            ) from None
+
+
+def check_tune(cfg: dict[str, Any]) -> None:
+    from yeo.tune import TuneConfig
+
+    check_train(cfg)
+    TuneConfig.from_dict(cfg["tune"])
+
+
+def registry_name(cfg: dict[str, Any]) -> str:
+    return cfg["tracking"].get("registry_name") or f"yolov8n-{cfg['data']['name']}"
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def run_data(cfg: dict[str, Any]) -> Any:
+    from pipelines.data import data_pipeline
+
+    return data_pipeline(data=cfg["data"])
+
+
+def run_train(cfg: dict[str, Any]) -> Any:
+    from pipelines.train import train_pipeline
+
+    return train_pipeline(
+        data=cfg["data"], train=cfg["train"], model=cfg["model"], eval_cfg=cfg["eval"],
+        registry_name=registry_name(cfg), wandb=bool(cfg["tracking"].get("wandb")),
+    )  # fmt: skip
+
+
+def run_tune(cfg: dict[str, Any]) -> Any:
+    from pipelines.tune import tune_pipeline
+
+    return tune_pipeline(data=cfg["data"], train=cfg["train"], model=cfg["model"], tune=cfg["tune"])
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def _output(run: Any, step: str, name: str) -> Any:
+    return run.steps[step].outputs[name][0].load()
+
+
+def summarize_data(run: Any) -> str:
+    from yeo.data.settings import report_dir
+
+    out = _output(run, "version_dataset", "data_version")
+    return (
+        f"dataset      {out.name}: {out.n_images} images, {out.n_boxes} boxes, "
+        f"{len(out.names)} classes\n"
+        f"processed    {out.path}\n"
+        f"data.yaml    {out.data_yaml}\n"
+        f"report       {report_dir(workspace(), out.name) / 'validation.md'}\n"
+        f"dvc hash     {out.dvc_hash} ({out.tracked_by})"
+    )
+
+
+def summarize_train(run: Any) -> str:
+    summary = _output(run, "train_model", "train_summary")
+    result = _output(run, "evaluate_model", "eval_result")
+    registered = _output(run, "register_model", "registered_model")
+    return (
+        f"trained      {summary.epochs_run} epochs in {summary.seconds:.0f} s "
+        f"({summary.seconds_per_epoch:.1f} s/epoch), imgsz {summary.imgsz}\n"
+        f"val          mAP50 {result.map50:.3f}  mAP50-95 {result.map50_95:.3f}  "
+        f"P {result.precision:.3f}  R {result.recall:.3f}\n"
+        f"weights      {summary.weights}\n"
+        f"registered   {registered.uri}\n"
+        f"mlflow run   {summary.mlflow_run_id}  (data {summary.data_dvc_hash})"
+    )
+
+
+def summarize_tune(run: Any) -> str:
+    res = _output(run, "tune_hyperparameters", "tune_result")
+    return (
+        f"study        {res.study} ({res.storage}): {res.n_complete} complete, "
+        f"{res.n_pruned} pruned\n"
+        f"best         mAP50-95 {res.best_value:.4f} with {res.best_params}\n"
+        f"config       {res.config_file}  (use: python run.py --pipeline train train=tuned)\n"
+        f"plots        {', '.join(res.plots)}"
+    )
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    help: str
+    check: Callable[[dict[str, Any]], None]  # raises ConfigError before anything starts
+    run: Callable[[dict[str, Any]], Any]
+    summarize: Callable[[Any], str]
+
+
+PIPELINES: dict[str, Pipeline] = {
+    "data": Pipeline(
+        "ingest, convert, ETL, validate (Great Expectations), DVC-version a dataset",
+        check_data, run_data, summarize_data,
+    ),
+    "train": Pipeline(
+        "data (cached) -> train YOLOv8n -> evaluate -> register in MLflow",
+        check_train, run_train, summarize_train,
+    ),
+    "tune": Pipeline(
+        "Optuna study over lr, momentum/decay, augmentation; writes conf train=tuned",
+        check_tune, run_tune, summarize_tune,
+    ),
+}  # fmt: skip
 
 
 class UserErrorFilter(logging.Filter):
@@ -52,29 +189,3 @@ class UserErrorFilter(logging.Filter):
             for handler in logging.getLogger(name).handlers:
                 handler.addFilter(f)
         return f
-
-
-def format_result(pipeline: str, result: Any) -> str:
-    """A short summary of what a pipeline produced, read back from its ZenML run."""
-    try:
-        out = result.steps["version_dataset"].outputs["data_version"][0].load()
-    except (AttributeError, KeyError, IndexError):
-        return f"{pipeline}: finished"
-    return (
-        f"\ndataset      {out.name}: {out.n_images} images, {out.n_boxes} boxes, "
-        f"{len(out.names)} classes\n"
-        f"processed    {out.path}\n"
-        f"data.yaml    {out.data_yaml}\n"
-        f"report       {_report_path(out.name)}\n"
-        f"dvc hash     {out.dvc_hash} ({out.tracked_by})"
-    )
-
-
-def _report_path(name: str) -> str:
-    from yeo.data.settings import report_dir
-    from yeo.env import workspace
-
-    return str(report_dir(workspace(), name) / "validation.md")
-
-
-__all__ = ["ConfigError", "UserError", "UserErrorFilter", "compose_config", "format_result"]

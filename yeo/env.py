@@ -149,11 +149,14 @@ def configure_ultralytics() -> None:
     logger integrations (its own MLflow callback would otherwise reset the tracking URI and end
     the active run inside our steps). Also disarms its global ``PIL.Image.open`` patch, which
     on any unidentifiable image tries to pip-install ``pi-heif`` and then fails with
-    ModuleNotFoundError instead of PIL's own error.
+    ModuleNotFoundError instead of PIL's own error. And lets CPU training use every core
+    (``YEO_TORCH_THREADS`` overrides).
     """
-    from ultralytics.utils import SETTINGS, patches
+    from ultralytics.utils import SETTINGS, patches, torch_utils
 
     patches._pil_plugins_registered = True  # plain Image.open from now on
+    # select_device() sets torch to cpu_count - 1 threads: one of two cores on a 2-core box
+    torch_utils.NUM_THREADS = int(os.environ.get("YEO_TORCH_THREADS", os.cpu_count() or 1))
 
     ws = workspace()
     SETTINGS.update(

@@ -57,6 +57,16 @@ def mlflow_run(step: str, experiment: str = EXPERIMENT) -> Iterator[Any]:
         yield run
 
 
+def run_name() -> str:
+    """The ZenML run name inside a step, else a timestamp: names output folders."""
+    zen = _zenml_context()
+    if zen:
+        return zen[1]
+    import datetime
+
+    return datetime.datetime.now().strftime("run-%Y%m%d-%H%M%S")
+
+
 def _link_zenml(mlflow_run_id: str) -> None:
     """Attach the MLflow run id to the current ZenML step as metadata (no-op outside ZenML)."""
     if _zenml_context() is None:

@@ -31,6 +31,7 @@ class SyntheticSpec:
     clean_fraction: float = 0.1
     max_defects: int = 5
     jpeg_quality: int = 92
+    contrast: float = 1.0  # multiplies every defect's contrast: >1 easier, <1 harder
 
 
 Box = tuple[int, float, float, float, float]  # class id, cx, cy, w, h (normalized)
@@ -156,7 +157,7 @@ def render(spec: SyntheticSpec, index: int) -> tuple[Image.Image, list[Box]]:
         box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
         if box[2] - box[0] < 3 or box[3] - box[1] < 3 or any(_iou(box, t) > 0.3 for t in taken):
             continue
-        contrast = rng.uniform(18, 70)
+        contrast = rng.uniform(18, 70) * spec.contrast
         sign = 1.0 if (cls == 0 and rng.random() < 0.4) else -1.0
         img += sign * contrast * mask
         taken.append(box)

@@ -1,0 +1,34 @@
+"""``--pipeline train``: data (cached) -> train -> evaluate -> register."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zenml import pipeline
+
+from steps import convert_annotations, etl_dataset, ingest_data, validate_dataset, version_dataset
+from steps.evaluate import evaluate_model
+from steps.register_model import register_model
+from steps.train_model import train_model
+
+
+@pipeline(enable_cache=False)
+def prepared_data(data: dict[str, Any]) -> Any:
+    """The data pipeline's steps with ZenML's cache on: unchanged config, no rework."""
+    raw = ingest_data.with_options(enable_cache=True)(data)
+    source = convert_annotations.with_options(enable_cache=True)(raw)
+    staged = etl_dataset.with_options(enable_cache=True)(source, data)
+    report, _ = validate_dataset.with_options(enable_cache=True)(staged, data)
+    return version_dataset.with_options(enable_cache=True)(staged, report, raw, data)
+
+
+@pipeline(enable_cache=False)
+def train_pipeline(
+    data: dict[str, Any], train: dict[str, Any], model: dict[str, Any],
+    eval_cfg: dict[str, Any], registry_name: str, wandb: bool = False,
+) -> Any:  # fmt: skip
+    """Train YOLOv8n on the processed dataset, evaluate it, register it in MLflow."""
+    data_version = prepared_data(data)
+    summary, weights_dir = train_model(data_version, train, model, wandb)
+    result = evaluate_model(weights_dir, data_version, eval_cfg, train["imgsz"])
+    return register_model(summary, weights_dir, result, registry_name)

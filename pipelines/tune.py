@@ -1,0 +1,18 @@
+"""``--pipeline tune``: data (cached) -> Optuna study -> tuned train config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zenml import pipeline
+
+from pipelines.train import prepared_data
+from steps.tune_hyperparameters import tune_hyperparameters
+
+
+@pipeline(enable_cache=False)
+def tune_pipeline(
+    data: dict[str, Any], train: dict[str, Any], model: dict[str, Any], tune: dict[str, Any]
+) -> Any:
+    """Search the training recipe; the best becomes ``train=tuned``."""
+    return tune_hyperparameters(prepared_data(data), train, model, tune)

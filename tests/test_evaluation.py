@@ -1,0 +1,82 @@
+"""The one evaluator: same numbers for a .pt and its ONNX export; sane on COCO128."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY_TRAIN, yaml_dump
+from yeo.evaluation import EvalSettings, evaluate
+
+
+def _export_onnx(weights: Path, imgsz: int, out: Path) -> Path:
+    from ultralytics import YOLO
+
+    onnx = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, simplify=False, opset=17))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.move(onnx, out))
+
+
+def test_pt_and_its_onnx_export_agree(trained_model: Path, tiny_data: Path, tmp_path: Path) -> None:
+    settings = EvalSettings(imgsz=128, batch=4)
+    pt = evaluate(trained_model, tiny_data, settings)
+    assert pt.map50 > 0.05, "the session model should detect something"
+    onnx = evaluate(_export_onnx(trained_model, 128, tmp_path / "m.onnx"), tiny_data, settings)
+    assert onnx.format == "onnx"
+    assert abs(pt.map50_95 - onnx.map50_95) < 0.01
+    assert abs(pt.map50 - onnx.map50) < 0.01
+    assert pt.n_images == onnx.n_images == 6
+    assert set(pt.per_class_ap50_95) == set(onnx.per_class_ap50_95)
+
+
+def test_metrics_are_flat_names_for_mlflow(trained_model: Path, tiny_data: Path) -> None:
+    res = evaluate(trained_model, tiny_data, EvalSettings(imgsz=128))
+    flat = res.metrics("base/")
+    assert {"base/mAP50", "base/mAP50-95", "base/precision", "base/recall"} <= set(flat)
+    assert all(0.0 <= v <= 1.0 for v in flat.values())
+
+
+def test_evaluator_on_a_coco128_subset(shared_dataset, tmp_path: Path) -> None:
+    """An 80-class model on 24 COCO128 images: bounded numbers, per class present."""
+    from yeo.data.sources import coco_names
+    from yeo.train import trainer
+    from yeo.train.config import ModelConfig, TrainConfig
+
+    coco = shared_dataset("coco128")
+    images = sorted((coco / "images" / "train2017").glob("*.jpg"))[:24]
+    for img in images:
+        for kind, suffix in (("images", ".jpg"), ("labels", ".txt")):
+            src = coco / kind / "train2017" / f"{img.stem}{suffix}"
+            if src.exists():
+                (tmp_path / kind).mkdir(exist_ok=True)
+                (tmp_path / kind / src.name).symlink_to(src)
+    data_yaml = tmp_path / "data.yaml"
+    data_yaml.write_text(
+        yaml_dump(
+            {
+                "path": str(tmp_path),
+                "train": "images",
+                "val": "images",
+                "names": dict(enumerate(coco_names())),
+            }
+        )
+    )
+    run = trainer.train(data_yaml, TrainConfig.from_dict(TINY_TRAIN), ModelConfig(), tmp_path / "r")
+    res = evaluate(run.best, data_yaml, EvalSettings(imgsz=64))
+    for v in (res.precision, res.recall, res.map50, res.map50_95):
+        assert 0.0 <= v <= 1.0
+    present = set()
+    for label in (tmp_path / "labels").glob("*.txt"):
+        present |= {coco_names()[int(line.split()[0])] for line in label.read_text().splitlines()}
+    assert set(res.per_class_ap50_95) == present
+    assert all(0.0 <= v <= 1.0 for v in res.per_class_ap50_95.values())
+    assert res.n_images == 24
+
+
+def test_missing_model_file_is_named(tiny_data: Path, tmp_path: Path) -> None:
+    from yeo.errors import DataError
+
+    with pytest.raises(DataError, match=r"nope\.onnx: model file not found"):
+        evaluate(tmp_path / "nope.onnx", tiny_data, EvalSettings(imgsz=64))

@@ -1,0 +1,108 @@
+"""The one evaluator every model variant is judged by.
+
+Any model file ultralytics can run (``.pt``, FP32 ONNX, INT8 QDQ ONNX) is scored on the same
+split with the same image size, thresholds and letterbox (square, ``rect=False``: static ONNX
+inputs cannot take rectangular batches, so neither does the ``.pt``). Returns precision,
+recall, mAP50, mAP50-95 and AP50-95 per class for the classes present in the split.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from yeo.env import configure_ultralytics
+from yeo.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+class EvalSettings(BaseModel):
+    """Identical for every variant; from the ``eval`` config group plus the train imgsz."""
+
+    imgsz: int
+    split: str = "val"
+    conf: float = 0.001
+    iou: float = 0.7
+    batch: int = 16
+    device: str = "cpu"
+
+
+class EvalResult(BaseModel):
+    model: str
+    format: str
+    precision: float
+    recall: float
+    map50: float
+    map50_95: float
+    per_class_ap50_95: dict[str, float]
+    n_images: int
+    n_instances: int
+    speed_ms: dict[str, float]  # ultralytics' per-image preprocess/inference/postprocess
+    seconds: float
+    settings: EvalSettings
+
+    def metrics(self, prefix: str = "") -> dict[str, float]:
+        """Flat numbers for MLflow."""
+        out = {"precision": self.precision, "recall": self.recall, "mAP50": self.map50,
+               "mAP50-95": self.map50_95}  # fmt: skip
+        out |= {f"AP50-95/{k}": v for k, v in self.per_class_ap50_95.items()}
+        return {f"{prefix}{k}": float(v) for k, v in out.items()}
+
+
+def evaluate(model_path: Path, data_yaml: Path, settings: EvalSettings) -> EvalResult:
+    """Score ``model_path`` on ``settings.split`` of ``data_yaml``."""
+    model_path, data_yaml = Path(model_path), Path(data_yaml)
+    for p, what in ((model_path, "model"), (data_yaml, "dataset")):
+        if not p.exists():
+            raise DataError(f"{p}: {what} file not found")
+    configure_ultralytics()
+    from ultralytics import YOLO
+
+    model = YOLO(str(model_path), task="detect")
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="yeo-val-") as tmp:
+        m = model.val(
+            data=str(data_yaml), imgsz=settings.imgsz, batch=settings.batch, conf=settings.conf,
+            iou=settings.iou, split=settings.split, device=settings.device, rect=False,
+            plots=False, save_json=False, verbose=False, workers=0, project=tmp, name="val",
+        )  # fmt: skip
+    seconds = time.perf_counter() - start
+    names = m.names
+    per_class = {
+        names[int(c)]: float(m.box.all_ap[i].mean()) for i, c in enumerate(m.box.ap_class_index)
+    }
+    stats = getattr(m, "nt_per_class", None)
+    return EvalResult(
+        model=str(model_path),
+        format=model_path.suffix.lstrip(".") or "dir",
+        precision=float(m.box.mp),
+        recall=float(m.box.mr),
+        map50=float(m.box.map50),
+        map50_95=float(m.box.map),
+        per_class_ap50_95=per_class,
+        n_images=split_size(data_yaml, settings.split),
+        n_instances=int(stats.sum()) if stats is not None else 0,
+        speed_ms={k: float(v) for k, v in m.speed.items()},
+        seconds=seconds,
+        settings=settings,
+    )
+
+
+def split_size(data_yaml: Path, split: str) -> int:
+    """Number of images in ``split`` of a data.yaml (folders or list files)."""
+    from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
+
+    entry = check_det_dataset(str(data_yaml)).get(split)
+    paths = entry if isinstance(entry, list) else [entry] if entry else []
+    count = 0
+    for p in map(Path, paths):
+        if p.is_dir():
+            count += sum(1 for f in p.rglob("*") if f.suffix.lstrip(".").lower() in IMG_FORMATS)
+        elif p.is_file():
+            count += sum(1 for line in p.read_text().splitlines() if line.strip())
+    return count

@@ -1,0 +1,1 @@
+"""Training YOLOv8n with ultralytics (no ZenML here)."""

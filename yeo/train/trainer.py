@@ -1,0 +1,138 @@
+"""Train YOLOv8n with ultralytics, offline, logging every epoch to MLflow."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from yeo.env import configure_ultralytics, is_offline
+from yeo.errors import ConfigError, DataError
+from yeo.train.config import ModelConfig, TrainConfig
+
+log = logging.getLogger(__name__)
+Callback = Callable[[Any], None]
+
+
+@dataclass
+class TrainOutcome:
+    """What a training run left behind."""
+
+    save_dir: Path
+    best: Path
+    last: Path
+    epochs_run: int
+    seconds: float
+    epoch_seconds: list[float] = field(default_factory=list)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def metric_name(key: str) -> str:
+    """ultralytics' keys (``metrics/mAP50-95(B)``) as MLflow-legal names (``metrics/mAP50-95``)."""
+    return key.replace("(B)", "").replace("(", "_").replace(")", "")
+
+
+def epoch_metrics(trainer: Any) -> dict[str, float]:
+    """Train losses, validation metrics and learning rates of the epoch that just ended."""
+    values = {**trainer.label_loss_items(trainer.tloss, prefix="train"), **(trainer.metrics or {})}
+    values |= trainer.lr or {}
+    return {metric_name(k): float(v) for k, v in values.items()}
+
+
+def per_epoch(fn: Callback, on_final: Callback | None = None) -> Callback:
+    """Wrap an ``on_fit_epoch_end`` callback so it sees training epochs only.
+
+    ultralytics fires the same event once more after training, from ``final_eval`` (the best
+    checkpoint's metrics, at step epochs+1). That call always follows an in-loop call with
+    ``trainer.stop`` set; it goes to ``on_final`` instead.
+    """
+    state = {"stopped": False}
+
+    def callback(trainer: Any) -> None:
+        if state["stopped"]:
+            if on_final:
+                on_final(trainer)
+            return
+        state["stopped"] = bool(trainer.stop)
+        fn(trainer)
+
+    return callback
+
+
+def build_model(model: ModelConfig) -> Any:
+    """A YOLO model from the architecture yaml (scratch) or from weights (pretrained)."""
+    configure_ultralytics()
+    from ultralytics import YOLO
+
+    if model.init == "scratch":
+        return YOLO(model.arch, task="detect")
+    weights = Path(model.weights).expanduser()
+    if weights.is_file():
+        return YOLO(str(weights), task="detect")
+    if is_offline():
+        raise ConfigError(
+            f"model.weights={model.weights}: no such local file and offline, so it cannot be "
+            "downloaded; point model.weights=/path/to/yolov8n.pt or set YEO_OFFLINE=0"
+        )
+    return YOLO(model.weights, task="detect")  # ultralytics downloads hub weights by name
+
+
+def train(
+    data_yaml: Path,
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    save_dir: Path,
+    on_epoch_end: list[Callback] | None = None,
+    model: Any | None = None,
+) -> TrainOutcome:
+    """Train on ``data_yaml``; ``on_epoch_end`` callbacks get the ultralytics trainer."""
+    if not Path(data_yaml).is_file():
+        raise DataError(
+            f"{data_yaml}: processed dataset missing; run `python run.py --pipeline data` "
+            "or `dvc pull`"
+        )
+    model = model or build_model(model_cfg)
+    epoch_seconds: list[float] = []
+    history: list[dict[str, float]] = []
+
+    def record(trainer: Any) -> None:
+        epoch_seconds.append(float(trainer.epoch_time or 0.0))
+        history.append({"epoch": trainer.epoch + 1, **epoch_metrics(trainer)})
+
+    for cb in [record, *(on_epoch_end or [])]:
+        model.add_callback("on_fit_epoch_end", per_epoch(cb))
+    start = time.perf_counter()
+    model.train(
+        data=str(data_yaml),
+        project=str(save_dir.parent),
+        name=save_dir.name,
+        exist_ok=True,
+        plots=False,  # plots fetch fonts and cost time; our reports draw their own
+        val=True,
+        verbose=False,
+        **cfg.ultralytics_args(),
+    )
+    seconds = time.perf_counter() - start
+    weights = save_dir / "weights"
+    return TrainOutcome(
+        save_dir=save_dir,
+        best=weights / "best.pt",
+        last=weights / "last.pt",
+        epochs_run=len(history),
+        seconds=seconds,
+        epoch_seconds=epoch_seconds,
+        history=history,
+    )
+
+
+def read_results(save_dir: Path) -> list[dict[str, str]]:
+    """ultralytics' results.csv as rows (empty if missing)."""
+    path = save_dir / "results.csv"
+    if not path.is_file():
+        return []
+    with open(path) as f:
+        return [{k.strip(): v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
