@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run data test lint format clean
+.PHONY: help install run train data test lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -23,7 +23,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
-run: $(STAMP) ## the main job on the embedded default dataset (data -> train -> evaluate -> register)
+run: $(STAMP) ## the main job on the embedded default: data -> train -> prune -> ONNX -> INT8 -> select
+	$(BIN)/python run.py --pipeline optimize
+
+train: $(STAMP) ## data -> train -> evaluate -> register only
 	$(BIN)/python run.py --pipeline train
 
 data: $(STAMP) ## only the data pipeline

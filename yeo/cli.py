@@ -63,6 +63,13 @@ def check_tune(cfg: dict[str, Any]) -> None:
     TuneConfig.from_dict(cfg["tune"])
 
 
+def check_optimize(cfg: dict[str, Any]) -> None:
+    from yeo.optimize import settings
+
+    check_train(cfg)
+    settings.check(cfg["optimize"])
+
+
 def registry_name(cfg: dict[str, Any]) -> str:
     return cfg["tracking"].get("registry_name") or f"yolov8n-{cfg['data']['name']}"
 
@@ -89,6 +96,15 @@ def run_tune(cfg: dict[str, Any]) -> Any:
     from pipelines.tune import tune_pipeline
 
     return tune_pipeline(data=cfg["data"], train=cfg["train"], model=cfg["model"], tune=cfg["tune"])
+
+
+def run_optimize(cfg: dict[str, Any]) -> Any:
+    from pipelines.optimize import optimize_pipeline
+
+    return optimize_pipeline(
+        data=cfg["data"], train=cfg["train"], model=cfg["model"], eval_cfg=cfg["eval"],
+        optimize=cfg["optimize"],
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- summaries
@@ -138,6 +154,12 @@ def summarize_tune(run: Any) -> str:
     )
 
 
+def summarize_optimize(run: Any) -> str:
+    sel = _output(run, "select_variant", "selection")
+    table = _output(run, "select_variant", "variants_table")
+    return f"{table}\n\nselected     {sel.selected}: {sel.reason}"
+
+
 @dataclass(frozen=True)
 class Pipeline:
     help: str
@@ -154,6 +176,10 @@ PIPELINES: dict[str, Pipeline] = {
     "train": Pipeline(
         "data (cached) -> train YOLOv8n -> evaluate -> register in MLflow",
         check_train, run_train, summarize_train,
+    ),
+    "optimize": Pipeline(
+        "data -> train (cached) -> prune + fine-tune -> ONNX -> INT8 in budget -> select",
+        check_optimize, run_optimize, summarize_optimize,
     ),
     "tune": Pipeline(
         "Optuna study over lr, momentum/decay, augmentation; writes conf train=tuned",

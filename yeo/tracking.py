@@ -82,4 +82,4 @@ def step_metadata(values: dict[str, Any]) -> None:
         return
     from zenml import log_metadata
 
-    log_metadata(values)
+    log_metadata({k: v for k, v in values.items() if v is not None})

@@ -1,0 +1,57 @@
+"""``--pipeline optimize``: data -> train (cached) or base model -> prune + fine-tune ->
+ONNX -> INT8 within budget -> score every variant -> select."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zenml import pipeline
+
+from pipelines.train import prepared_data
+from steps.export_onnx import MODEL_FILE, export_model
+from steps.import_base_model import import_base_model
+from steps.prune_model import prune_model
+from steps.quantize_int8 import quantize_int8
+from steps.score_variant import score_variant
+from steps.select_variant import select_variant
+from steps.train_model import train_model
+
+
+@pipeline(enable_cache=False)
+def optimize_pipeline(
+    data: dict[str, Any], train: dict[str, Any], model: dict[str, Any],
+    eval_cfg: dict[str, Any], optimize: dict[str, Any],
+) -> Any:  # fmt: skip
+    """From a trained YOLOv8n to the fastest ONNX model within the accuracy budget."""
+    imgsz = train["imgsz"]
+    data_version = prepared_data(data)
+    if optimize["base_model"]:
+        weights_dir = import_base_model(optimize["base_model"])
+    else:
+        _, weights_dir = train_model.with_options(enable_cache=True)(data_version, train, model)
+
+    def score(model_dir: Any, filename: str, name: str) -> Any:
+        return score_variant(model_dir, filename, data_version, eval_cfg, imgsz, optimize, name,
+                             id=f"score_{name}")  # fmt: skip
+
+    def onnx_variants(model_dir: Any, prefix: str) -> tuple[Any, Any]:
+        onnx_dir, _ = export_model(model_dir, data_version, imgsz, optimize, prefix,
+                                   id=f"export_{prefix}")  # fmt: skip
+        fp32 = score(onnx_dir, MODEL_FILE, f"{prefix}_fp32")
+        int8 = None
+        if optimize["quant"]["enabled"]:
+            int8_dir, _ = quantize_int8(onnx_dir, data_version, eval_cfg, imgsz, optimize, prefix,
+                                        id=f"quantize_{prefix}")  # fmt: skip
+            int8 = score(int8_dir, MODEL_FILE, f"{prefix}_int8")
+        return fp32, int8
+
+    base_pt = score(weights_dir, "best.pt", "base_pt")
+    base_fp32, base_int8 = onnx_variants(weights_dir, "base")
+    pruned_fp32 = pruned_int8 = prune_summary = None
+    if optimize["prune"]["enabled"]:
+        prune_summary, pruned_dir = prune_model(weights_dir, data_version, train, optimize)
+        pruned_fp32, pruned_int8 = onnx_variants(pruned_dir, "pruned")
+    return select_variant(
+        optimize, base_pt, base_fp32, base_int8=base_int8, pruned_fp32=pruned_fp32,
+        pruned_int8=pruned_int8, prune_summary=prune_summary,
+    )  # fmt: skip

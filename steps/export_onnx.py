@@ -1,0 +1,39 @@
+"""Export: ONNX (ultralytics metadata kept), onnxsim-simplified when outputs match."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from zenml import step
+
+from yeo.data.model import DataVersion
+from yeo.optimize.dataset import split_images
+from yeo.optimize.export import export_onnx
+from yeo.optimize.model import ExportSummary
+from yeo.tracking import mlflow_run, step_metadata
+
+MODEL_FILE = "model.onnx"
+
+
+@step(enable_cache=False)
+def export_model(
+    model_dir: Path, data_version: DataVersion, imgsz: int, optimize: dict[str, Any], variant: str
+) -> tuple[Annotated[Path, "onnx_dir"], Annotated[ExportSummary, "export_summary"]]:
+    """Export ``model_dir/best.pt`` to ``<dir>/model.onnx``; check it on 4 val images."""
+    import mlflow
+
+    folder = Path(tempfile.mkdtemp(prefix=f"yeo-{variant}-"))
+    res = export_onnx(
+        Path(model_dir) / "best.pt", folder / MODEL_FILE, imgsz, opset=optimize["opset"],
+        dynamic=optimize["dynamic"], simplify=optimize["simplify"],
+        check_images=split_images(Path(data_version.path), "val")[:4],
+    )  # fmt: skip
+    summary = ExportSummary(variant=variant, simplified=res.simplified,
+                            max_abs_diff=res.max_abs_diff, opset=res.opset,
+                            size_bytes=res.size_bytes)  # fmt: skip
+    with mlflow_run(f"export_{variant}"):
+        mlflow.log_dict(summary.model_dump(), f"export/{variant}.json")
+    step_metadata(summary.model_dump())
+    return folder, summary

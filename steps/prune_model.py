@@ -1,0 +1,58 @@
+"""Prune: structured channel pruning + fine-tuning (torch-pruning), tracked in MLflow."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+from zenml import step
+
+from yeo.data.model import DataVersion
+from yeo.env import workspace
+from yeo.optimize import settings
+from yeo.optimize.model import PruneSummary
+from yeo.optimize.prune import footprint, prune_and_finetune
+from yeo.tracking import mlflow_run, run_name, step_metadata
+from yeo.train import tracking
+from yeo.train.config import TrainConfig
+
+
+@step(enable_cache=False)
+def prune_model(
+    weights_dir: Path, data_version: DataVersion, train: dict[str, Any], optimize: dict[str, Any]
+) -> tuple[Annotated[PruneSummary, "prune_summary"], Annotated[Path, "pruned_dir"]]:
+    """Prune the base weights; the pruned dir holds ``best.pt`` (the pruned architecture)."""
+    import mlflow
+
+    from yeo.optimize.finetune import load_module
+
+    cfg, train_cfg = settings.prune_config(optimize), TrainConfig.from_dict(train)
+    out = workspace().outputs / "optimize" / run_name() / "prune"
+    with mlflow_run("prune"):
+        mlflow.log_params({f"prune.{k}": v for k, v in vars(cfg).items()})
+        res = prune_and_finetune(
+            Path(weights_dir) / "best.pt", Path(data_version.data_yaml), cfg, train_cfg, out,
+            on_epoch_end=[tracking.log_epoch("prune/")],
+        )  # fmt: skip
+        summary = PruneSummary(
+            enabled=True, ratio=cfg.ratio, steps=res.steps, params_before=res.before.params,
+            params_after=res.after.params, macs_before=res.before.macs,
+            macs_after=res.after.macs, seconds=res.seconds, imgsz=train_cfg.imgsz,
+        )  # fmt: skip
+        mlflow.log_metrics({
+            "prune/params_before": res.before.params, "prune/params_after": res.after.params,
+            "prune/macs_before": res.before.macs, "prune/macs_after": res.after.macs,
+            "prune/seconds": res.seconds,
+        })  # fmt: skip
+        mlflow.log_dict(summary.model_dump(), "prune/summary.json")
+    loaded = footprint(load_module(res.weights), train_cfg.imgsz)
+    if loaded.params != res.after.params:  # the saved model must be the pruned one
+        raise RuntimeError(f"pruned checkpoint has {loaded.params} params, expected "
+                           f"{res.after.params}: architecture was not kept")  # fmt: skip
+    folder = out / "model"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(res.weights, folder / "best.pt")
+    step_metadata({"params": [res.before.params, res.after.params],
+                   "macs": [res.before.macs, res.after.macs]})  # fmt: skip
+    return summary, folder

@@ -1,0 +1,64 @@
+"""Quantize: INT8 QDQ with onnxruntime, next recipe until the accuracy budget holds."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from zenml import step
+
+from edge.latency import measure
+from steps.evaluate import settings_from_config
+from steps.export_onnx import MODEL_FILE
+from yeo.data.model import DataVersion
+from yeo.evaluation import evaluate
+from yeo.optimize import settings
+from yeo.optimize.dataset import split_images
+from yeo.optimize.model import QuantSummary
+from yeo.optimize.quantize import calibration_images, quantize_within_budget
+from yeo.tracking import mlflow_run, step_metadata
+
+
+@step(enable_cache=False)
+def quantize_int8(
+    onnx_dir: Path, data_version: DataVersion, eval_cfg: dict[str, Any], imgsz: int,
+    optimize: dict[str, Any], variant: str,
+) -> tuple[Annotated[Path, "int8_dir"], Annotated[QuantSummary, "quant_summary"]]:  # fmt: skip
+    """Calibrate on train images only; every trial (recipe, mAP, latency) goes to MLflow."""
+    import mlflow
+
+    quant = optimize["quant"]
+    fp32 = Path(onnx_dir) / MODEL_FILE
+    data_yaml = Path(data_version.data_yaml)
+    ev = settings_from_config(eval_cfg, imgsz, "cpu")
+    lat = optimize["latency"]
+
+    def score(path: Path) -> float:
+        return evaluate(path, data_yaml, ev).map50_95
+
+    def latency(path: Path) -> float:
+        return measure(path, optimize["threads"], lat["warmup"], lat["runs"],
+                       lat["min_seconds"]).p50_ms  # fmt: skip
+
+    images = calibration_images(split_images(Path(data_version.path), "train"),
+                                quant["calib_images"], quant["seed"])  # fmt: skip
+    work = Path(tempfile.mkdtemp(prefix=f"yeo-int8-{variant}-"))
+    chosen, trials = quantize_within_budget(
+        fp32, work / "trials", settings.recipes(optimize), images, imgsz, score, latency,
+        reference_map=score(fp32), max_drop=quant["max_map_drop"],
+    )  # fmt: skip
+    out = Path(tempfile.mkdtemp(prefix=f"yeo-{variant}-int8-"))
+    shutil.copy(chosen, out / MODEL_FILE)
+    shutil.rmtree(work, ignore_errors=True)
+    summary = QuantSummary(variant=variant, chosen=Path(chosen).stem,
+                           passed=any(t.passed for t in trials),
+                           trials=[vars(t) for t in trials])  # fmt: skip
+    with mlflow_run(f"quantize_{variant}"):
+        for i, t in enumerate(trials):
+            mlflow.log_metrics({f"int8_{variant}/trial_mAP50-95": t.map50_95,
+                                f"int8_{variant}/trial_p50_ms": t.p50_ms}, step=i)  # fmt: skip
+        mlflow.log_dict(summary.model_dump(), f"quantize/{variant}.json")
+    step_metadata({"chosen": summary.chosen, "passed": summary.passed, "trials": len(trials)})
+    return out, summary

@@ -1,0 +1,60 @@
+"""Score: one variant through the one evaluator, plus onnxruntime latency and file size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from zenml import step
+
+from edge.latency import measure
+from steps.evaluate import settings_from_config
+from yeo.data.model import DataVersion
+from yeo.evaluation import evaluate
+from yeo.optimize.variants import VariantScore
+from yeo.tracking import mlflow_run, step_metadata
+
+
+@step(enable_cache=False)
+def score_variant(
+    model_dir: Path, filename: str, data_version: DataVersion, eval_cfg: dict[str, Any],
+    imgsz: int, optimize: dict[str, Any], name: str,
+) -> Annotated[VariantScore, "variant_score"]:  # fmt: skip
+    """Evaluate ``model_dir/filename``; ONNX files are also timed (batch 1, warm-up)."""
+    import mlflow
+
+    path = Path(model_dir) / filename
+    res = evaluate(path, Path(data_version.data_yaml), settings_from_config(eval_cfg, imgsz, "cpu"))
+    lat = None
+    if path.suffix == ".onnx":
+        cfg = optimize["latency"]
+        lat = measure(path, optimize["threads"], cfg["warmup"], cfg["runs"], cfg["min_seconds"])
+    recipe = _quant_recipe(path)
+    score = VariantScore(
+        name=name, path=str(path), format=path.suffix.lstrip("."),
+        precision="int8" if recipe else "fp32", pruned=name.startswith("pruned"),
+        map50=res.map50, map50_95=res.map50_95, precision_=res.precision, recall=res.recall,
+        per_class_ap50_95=res.per_class_ap50_95,
+        p50_ms=lat.p50_ms if lat else None, p90_ms=lat.p90_ms if lat else None,
+        p99_ms=lat.p99_ms if lat else None, size_bytes=path.stat().st_size, recipe=recipe,
+    )  # fmt: skip
+    with mlflow_run(f"score_{name}"):
+        metrics = res.metrics(f"{name}/") | {f"{name}/size_bytes": score.size_bytes}
+        if lat:
+            metrics |= {f"{name}/p50_ms": lat.p50_ms, f"{name}/p90_ms": lat.p90_ms}
+        mlflow.log_metrics(metrics)
+    step_metadata({"mAP50-95": res.map50_95, "p50_ms": score.p50_ms, "size": score.size_bytes})
+    return score
+
+
+def _quant_recipe(path: Path) -> dict[str, Any] | None:
+    """The quantization recipe recorded in an INT8 model's metadata, if any."""
+    if path.suffix != ".onnx":
+        return None
+    import ast
+
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    raw = meta.get("quantization")
+    return ast.literal_eval(raw) if raw else None

@@ -1,0 +1,49 @@
+"""Select: the fastest variant within the accuracy budget; fail clearly when none is."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from zenml import step
+from zenml.types import MarkdownString
+
+from yeo.env import workspace
+from yeo.errors import UserError
+from yeo.optimize.model import PruneSummary
+from yeo.optimize.variants import Selection, VariantScore, select, write_tables
+from yeo.tracking import mlflow_run, run_name, step_metadata
+
+
+class BudgetError(UserError):
+    """No variant met the accuracy budget (all artifacts are kept)."""
+
+
+Outputs = tuple[Annotated[Selection, "selection"], Annotated[MarkdownString, "variants_table"]]
+
+
+@step(enable_cache=False)
+def select_variant(
+    optimize: dict[str, Any], base_pt: VariantScore, base_fp32: VariantScore,
+    base_int8: VariantScore | None = None, pruned_fp32: VariantScore | None = None,
+    pruned_int8: VariantScore | None = None, prune_summary: PruneSummary | None = None,
+) -> Outputs:  # fmt: skip
+    """Write the variants table (JSON + Markdown) and pick; raise if no variant qualifies."""
+    import mlflow
+
+    variants = [v for v in (base_pt, base_fp32, base_int8, pruned_fp32, pruned_int8) if v]
+    if prune_summary:
+        for v in variants:
+            before = not v.pruned
+            v.params = prune_summary.params_before if before else prune_summary.params_after
+            v.macs = prune_summary.macs_before if before else prune_summary.macs_after
+    sel = select(variants, "base_pt", optimize["max_map_drop"])
+    folder = workspace().outputs / "optimize" / run_name()
+    js, md = write_tables(sel, folder)
+    with mlflow_run("select"):
+        mlflow.log_artifact(str(js), "optimize")
+        mlflow.log_artifact(str(md), "optimize")
+        mlflow.set_tag("optimize.selected", sel.selected or "none")
+    step_metadata({"selected": sel.selected, "reason": sel.reason, "table": str(md)})
+    if sel.selected is None:
+        raise BudgetError(f"{sel.reason}; variants table: {md}")
+    return sel, MarkdownString(md.read_text())

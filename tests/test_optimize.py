@@ -1,0 +1,133 @@
+"""Pruning, export, INT8 and selection on the session's small trained model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import TINY_TRAIN
+from yeo.evaluation import EvalSettings, evaluate
+from yeo.optimize.blocks import C2fSplitFree, replace_c2f
+from yeo.optimize.prune import PruneConfig, footprint, prune_and_finetune
+from yeo.optimize.variants import VariantScore, select
+from yeo.train.config import TrainConfig
+
+
+def test_split_free_c2f_gives_identical_outputs() -> None:
+    from ultralytics import YOLO
+    from ultralytics.nn.modules import C2f
+
+    model = YOLO("yolov8n.yaml").model.eval()
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        before = model(x)[0]
+        n = replace_c2f(model)
+        after = model(x)[0]
+    assert n == 8
+    assert not any(type(m) is C2f for m in model.modules())
+    assert sum(isinstance(m, C2fSplitFree) for m in model.modules()) == 8
+    assert torch.equal(before, after)
+
+
+def _score(name: str, m: float, p50: float | None, pruned: bool = False) -> VariantScore:
+    return VariantScore(
+        name=name, path=f"{name}.onnx", format="onnx" if p50 else "pt", precision="fp32",
+        pruned=pruned, map50=m, map50_95=m, precision_=0.5, recall=0.5, per_class_ap50_95={},
+        p50_ms=p50, size_bytes=1,
+    )  # fmt: skip
+
+
+def test_selection_picks_the_fastest_within_budget() -> None:
+    variants = [
+        _score("base_pt", 0.500, None), _score("base_fp32", 0.500, 8.0),
+        _score("base_int8", 0.495, 6.0), _score("pruned_fp32", 0.492, 5.0, True),
+        _score("pruned_int8", 0.480, 3.0, True),  # fastest, but 0.02 below: out of budget
+    ]  # fmt: skip
+    sel = select(variants, "base_pt", 0.01)
+    assert sel.selected == "pruned_fp32"
+    assert select(variants, "base_pt", 0.03).selected == "pruned_int8"
+    none = select(variants, "base_pt", 0.001)
+    assert none.selected == "base_fp32"  # only the lossless export qualifies
+    assert select(variants, "base_pt", -0.1).selected is None
+
+
+def test_pruning_shrinks_keeps_architecture_and_exports(
+    trained_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    from yeo.optimize.export import export_onnx
+    from yeo.optimize.finetune import load_module
+
+    cfg = PruneConfig(ratio=0.5, steps=2, finetune_epochs=1, round_to=8)
+    train = TrainConfig.from_dict(TINY_TRAIN | {"imgsz": 128, "batch": 4})
+    res = prune_and_finetune(trained_model, tiny_data, cfg, train, tmp_path / "p")
+    assert res.after.params < 0.5 * res.before.params  # both in and out channels shrink
+    assert res.after.macs < 0.5 * res.before.macs
+    assert [s["step"] for s in res.steps] == [1, 2]
+    assert res.steps[0]["params"] > res.steps[1]["params"]  # iterative
+    # the fine-tuned checkpoint holds the pruned architecture (not rebuilt from yaml)
+    assert footprint(load_module(res.weights), 128).params == res.after.params
+    onnx = export_onnx(res.weights, tmp_path / "pruned.onnx", 128)
+    assert onnx.path.is_file() and onnx.size_bytes < 0.5 * 12e6
+    out = evaluate(onnx.path, tiny_data, EvalSettings(imgsz=128))
+    assert 0.0 <= out.map50_95 <= 1.0
+
+
+@pytest.fixture(scope="module")
+def fp32_onnx(trained_model: Path, tiny_data: Path, tmp_path_factory) -> Path:
+    from yeo.optimize.dataset import split_images
+    from yeo.optimize.export import export_onnx
+
+    images = split_images(tiny_data.parent, "val")
+    res = export_onnx(trained_model, tmp_path_factory.mktemp("onnx") / "m.onnx", 128,
+                      check_images=images)  # fmt: skip
+    assert res.simplified and res.max_abs_diff is not None and res.max_abs_diff <= 1e-4
+    return res.path
+
+
+def test_export_keeps_ultralytics_metadata(fp32_onnx: Path) -> None:
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(fp32_onnx)).metadata_props}
+    assert meta["imgsz"] == "[128, 128]" and meta["stride"] == "32"
+    assert "scratch" in meta["names"]
+
+
+def test_int8_keeps_accuracy_with_tail_fp32_and_collapses_without(
+    fp32_onnx: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    from yeo.optimize.dataset import split_images
+    from yeo.optimize.quantize import QuantRecipe, calibration_images, quantize
+
+    settings = EvalSettings(imgsz=128)
+    ref = evaluate(fp32_onnx, tiny_data, settings).map50_95
+    assert ref > 0.01
+    calib = calibration_images(split_images(tiny_data.parent, "train"), 16, seed=0)
+    assert not set(calib) & set(split_images(tiny_data.parent, "val"))  # never val images
+    good = quantize(fp32_onnx, tmp_path / "tail.onnx", QuantRecipe("t"), calib, 128)
+    bad = quantize(fp32_onnx, tmp_path / "none.onnx", QuantRecipe("n", exclude="none"), calib, 128)
+    m_good = evaluate(good, tiny_data, settings).map50_95
+    m_bad = evaluate(bad, tiny_data, settings).map50_95
+    assert ref - m_good <= 0.02, (ref, m_good)
+    assert m_bad < 0.5 * ref, (ref, m_bad)  # the evaluator sees the collapse
+    assert good.stat().st_size < 0.5 * fp32_onnx.stat().st_size
+
+
+def test_budget_loop_falls_back_and_records_every_trial(fp32_onnx: Path, tmp_path: Path) -> None:
+    from yeo.optimize.quantize import QuantRecipe, quantize_within_budget
+
+    recipes = [QuantRecipe("collapse", exclude="none"), QuantRecipe("ok")]
+    maps = iter([0.0, 0.4])  # a scripted evaluator: the first recipe fails the budget
+    images = [fp32_onnx.parent / "x.jpg"]
+    from PIL import Image
+
+    Image.new("RGB", (128, 128), (100, 100, 100)).save(images[0])
+    chosen, trials = quantize_within_budget(
+        fp32_onnx, tmp_path, recipes, images, 128, score=lambda p: next(maps),
+        latency=lambda p: 1.0, reference_map=0.4, max_drop=0.01,
+    )  # fmt: skip
+    assert [t.passed for t in trials] == [False, True]
+    assert chosen.name == "ok.onnx"
+    shutil.rmtree(tmp_path)

@@ -1,0 +1,53 @@
+"""``python run.py --pipeline optimize`` end to end on a tiny config, offline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+TINY = [
+    "data.synthetic.num_images=24", "data.synthetic.imgsz=128", "data.synthetic.contrast=3",
+    "train.imgsz=128", "train.epochs=2", "train.batch=8", "optimize.prune.steps=1",
+    "optimize.prune.finetune_epochs=1", "optimize.quant.calib_images=8",
+    "optimize.latency.runs=10", "optimize.latency.min_seconds=0.2", "optimize.latency.warmup=2",
+]  # fmt: skip
+
+
+def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    env, guard = {"YEO_HOME": str(root)}, tmp_path / "net.log"
+    out = run_cli("--pipeline", "optimize", *TINY, "optimize.max_map_drop=1.0",
+                  env_extra=env, guard=guard)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not guard.exists() or guard.read_text() == "", guard.read_text()
+    (table,) = (root / "outputs" / "optimize").rglob("variants.json")
+    sel = json.loads(table.read_text())
+    names = [v["name"] for v in sel["variants"]]
+    assert names == ["base_pt", "base_fp32", "base_int8", "pruned_fp32", "pruned_int8"]
+    fast = min((v for v in sel["variants"] if v["p50_ms"]), key=lambda v: v["p50_ms"])
+    assert sel["selected"] == fast["name"]  # a budget of 1.0 lets every variant qualify
+    by = {v["name"]: v for v in sel["variants"]}
+    assert by["pruned_fp32"]["params"] < by["base_fp32"]["params"]
+    assert by["base_int8"]["precision"] == "int8" and by["base_int8"]["recipe"]["exclude"]
+    assert by["base_int8"]["size_bytes"] < 0.5 * by["base_fp32"]["size_bytes"]
+    assert "selected" in out.stdout and "| base_fp32 |" in out.stdout
+
+    # a budget no variant can meet: exit 1, one line, the table is still written
+    weights = next((root / "outputs" / "train").rglob("best.pt"))
+    out = run_cli(
+        "--pipeline", "optimize", *TINY, f"optimize.base_model={weights}",
+        "optimize.max_map_drop=-1", "optimize.prune.enabled=false", env_extra=env,
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("run.py: error: no ONNX variant within -1")
+    assert len(list((root / "outputs" / "optimize").rglob("variants.json"))) == 2

@@ -1,0 +1,1 @@
+"""Model optimization: structured pruning, ONNX export, INT8 quantization, selection."""

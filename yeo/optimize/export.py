@@ -1,0 +1,108 @@
+"""ONNX export through ultralytics (metadata kept), simplified with onnxsim and checked.
+
+The simplified graph replaces the exported one only if its outputs on real images match
+within ``tol`` (relative and absolute); otherwise the unsimplified model is kept, with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from edge.preprocess import preprocess
+from yeo.env import configure_ultralytics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    simplified: bool
+    max_abs_diff: float | None
+    opset: int
+    size_bytes: int
+
+
+def image_batch(images: list[Path], imgsz: int) -> list[np.ndarray]:
+    return [preprocess(Image.open(p), imgsz)[0] for p in images]
+
+
+def run_onnx(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    from edge.latency import session
+
+    sess = session(path, threads=2)
+    name = sess.get_inputs()[0].name
+    return [sess.run(None, {name: x})[0] for x in inputs]
+
+
+def export_onnx(
+    weights: Path, out: Path, imgsz: int, opset: int = 17, dynamic: bool = False,
+    simplify: bool = True, check_images: list[Path] | None = None, tol: float = 1e-4,
+) -> ExportResult:  # fmt: skip
+    """Export ``weights`` to ``out`` (ultralytics metadata in ``metadata_props``)."""
+
+    configure_ultralytics()
+    from ultralytics import YOLO
+
+    exported = Path(
+        YOLO(str(weights), task="detect").export(
+            format="onnx",
+            imgsz=imgsz,
+            opset=opset,
+            dynamic=dynamic,
+            simplify=False,
+            batch=1,
+            device="cpu",
+            verbose=False,
+        )
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.move(exported, tmp)
+    simplified, diff = False, None
+    if simplify:
+        simplified, diff = _simplify(tmp, check_images or [], imgsz, tol)
+    tmp.replace(out)
+    return ExportResult(out, simplified, diff, opset, out.stat().st_size)
+
+
+def _simplify(path: Path, images: list[Path], imgsz: int, tol: float) -> tuple[bool, float | None]:
+    """Simplify ``path`` in place if outputs agree on ``images``; returns (kept, max diff)."""
+    import onnx
+    from onnxsim import simplify
+
+    model = onnx.load(str(path))
+    try:
+        simple, ok = simplify(model)
+    except Exception as e:  # onnxsim raises many types on graphs it cannot handle
+        log.warning("onnxsim failed (%s): keeping the unsimplified model", e)
+        return False, None
+    if not ok:
+        log.warning("onnxsim could not validate the simplified model: keeping the original")
+        return False, None
+    del simple.metadata_props[:]
+    simple.metadata_props.extend(model.metadata_props)
+    candidate = path.with_name(path.name + ".sim")
+    onnx.save(simple, str(candidate))
+    inputs = (
+        image_batch(images, imgsz)
+        if images
+        else [np.random.default_rng(0).random((1, 3, imgsz, imgsz), np.float32)]
+    )
+    diffs = [
+        np.abs(a - b).max() / max(1.0, float(np.abs(a).max()))
+        for a, b in zip(run_onnx(path, inputs), run_onnx(candidate, inputs), strict=True)
+    ]
+    worst = float(max(diffs))
+    if worst > tol:
+        log.warning("simplified outputs differ by %.2e (> %.0e): keeping the original", worst, tol)
+        candidate.unlink()
+        return False, worst
+    candidate.replace(path)
+    return True, worst

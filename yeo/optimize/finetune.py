@@ -1,0 +1,84 @@
+"""Fine-tune a given nn.Module with ultralytics' trainer, keeping its (pruned) architecture.
+
+``YOLO(...).train()`` rebuilds the model from its yaml, silently undoing pruning. Driving
+``DetectionTrainer`` directly with ``trainer.model`` already set skips that rebuild
+(``setup_model`` returns early for a module), and EMA, checkpoints and best.pt then all hold
+the pruned architecture.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from yeo.env import configure_ultralytics
+from yeo.train.config import TrainConfig
+from yeo.train.trainer import Callback, TrainOutcome, per_epoch
+
+
+def finetune(
+    model: nn.Module, data_yaml: Path, cfg: TrainConfig, save_dir: Path,
+    on_epoch_end: list[Callback] | None = None,
+) -> TrainOutcome:  # fmt: skip
+    """Train ``model`` (in place) on ``data_yaml``; best.pt/last.pt keep its architecture."""
+    import time
+
+    configure_ultralytics()
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    args = cfg.ultralytics_args() | {
+        "data": str(data_yaml), "project": str(save_dir.parent), "name": save_dir.name,
+        "exist_ok": True, "plots": False, "val": True, "verbose": False,
+        "model": "pruned.pt",  # a name only: the module itself is set below
+    }  # fmt: skip
+    trainer = DetectionTrainer(overrides=args)
+    trainer.model = model
+    history: list[dict[str, float]] = []
+    seconds: list[float] = []
+
+    def record(tr: Any) -> None:
+        from yeo.train.trainer import epoch_metrics
+
+        seconds.append(float(tr.epoch_time or 0.0))
+        history.append({"epoch": tr.epoch + 1, **epoch_metrics(tr)})
+
+    for cb in [record, *(on_epoch_end or [])]:
+        trainer.add_callback("on_fit_epoch_end", per_epoch(cb))
+    start = time.perf_counter()
+    trainer.train()
+    weights = save_dir / "weights"
+    return TrainOutcome(
+        save_dir=save_dir, best=weights / "best.pt", last=weights / "last.pt",
+        epochs_run=len(history), seconds=time.perf_counter() - start, epoch_seconds=seconds,
+        history=history,
+    )  # fmt: skip
+
+
+def load_module(weights: Path) -> nn.Module:
+    """The float32 nn.Module inside an ultralytics checkpoint (EMA if present)."""
+    configure_ultralytics()
+    from ultralytics.nn.tasks import load_checkpoint
+
+    model, _ = load_checkpoint(str(weights), device="cpu")
+    return model.float()
+
+
+def save_checkpoint(model: nn.Module, path: Path, train_args: dict[str, Any]) -> Path:
+    """Save ``model`` as an ultralytics checkpoint that ``YOLO(path)`` loads as is."""
+    import ultralytics
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = {
+        "date": datetime.datetime.now().isoformat(),
+        "version": ultralytics.__version__,
+        "model": copy.deepcopy(model).half(),
+        "train_args": train_args,
+        "epoch": -1,
+    }
+    torch.save(ckpt, path)
+    return path

@@ -1,0 +1,34 @@
+"""Typed records of the optimize pipeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class PruneSummary(BaseModel):
+    enabled: bool
+    ratio: float
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+    seconds: float
+    imgsz: int
+
+
+class ExportSummary(BaseModel):
+    variant: str
+    simplified: bool
+    max_abs_diff: float | None
+    opset: int
+    size_bytes: int
+
+
+class QuantSummary(BaseModel):
+    variant: str
+    chosen: str
+    passed: bool
+    trials: list[dict[str, Any]]

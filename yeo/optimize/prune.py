@@ -1,0 +1,175 @@
+"""Structured channel pruning of an ultralytics YOLOv8 DetectionModel with torch-pruning.
+
+C2f blocks are first made split-free (see :mod:`yeo.optimize.blocks`); the Detect head's
+final convs (box and class outputs) and the DFL stay out, so outputs keep their layout.
+Pruning is iterative: ``steps`` rounds of pruning, each followed by fine-tuning.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from yeo.errors import ConfigError
+
+log = logging.getLogger(__name__)
+IMPORTANCE = ("magnitude", "taylor", "bn_scale")
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    ratio: float = 0.3  # target fraction of channels removed (after all steps)
+    steps: int = 2  # iterative: prune a little, fine-tune, repeat
+    finetune_epochs: int = 5  # epochs of fine-tuning after each step
+    importance: str = "magnitude"  # magnitude | taylor | bn_scale
+    round_to: int = 8  # channel counts become multiples of this (SIMD-friendly)
+    lr0: float = 0.001  # fine-tuning learning rate (cosine schedule)
+    enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.ratio < 0.95:
+            raise ConfigError(f"optimize.prune.ratio must be in (0, 0.95), got {self.ratio}")
+        if self.steps < 1 or self.finetune_epochs < 0:
+            raise ConfigError("optimize.prune.steps >= 1 and finetune_epochs >= 0 required")
+        if self.importance not in IMPORTANCE:
+            raise ConfigError(f"optimize.prune.importance must be one of {IMPORTANCE}")
+
+
+@dataclass(frozen=True)
+class Footprint:
+    params: int
+    macs: int  # multiply-accumulates at the given image size
+
+
+def footprint(model: nn.Module, imgsz: int) -> Footprint:
+    import torch_pruning as tp
+
+    example = torch.zeros(1, 3, imgsz, imgsz)
+    was_training = model.training
+    model.eval()
+    macs, params = tp.utils.count_ops_and_params(model, example)
+    model.train(was_training)
+    return Footprint(params=int(params), macs=int(macs))
+
+
+def detect_tail(model: nn.Module) -> list[nn.Module]:
+    """Layers that must keep their channels: Detect's final box/class convs and the DFL."""
+    from ultralytics.nn.modules import Detect
+
+    keep: list[nn.Module] = []
+    for m in model.modules():
+        if isinstance(m, Detect):
+            for branch in (*m.cv2, *m.cv3):
+                keep.append(branch[-1])  # the last conv of each branch: fixed output width
+            keep.append(m.dfl)
+    return keep
+
+
+def _importance(name: str) -> Any:
+    import torch_pruning as tp
+
+    return {
+        "magnitude": lambda: tp.importance.MagnitudeImportance(p=2),
+        "taylor": lambda: tp.importance.TaylorImportance(),
+        "bn_scale": lambda: tp.importance.BNScaleImportance(),
+    }[name]()
+
+
+def make_pruner(model: nn.Module, cfg: PruneConfig, imgsz: int) -> Any:
+    """A torch-pruning MetaPruner reaching ``cfg.ratio`` in ``cfg.steps`` steps."""
+    import torch_pruning as tp
+
+    for p in model.parameters():
+        p.requires_grad_(True)
+    example = torch.randn(1, 3, imgsz, imgsz)
+    return tp.pruner.MetaPruner(
+        model,
+        example,
+        importance=_importance(cfg.importance),
+        pruning_ratio=cfg.ratio,
+        iterative_steps=cfg.steps,
+        ignored_layers=detect_tail(model),
+        round_to=cfg.round_to,
+        global_pruning=False,
+    )
+
+
+def taylor_gradients(model: nn.Module, imgsz: int) -> None:
+    """Taylor importance needs gradients: one backward pass on a random batch is a proxy."""
+    model.zero_grad()
+    out = model(torch.randn(2, 3, imgsz, imgsz))
+    loss = sum(o.float().abs().mean() for o in (out if isinstance(out, list | tuple) else [out]))
+    loss.backward()
+
+
+def prune_step(pruner: Any, model: nn.Module, cfg: PruneConfig, imgsz: int) -> None:
+    """One pruning step (of ``cfg.steps``), in eval mode so BN statistics stay untouched."""
+    model.eval()
+    if cfg.importance == "taylor":
+        model.train()
+        taylor_gradients(model, imgsz)
+        model.eval()
+    pruner.step()
+
+
+@dataclass
+class PruneOutcome:
+    weights: Any  # Path of the final pruned (and fine-tuned) checkpoint
+    before: Footprint
+    after: Footprint
+    steps: list[dict[str, Any]]
+    seconds: float
+
+
+def prune_and_finetune(
+    base_weights: Any, data_yaml: Any, cfg: PruneConfig, train_cfg: Any, out_dir: Any,
+    on_epoch_end: list | None = None,
+) -> PruneOutcome:  # fmt: skip
+    """Prune ``base_weights`` to ``cfg.ratio`` in ``cfg.steps`` steps, fine-tuning after each.
+
+    ``train_cfg`` (a TrainConfig) gives the fine-tuning recipe; its epochs and lr are replaced
+    by ``cfg.finetune_epochs`` and ``cfg.lr0``. After each fine-tune the best weights are
+    copied back into the module the pruner tracks, so the next step prunes trained weights.
+    """
+    import time
+    from pathlib import Path
+
+    from yeo.optimize.blocks import replace_c2f
+    from yeo.optimize.finetune import finetune, load_module, save_checkpoint
+
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    imgsz = train_cfg.imgsz
+    model = load_module(Path(base_weights))
+    n = replace_c2f(model)
+    log.info("replaced %d C2f blocks with split-free twins", n)
+    before = footprint(model, imgsz)
+    pruner = make_pruner(model, cfg, imgsz)
+    ft_cfg = train_cfg.with_overrides(
+        epochs=max(cfg.finetune_epochs, 1), lr0=cfg.lr0, warmup_epochs=0.0, cos_lr=True,
+        close_mosaic=min(train_cfg.close_mosaic, max(cfg.finetune_epochs // 2, 0)),
+    )  # fmt: skip
+    steps: list[dict[str, Any]] = []
+    weights = None
+    for i in range(cfg.steps):
+        prune_step(pruner, model, cfg, imgsz)
+        fp = footprint(model, imgsz)
+        record: dict[str, Any] = {"step": i + 1, "params": fp.params, "macs": fp.macs}
+        if cfg.finetune_epochs > 0:
+            outcome = finetune(model, Path(data_yaml), ft_cfg, out_dir / f"step{i + 1}",
+                               on_epoch_end)  # fmt: skip
+            model.load_state_dict(load_module(outcome.best).state_dict())
+            weights = outcome.best
+            best = max(h.get("metrics/mAP50-95", 0.0) for h in outcome.history)
+            record |= {"finetune_seconds": outcome.seconds, "mAP50-95": best}
+        steps.append(record)
+        log.info("prune step %d/%d: %s", i + 1, cfg.steps, record)
+    if weights is None:  # no fine-tuning: save the pruned module itself
+        weights = save_checkpoint(model, out_dir / "pruned.pt", dict(vars(ft_cfg)))
+    after = footprint(model, imgsz)
+    return PruneOutcome(weights=Path(weights), before=before, after=after, steps=steps,
+                        seconds=time.perf_counter() - start)  # fmt: skip

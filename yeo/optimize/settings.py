@@ -1,0 +1,33 @@
+"""Typed views of the ``optimize`` config group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from yeo.errors import ConfigError
+from yeo.optimize.prune import PruneConfig
+from yeo.optimize.quantize import DEFAULT_RECIPES, QuantRecipe
+
+RECIPES = {r.name: r for r in DEFAULT_RECIPES}
+
+
+def prune_config(cfg: dict[str, Any]) -> PruneConfig:
+    return PruneConfig(**cfg["prune"])
+
+
+def recipes(cfg: dict[str, Any]) -> list[QuantRecipe]:
+    names = cfg["quant"]["recipes"]
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown or not names:
+        raise ConfigError(f"optimize.quant.recipes: unknown {unknown}; known: {sorted(RECIPES)}")
+    return [RECIPES[n] for n in names]
+
+
+def check(cfg: dict[str, Any]) -> None:
+    try:
+        prune_config(cfg)
+    except TypeError as e:
+        raise ConfigError(f"optimize.prune: {e}") from None
+    recipes(cfg)
+    if cfg["threads"] < 1 or cfg["quant"]["calib_images"] < 1:
+        raise ConfigError("optimize.threads and optimize.quant.calib_images must be >= 1")
