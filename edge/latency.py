@@ -64,3 +64,36 @@ def measure(
         mean_ms=statistics.fmean(times), std_ms=statistics.pstdev(times), runs=len(times),
         threads=threads, provider=sess.get_providers()[0],
     )  # fmt: skip
+
+
+def interleaved(
+    models: dict[str, Path], threads: int = 2, rounds: int = 5, runs: int = 30, warmup: int = 10
+) -> dict[str, Latency]:
+    """Time several models in alternating rounds, so drift on a noisy machine hits all alike.
+
+    Each model gets ``rounds`` x ``runs`` timed inferences; percentiles pool every run.
+    """
+    sessions = {name: session(path, threads) for name, path in models.items()}
+    feeds = {}
+    for name, sess in sessions.items():
+        inp = sess.get_inputs()[0]
+        shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+        feeds[name] = {inp.name: np.random.default_rng(0).random(shape, np.float32)}
+        for _ in range(warmup):
+            sess.run(None, feeds[name])
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, sess in sessions.items():
+            for _ in range(runs):
+                t = time.perf_counter()
+                sess.run(None, feeds[name])
+                times[name].append((time.perf_counter() - t) * 1000)
+    out = {}
+    for name, ts in times.items():
+        q = np.percentile(ts, [50, 90, 99])
+        out[name] = Latency(
+            p50_ms=float(q[0]), p90_ms=float(q[1]), p99_ms=float(q[2]),
+            mean_ms=statistics.fmean(ts), std_ms=statistics.pstdev(ts), runs=len(ts),
+            threads=threads, provider=sessions[name].get_providers()[0],
+        )  # fmt: skip
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,9 +11,10 @@ from zenml import step
 from edge.latency import measure
 from steps.evaluate import settings_from_config
 from yeo.data.model import DataVersion
+from yeo.env import workspace
 from yeo.evaluation import evaluate
 from yeo.optimize.variants import VariantScore
-from yeo.tracking import mlflow_run, step_metadata
+from yeo.tracking import mlflow_run, run_name, step_metadata
 
 
 @step(enable_cache=False)
@@ -23,7 +25,7 @@ def score_variant(
     """Evaluate ``model_dir/filename``; ONNX files are also timed (batch 1, warm-up)."""
     import mlflow
 
-    path = Path(model_dir) / filename
+    path = _keep(Path(model_dir) / filename, name)
     res = evaluate(path, Path(data_version.data_yaml), settings_from_config(eval_cfg, imgsz, "cpu"))
     lat = None
     if path.suffix == ".onnx":
@@ -45,6 +47,14 @@ def score_variant(
         mlflow.log_metrics(metrics)
     step_metadata({"mAP50-95": res.map50_95, "p50_ms": score.p50_ms, "size": score.size_bytes})
     return score
+
+
+def _keep(path: Path, name: str) -> Path:
+    """Copy the model into the run's output folder, so the table's paths outlive the run."""
+    dest = workspace().outputs / "optimize" / run_name() / "variants" / f"{name}{path.suffix}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, dest)
+    return dest
 
 
 def _quant_recipe(path: Path) -> dict[str, Any] | None:

@@ -131,3 +131,30 @@ def test_budget_loop_falls_back_and_records_every_trial(fp32_onnx: Path, tmp_pat
     assert [t.passed for t in trials] == [False, True]
     assert chosen.name == "ok.onnx"
     shutil.rmtree(tmp_path)
+
+
+def test_inc_autotune_uses_our_evaluator_and_budget(
+    fp32_onnx: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("onnx_neural_compressor")
+    import onnx
+
+    from yeo.optimize.dataset import split_images
+    from yeo.optimize.quantize import QuantRecipe, autotune_inc, calibration_images
+
+    settings = EvalSettings(imgsz=128)
+    ref = evaluate(fp32_onnx, tiny_data, settings).map50_95
+    calib = calibration_images(split_images(tiny_data.parent, "train"), 8, seed=0)
+    recipes = [QuantRecipe("collapse", exclude="none"), QuantRecipe("tail")]
+    out, records = autotune_inc(
+        fp32_onnx, tmp_path / "inc.onnx", recipes, calib, 128,
+        score=lambda p: evaluate(p, tiny_data, settings).map50_95,
+        reference_map=ref, max_drop=0.02,
+    )  # fmt: skip
+    assert records[0]["map50_95"] == pytest.approx(ref, abs=1e-6)  # INC's FP32 baseline
+    assert len(records) >= 2  # the baseline, then at least one quantized trial
+    assert out is not None and out.is_file()
+    assert ref - evaluate(out, tiny_data, settings).map50_95 <= 0.02
+    meta = {p.key for p in onnx.load(str(out)).metadata_props}
+    assert {"names", "imgsz", "quantization"} <= meta
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(out)).graph.node)

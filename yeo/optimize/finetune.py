@@ -18,7 +18,7 @@ from torch import nn
 
 from yeo.env import configure_ultralytics
 from yeo.train.config import TrainConfig
-from yeo.train.trainer import Callback, TrainOutcome, per_epoch
+from yeo.train.trainer import Callback, EpochRecorder, TrainOutcome
 
 
 def finetune(
@@ -38,25 +38,11 @@ def finetune(
     }  # fmt: skip
     trainer = DetectionTrainer(overrides=args)
     trainer.model = model
-    history: list[dict[str, float]] = []
-    seconds: list[float] = []
-
-    def record(tr: Any) -> None:
-        from yeo.train.trainer import epoch_metrics
-
-        seconds.append(float(tr.epoch_time or 0.0))
-        history.append({"epoch": tr.epoch + 1, **epoch_metrics(tr)})
-
-    for cb in [record, *(on_epoch_end or [])]:
-        trainer.add_callback("on_fit_epoch_end", per_epoch(cb))
+    recorder = EpochRecorder()
+    recorder.attach(trainer.add_callback, on_epoch_end or [])
     start = time.perf_counter()
     trainer.train()
-    weights = save_dir / "weights"
-    return TrainOutcome(
-        save_dir=save_dir, best=weights / "best.pt", last=weights / "last.pt",
-        epochs_run=len(history), seconds=time.perf_counter() - start, epoch_seconds=seconds,
-        history=history,
-    )  # fmt: skip
+    return recorder.outcome(save_dir, time.perf_counter() - start)
 
 
 def load_module(weights: Path) -> nn.Module:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from yeo.errors import ConfigError
+from yeo.train.config import TrainConfig
+from yeo.train.trainer import Callback
 
 log = logging.getLogger(__name__)
 IMPORTANCE = ("magnitude", "taylor", "bn_scale")
@@ -24,7 +27,7 @@ IMPORTANCE = ("magnitude", "taylor", "bn_scale")
 class PruneConfig:
     ratio: float = 0.3  # target fraction of channels removed (after all steps)
     steps: int = 2  # iterative: prune a little, fine-tune, repeat
-    finetune_epochs: int = 5  # epochs of fine-tuning after each step
+    finetune_epochs: int = 15  # epochs of fine-tuning after each step
     importance: str = "magnitude"  # magnitude | taylor | bn_scale
     round_to: int = 8  # channel counts become multiples of this (SIMD-friendly)
     lr0: float = 0.001  # fine-tuning learning rate (cosine schedule)
@@ -118,7 +121,7 @@ def prune_step(pruner: Any, model: nn.Module, cfg: PruneConfig, imgsz: int) -> N
 
 @dataclass
 class PruneOutcome:
-    weights: Any  # Path of the final pruned (and fine-tuned) checkpoint
+    weights: Path  # the final pruned (and fine-tuned) checkpoint
     before: Footprint
     after: Footprint
     steps: list[dict[str, Any]]
@@ -126,17 +129,16 @@ class PruneOutcome:
 
 
 def prune_and_finetune(
-    base_weights: Any, data_yaml: Any, cfg: PruneConfig, train_cfg: Any, out_dir: Any,
-    on_epoch_end: list | None = None,
+    base_weights: Path, data_yaml: Path, cfg: PruneConfig, train_cfg: TrainConfig, out_dir: Path,
+    on_epoch_end: list[Callback] | None = None,
 ) -> PruneOutcome:  # fmt: skip
     """Prune ``base_weights`` to ``cfg.ratio`` in ``cfg.steps`` steps, fine-tuning after each.
 
-    ``train_cfg`` (a TrainConfig) gives the fine-tuning recipe; its epochs and lr are replaced
+    ``train_cfg`` gives the fine-tuning recipe; its epochs and lr are replaced
     by ``cfg.finetune_epochs`` and ``cfg.lr0``. After each fine-tune the best weights are
     copied back into the module the pruner tracks, so the next step prunes trained weights.
     """
     import time
-    from pathlib import Path
 
     from yeo.optimize.blocks import replace_c2f
     from yeo.optimize.finetune import finetune, load_module, save_checkpoint

@@ -174,3 +174,86 @@ def quantize_within_budget(
             return path, trials
     best = max(trials, key=lambda t: t.map50_95)
     return Path(best.path), trials
+
+
+def _with_metadata(model_path: Path, source: Any, out: Path) -> Path:
+    """``model_path`` saved as one file at ``out`` with ``source``'s metadata_props."""
+    import onnx
+
+    m = onnx.load(str(model_path))  # pulls external data stored beside it
+    del m.metadata_props[:]
+    m.metadata_props.extend(source.metadata_props)
+    onnx.save(m, str(out))
+    return out
+
+
+def autotune_inc(
+    fp32: Path, out: Path, recipes: list[QuantRecipe], images: list[Path], imgsz: int,
+    score: Any, reference_map: float, max_drop: float,
+) -> tuple[Path | None, list[dict[str, Any]]]:  # fmt: skip
+    """Intel Neural Compressor's (ONNX line) accuracy-aware ``autotune`` over ``recipes``.
+
+    Its eval function is ``score`` (the project's evaluator); its criterion is the absolute
+    ``max_drop`` expressed as INC's relative ``tolerable_loss``. Returns the model it picks
+    (None if no recipe met the budget) and one record per evaluation.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx_neural_compressor import data_reader
+    from onnx_neural_compressor.quantization import config, tuning
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+
+    source = onnx.load(str(fp32))
+    base_reader = ImageCalibrationReader(images, imgsz, source.graph.input[0].name)
+
+    class Reader(data_reader.CalibrationDataReader):
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return base_reader.get_next()
+
+        def rewind(self) -> None:
+            base_reader.rewind()
+
+    reader = Reader()
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}  # fmt: skip
+    configs = [
+        config.StaticQuantConfig(
+            calibration_data_reader=reader,
+            calibrate_method=methods[r.calibrate],
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8 if r.activation == "u8" else QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=r.per_channel,
+            nodes_to_exclude=excluded_nodes(source, r.exclude),
+            extra_options={"CalibPercentile": r.percentile},
+            execution_provider="CPUExecutionProvider",
+        )
+        for r in recipes
+    ]
+    records: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="yeo-inc-") as tmp:
+
+        def eval_fn(model_path: str) -> float:
+            candidate = _with_metadata(Path(model_path), source, Path(tmp) / "candidate.onnx")
+            m = score(candidate)
+            records.append({"evaluation": len(records), "map50_95": m})
+            return m
+
+        tolerable = max_drop / reference_map if reference_map > 0 else 0.0
+        best = tuning.autotune(
+            str(fp32), tuning.TuningConfig(config_set=configs, tolerable_loss=tolerable,
+                                           max_trials=len(configs)),
+            eval_fn=eval_fn, calibration_data_reader=reader,
+            optimization_level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL,  # keep node names
+        )  # fmt: skip
+        if best is None:
+            return None, records
+        raw = Path(tmp) / "best.onnx"
+        onnx.save(best, str(raw))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _with_metadata(raw, source, out)
+    q = onnx.load(str(out))
+    entry = q.metadata_props.add()
+    entry.key, entry.value = "quantization", str({"backend": "inc-autotune"})
+    onnx.save(q, str(out))
+    return out, records

@@ -29,5 +29,16 @@ def check(cfg: dict[str, Any]) -> None:
     except TypeError as e:
         raise ConfigError(f"optimize.prune: {e}") from None
     recipes(cfg)
+    backend = cfg["quant"].get("backend")
+    if backend not in ("ort", "inc"):
+        raise ConfigError(f"optimize.quant.backend must be ort or inc, got {backend!r}")
+    if backend == "inc":
+        try:
+            import onnx_neural_compressor  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "optimize.quant.backend=inc needs onnx-neural-compressor: "
+                "pip install --no-deps onnx-neural-compressor==1.0 (make install does)"
+            ) from None
     if cfg["threads"] < 1 or cfg["quant"]["calib_images"] < 1:
         raise ConfigError("optimize.threads and optimize.quant.calib_images must be >= 1")

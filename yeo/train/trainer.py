@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from collections.abc import Callable
@@ -63,6 +62,31 @@ def per_epoch(fn: Callback, on_final: Callback | None = None) -> Callback:
     return callback
 
 
+class EpochRecorder:
+    """Collects per-epoch metrics and times; attaches itself and extra callbacks to a trainer."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, float]] = []
+        self.epoch_seconds: list[float] = []
+
+    def __call__(self, trainer: Any) -> None:
+        self.epoch_seconds.append(float(trainer.epoch_time or 0.0))
+        self.history.append({"epoch": trainer.epoch + 1, **epoch_metrics(trainer)})
+
+    def attach(self, add_callback: Callable[[str, Callback], None], extra: list[Callback]) -> None:
+        """Register this recorder and ``extra`` on ``on_fit_epoch_end`` (training epochs only)."""
+        for cb in [self, *extra]:
+            add_callback("on_fit_epoch_end", per_epoch(cb))
+
+    def outcome(self, save_dir: Path, seconds: float) -> TrainOutcome:
+        weights = save_dir / "weights"
+        return TrainOutcome(
+            save_dir=save_dir, best=weights / "best.pt", last=weights / "last.pt",
+            epochs_run=len(self.history), seconds=seconds, epoch_seconds=self.epoch_seconds,
+            history=self.history,
+        )  # fmt: skip
+
+
 def build_model(model: ModelConfig) -> Any:
     """A YOLO model from the architecture yaml (scratch) or from weights (pretrained)."""
     configure_ultralytics()
@@ -96,15 +120,8 @@ def train(
             "or `dvc pull`"
         )
     model = model or build_model(model_cfg)
-    epoch_seconds: list[float] = []
-    history: list[dict[str, float]] = []
-
-    def record(trainer: Any) -> None:
-        epoch_seconds.append(float(trainer.epoch_time or 0.0))
-        history.append({"epoch": trainer.epoch + 1, **epoch_metrics(trainer)})
-
-    for cb in [record, *(on_epoch_end or [])]:
-        model.add_callback("on_fit_epoch_end", per_epoch(cb))
+    recorder = EpochRecorder()
+    recorder.attach(model.add_callback, on_epoch_end or [])
     start = time.perf_counter()
     model.train(
         data=str(data_yaml),
@@ -116,23 +133,4 @@ def train(
         verbose=False,
         **cfg.ultralytics_args(),
     )
-    seconds = time.perf_counter() - start
-    weights = save_dir / "weights"
-    return TrainOutcome(
-        save_dir=save_dir,
-        best=weights / "best.pt",
-        last=weights / "last.pt",
-        epochs_run=len(history),
-        seconds=seconds,
-        epoch_seconds=epoch_seconds,
-        history=history,
-    )
-
-
-def read_results(save_dir: Path) -> list[dict[str, str]]:
-    """ultralytics' results.csv as rows (empty if missing)."""
-    path = save_dir / "results.csv"
-    if not path.is_file():
-        return []
-    with open(path) as f:
-        return [{k.strip(): v.strip() for k, v in row.items()} for row in csv.DictReader(f)]
+    return recorder.outcome(save_dir, time.perf_counter() - start)
