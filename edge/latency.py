@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -66,27 +67,50 @@ def measure(
     )  # fmt: skip
 
 
-def interleaved(
-    models: dict[str, Path], threads: int = 2, rounds: int = 5, runs: int = 30, warmup: int = 10
-) -> dict[str, Latency]:
+Runner = Callable[[], object]
+
+
+def ort_runner(model: Path, threads: int = 2) -> Runner:
+    """A no-argument callable running ``model`` once on random input (onnxruntime)."""
+    sess = session(model, threads)
+    inp = sess.get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+    feed = {inp.name: np.random.default_rng(0).random(shape, np.float32)}
+    return lambda: sess.run(None, feed)
+
+
+def openvino_runner(model: Path, threads: int = 2, precision: str | None = None) -> Runner:
+    """The same with OpenVINO (reads .onnx or .xml). ``precision``: None (device default, bf16
+    on AMX CPUs), ``f32`` for true FP32. Needs the optional ``openvino`` package."""
+    import openvino as ov
+
+    core = ov.Core()
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    if precision:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    compiled = core.compile_model(str(model), "CPU", config)
+    shape = [d.get_length() for d in compiled.input(0).get_partial_shape()]
+    request = compiled.create_infer_request()
+    x = np.random.default_rng(0).random(shape, np.float32)
+    return lambda: request.infer({0: x})
+
+
+def interleaved(runners: dict[str, Runner], rounds: int = 5, runs: int = 30, warmup: int = 10,
+                threads: int = 2) -> dict[str, Latency]:  # fmt: skip
     """Time several models in alternating rounds, so drift on a noisy machine hits all alike.
 
-    Each model gets ``rounds`` x ``runs`` timed inferences; percentiles pool every run.
+    ``runners`` maps a name to a no-argument callable (see :func:`ort_runner`); each gets
+    ``rounds`` x ``runs`` timed calls, and percentiles pool every call.
     """
-    sessions = {name: session(path, threads) for name, path in models.items()}
-    feeds = {}
-    for name, sess in sessions.items():
-        inp = sess.get_inputs()[0]
-        shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-        feeds[name] = {inp.name: np.random.default_rng(0).random(shape, np.float32)}
+    for run in runners.values():
         for _ in range(warmup):
-            sess.run(None, feeds[name])
-    times: dict[str, list[float]] = {name: [] for name in models}
+            run()
+    times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
-        for name, sess in sessions.items():
+        for name, run in runners.items():
             for _ in range(runs):
                 t = time.perf_counter()
-                sess.run(None, feeds[name])
+                run()
                 times[name].append((time.perf_counter() - t) * 1000)
     out = {}
     for name, ts in times.items():
@@ -94,6 +118,6 @@ def interleaved(
         out[name] = Latency(
             p50_ms=float(q[0]), p90_ms=float(q[1]), p99_ms=float(q[2]),
             mean_ms=statistics.fmean(ts), std_ms=statistics.pstdev(ts), runs=len(ts),
-            threads=threads, provider=sessions[name].get_providers()[0],
+            threads=threads, provider=name,
         )  # fmt: skip
     return out

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from zenml import step
 
-from edge.latency import measure
 from steps.evaluate import settings_from_config
 from steps.export_onnx import MODEL_FILE
 from yeo.data.model import DataVersion
@@ -38,14 +37,12 @@ def quantize_int8(
     fp32 = Path(onnx_dir) / MODEL_FILE
     data_yaml = Path(data_version.data_yaml)
     ev = settings_from_config(eval_cfg, imgsz, "cpu")
-    lat = optimize["latency"]
 
     def score(path: Path) -> float:
         return evaluate(path, data_yaml, ev).map50_95
 
     def latency(path: Path) -> float:
-        return measure(path, optimize["threads"], lat["warmup"], lat["runs"],
-                       lat["min_seconds"]).p50_ms  # fmt: skip
+        return settings.measure_latency(path, optimize).p50_ms
 
     images = calibration_images(split_images(Path(data_version.path), "train"),
                                 quant["calib_images"], quant["seed"])  # fmt: skip

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 from zenml import step
 
-from edge.latency import measure
 from steps.evaluate import settings_from_config
 from yeo.data.model import DataVersion
 from yeo.env import workspace
 from yeo.evaluation import evaluate
+from yeo.optimize.settings import measure_latency
 from yeo.optimize.variants import VariantScore
 from yeo.tracking import mlflow_run, run_name, step_metadata
 
@@ -27,10 +27,7 @@ def score_variant(
 
     path = _keep(Path(model_dir) / filename, name)
     res = evaluate(path, Path(data_version.data_yaml), settings_from_config(eval_cfg, imgsz, "cpu"))
-    lat = None
-    if path.suffix == ".onnx":
-        cfg = optimize["latency"]
-        lat = measure(path, optimize["threads"], cfg["warmup"], cfg["runs"], cfg["min_seconds"])
+    lat = measure_latency(path, optimize) if path.suffix == ".onnx" else None
     recipe = _quant_recipe(path)
     score = VariantScore(
         name=name, path=str(path), format=path.suffix.lstrip("."),

@@ -142,6 +142,22 @@ def _install_ultralytics_fonts(font_dir: Path) -> None:
             shutil.copyfile(src, t)
 
 
+def disable_openvino_telemetry() -> None:
+    """OpenVINO's converter sends usage events to Google Analytics unless a consent file says
+    no (it counts a missing file as consent). Keep a declined one inside the workspace and point
+    the checker at it; NNCF's own telemetry goes off with NNCF_CI. No-op without openvino."""
+    os.environ.setdefault("NNCF_CI", "1")
+    try:
+        from openvino_telemetry.utils.opt_in_checker import OptInChecker
+    except ImportError:
+        return
+    base = workspace().state / "openvino"
+    consent = base / OptInChecker.consent_file_subdirectory() / "openvino_telemetry"
+    consent.parent.mkdir(parents=True, exist_ok=True)
+    consent.write_text("0")  # the value `opt_in_out --opt_out` writes
+    OptInChecker.consent_file_base_dir = staticmethod(lambda: str(base))
+
+
 def configure_ultralytics() -> None:
     """Import-time fixes for ultralytics; call before using it (idempotent).
 
@@ -155,6 +171,7 @@ def configure_ultralytics() -> None:
     from ultralytics.utils import SETTINGS, patches, torch_utils
 
     patches._pil_plugins_registered = True  # plain Image.open from now on
+    disable_openvino_telemetry()  # ultralytics' OpenVINO export imports openvino
     # select_device() sets torch to cpu_count - 1 threads: one of two cores on a 2-core box
     torch_utils.NUM_THREADS = int(os.environ.get("YEO_TORCH_THREADS", os.cpu_count() or 1))
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from edge.latency import Latency, measure
 from yeo.errors import ConfigError
 from yeo.optimize.prune import PruneConfig
 from yeo.optimize.quantize import DEFAULT_RECIPES, QuantRecipe
 
 RECIPES = {r.name: r for r in DEFAULT_RECIPES}
+
+
+def measure_latency(model: Path, cfg: dict[str, Any]) -> Latency:
+    """onnxruntime latency of ``model`` with the optimize group's threads and run counts."""
+    lat = cfg["latency"]
+    return measure(model, cfg["threads"], lat["warmup"], lat["runs"], lat["min_seconds"])
 
 
 def prune_config(cfg: dict[str, Any]) -> PruneConfig:
