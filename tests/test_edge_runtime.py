@@ -1,0 +1,55 @@
+"""edge runtime vs ultralytics predict on the same ONNX file; NMS on hand-made boxes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edge.postprocess import decode, nms
+from edge.runtime import Detector
+
+
+def test_nms_on_hand_made_boxes() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 9]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.95], np.float32)
+    assert nms(boxes, scores, 0.5).tolist() == [3, 2]  # 0 and 1 overlap 3 by > 0.5
+
+
+def test_decode_is_class_aware() -> None:
+    out = np.zeros((1, 6, 2), np.float32)  # two identical boxes, different classes
+    out[0, :4, :] = [[50], [50], [20], [20]]
+    out[0, 4, 0], out[0, 5, 1] = 0.9, 0.8
+    boxes, _scores, cls = decode(out, conf=0.25, iou=0.5)
+    assert sorted(cls.tolist()) == [0, 1] and len(boxes) == 2
+
+
+@pytest.fixture(scope="module")
+def onnx_model(trained_model: Path, tmp_path_factory) -> Path:
+    from yeo.optimize.export import export_onnx
+
+    return export_onnx(trained_model, tmp_path_factory.mktemp("edge") / "m.onnx", 128).path
+
+
+def test_edge_matches_ultralytics_predict(onnx_model: Path, tiny_data: Path) -> None:
+    from ultralytics import YOLO
+
+    images = sorted((tiny_data.parent / "images" / "train").glob("*.jpg"))[:8]
+    detector = Detector(onnx_model, conf=0.05, iou=0.7)
+    reference = YOLO(str(onnx_model), task="detect")
+    compared = 0
+    for path in images:
+        ours = detector(Image.open(path))
+        (theirs,) = reference.predict(str(path), imgsz=128, conf=0.05, iou=0.7, verbose=False)
+        assert len(ours) == len(theirs.boxes), path.name
+        if not ours:
+            continue
+        order = np.argsort([-d.score for d in ours])
+        ref_order = np.argsort(-theirs.boxes.conf.numpy())
+        ours_boxes = np.array([ours[i].box for i in order])
+        assert np.abs(ours_boxes - theirs.boxes.xyxy.numpy()[ref_order]).max() <= 1.0
+        assert [ours[i].class_id for i in order] == theirs.boxes.cls.numpy()[ref_order].tolist()
+        compared += len(ours)
+    assert compared > 0, "the session model found nothing to compare"
