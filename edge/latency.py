@@ -41,41 +41,43 @@ def session(model: Path, threads: int = 2, provider: str = "CPUExecutionProvider
     return ort.InferenceSession(str(model), opts, providers=[provider])
 
 
+def summarize(times_ms: list[float], threads: int, provider: str) -> Latency:
+    """Percentiles, mean and spread of per-call times."""
+    q = np.percentile(times_ms, [50, 90, 99])
+    return Latency(
+        p50_ms=float(q[0]), p90_ms=float(q[1]), p99_ms=float(q[2]),
+        mean_ms=statistics.fmean(times_ms), std_ms=statistics.pstdev(times_ms),
+        runs=len(times_ms), threads=threads, provider=provider,
+    )  # fmt: skip
+
+
 def measure(
     model: Path, threads: int = 2, warmup: int = 10, runs: int = 50, min_seconds: float = 1.0,
     inputs: np.ndarray | None = None,
 ) -> Latency:  # fmt: skip
     """Time ``runs`` inferences (more if under ``min_seconds``) after ``warmup`` untimed ones."""
-    sess = session(model, threads)
-    inp = sess.get_inputs()[0]
-    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-    x = inputs if inputs is not None else np.random.default_rng(0).random(shape, np.float32)
-    feed = {inp.name: x}
+    run = ort_runner(model, threads, inputs)
     for _ in range(warmup):
-        sess.run(None, feed)
+        run()
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < runs or time.perf_counter() - start < min_seconds:
         t = time.perf_counter()
-        sess.run(None, feed)
+        run()
         times.append((time.perf_counter() - t) * 1000)
-    q = np.percentile(times, [50, 90, 99])
-    return Latency(
-        p50_ms=float(q[0]), p90_ms=float(q[1]), p99_ms=float(q[2]),
-        mean_ms=statistics.fmean(times), std_ms=statistics.pstdev(times), runs=len(times),
-        threads=threads, provider=sess.get_providers()[0],
-    )  # fmt: skip
+    return summarize(times, threads, "CPUExecutionProvider")
 
 
 Runner = Callable[[], object]
 
 
-def ort_runner(model: Path, threads: int = 2) -> Runner:
-    """A no-argument callable running ``model`` once on random input (onnxruntime)."""
+def ort_runner(model: Path, threads: int = 2, inputs: np.ndarray | None = None) -> Runner:
+    """A no-argument callable running ``model`` once (onnxruntime) on ``inputs`` or noise."""
     sess = session(model, threads)
     inp = sess.get_inputs()[0]
     shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-    feed = {inp.name: np.random.default_rng(0).random(shape, np.float32)}
+    x = inputs if inputs is not None else np.random.default_rng(0).random(shape, np.float32)
+    feed = {inp.name: x}
     return lambda: sess.run(None, feed)
 
 
@@ -112,12 +114,4 @@ def interleaved(runners: dict[str, Runner], rounds: int = 5, runs: int = 30, war
                 t = time.perf_counter()
                 run()
                 times[name].append((time.perf_counter() - t) * 1000)
-    out = {}
-    for name, ts in times.items():
-        q = np.percentile(ts, [50, 90, 99])
-        out[name] = Latency(
-            p50_ms=float(q[0]), p90_ms=float(q[1]), p99_ms=float(q[2]),
-            mean_ms=statistics.fmean(ts), std_ms=statistics.pstdev(ts), runs=len(ts),
-            threads=threads, provider=name,
-        )  # fmt: skip
-    return out
+    return {name: summarize(ts, threads, name) for name, ts in times.items()}

@@ -22,6 +22,7 @@ SHARED = CODE_ROOT.parent / "shared" / "datasets"
 
 from yeo.data import etl, sources, synthetic, validation  # noqa: E402
 from yeo.data.model import StagedDataset, ValidationReport  # noqa: E402
+from yeo.io import write_yaml  # noqa: E402
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -56,8 +57,6 @@ def make_yolo(root: Path, n: int = 12, imgsz: int = 64, seed: int = 3, splits: b
     data = {"names": dict(enumerate(synthetic.CLASS_NAMES))}
     if splits:
         data.update(train="images/train", val="images/val")
-    from yeo.io import write_yaml
-
     write_yaml(root / "data.yaml", data)
     return root
 

@@ -54,7 +54,7 @@ def test_voc_box_one_pixel_outside_is_clipped_worse_is_kept() -> None:
 def test_yolo_label_parsing_reports_each_bad_line(tmp_path: Path) -> None:
     label = tmp_path / "x.txt"
     label.write_text("0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2\n2 a 0.5 0.1 0.1\n\n3 1.5 0.5 0.1 0.1\n")
-    boxes, problems = sources.parse_yolo_label(label, 4)
+    boxes, problems = sources.parse_yolo_label(label)
     assert [b.cls for b in boxes] == [0, 3]  # out-of-range values are left for validation
     assert problems == [
         "line 2: expected 5 fields (class cx cy w h), got 4",

@@ -37,7 +37,7 @@ def test_labels_are_sane_and_varied(tmp_path: Path) -> None:
     out = generate(tmp_path / "s", SyntheticSpec(num_images=60, imgsz=128, seed=0))
     per_image, classes, sizes = [], set(), []
     for label in sorted((out / "labels").glob("*.txt")):
-        boxes, problems = parse_yolo_label(label, len(CLASS_NAMES))
+        boxes, problems = parse_yolo_label(label)
         assert problems == []
         per_image.append(len(boxes))
         for b in boxes:

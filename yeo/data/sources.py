@@ -163,7 +163,7 @@ def _yolo_layout(root: Path, names: list[str] | None) -> tuple[list[str], list[t
     return names, [(root / "images", None)]
 
 
-def parse_yolo_label(path: Path, n_classes: int) -> tuple[list[LabeledBox], list[str]]:
+def parse_yolo_label(path: Path) -> tuple[list[LabeledBox], list[str]]:
     """Parse a YOLO label file; returns boxes and one message per bad line.
 
     Numeric but out-of-range values are kept: validation checks ranges on the metadata table.
@@ -210,7 +210,7 @@ def _read_yolo(name: str, root: Path, names: list[str] | None) -> SourceDataset:
             if label.is_file():
                 seen_labels.add(label)
                 entry.label_file = str(label)
-                boxes, problems = parse_yolo_label(label, len(names))
+                boxes, problems = parse_yolo_label(label)
                 entry.boxes = boxes
                 faults += [Fault(file=str(label), fault=p, image=str(img)) for p in problems]
             else:

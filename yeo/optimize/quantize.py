@@ -104,7 +104,6 @@ def quantize(fp32: Path, out: Path, recipe: QuantRecipe, images: list[Path], img
     """Static QDQ quantization of ``fp32`` into ``out`` following ``recipe``."""
     import onnx
     from onnxruntime.quantization import (
-        CalibrationMethod,
         QuantFormat,
         QuantType,
         quant_pre_process,
@@ -113,8 +112,7 @@ def quantize(fp32: Path, out: Path, recipe: QuantRecipe, images: list[Path], img
 
     model = onnx.load(str(fp32))
     exclude = excluded_nodes(model, recipe.exclude)
-    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-              "entropy": CalibrationMethod.Entropy}[recipe.calibrate]  # fmt: skip
+    method = calibration_method(recipe.calibrate)
     act = QuantType.QUInt8 if recipe.activation == "u8" else QuantType.QInt8
     extra: dict[str, Any] = {"CalibPercentile": recipe.percentile}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -132,12 +130,7 @@ def quantize(fp32: Path, out: Path, recipe: QuantRecipe, images: list[Path], img
             activation_type=act, weight_type=QuantType.QInt8, per_channel=recipe.per_channel,
             calibrate_method=method, nodes_to_exclude=exclude, extra_options=extra,
         )  # fmt: skip
-        q = onnx.load(str(tmp_out))
-        del q.metadata_props[:]
-        q.metadata_props.extend(model.metadata_props)
-        entry = q.metadata_props.add()
-        entry.key, entry.value = "quantization", str(recipe.as_dict())
-        onnx.save(q, str(out))
+        finish(tmp_out, model, out, recipe.as_dict())
     return out
 
 
@@ -176,13 +169,26 @@ def quantize_within_budget(
     return Path(best.path), trials
 
 
-def _with_metadata(model_path: Path, source: Any, out: Path) -> Path:
-    """``model_path`` saved as one file at ``out`` with ``source``'s metadata_props."""
+def calibration_method(name: str) -> Any:
+    """onnxruntime's CalibrationMethod for a recipe's ``calibrate`` name."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+            "entropy": CalibrationMethod.Entropy}[name]  # fmt: skip
+
+
+def finish(model_path: Path, source: Any, out: Path, quantization: dict[str, Any] | None) -> Path:
+    """Save ``model_path`` as one file at ``out`` carrying ``source``'s metadata_props (the
+    ultralytics names/imgsz/stride) plus, if given, the quantization recipe."""
     import onnx
 
     m = onnx.load(str(model_path))  # pulls external data stored beside it
     del m.metadata_props[:]
     m.metadata_props.extend(source.metadata_props)
+    if quantization is not None:
+        entry = m.metadata_props.add()
+        entry.key, entry.value = "quantization", str(quantization)
+    out.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(m, str(out))
     return out
 
@@ -201,7 +207,7 @@ def autotune_inc(
     import onnxruntime as ort
     from onnx_neural_compressor import data_reader
     from onnx_neural_compressor.quantization import config, tuning
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+    from onnxruntime.quantization import QuantFormat, QuantType
 
     source = onnx.load(str(fp32))
     base_reader = ImageCalibrationReader(images, imgsz, source.graph.input[0].name)
@@ -214,12 +220,10 @@ def autotune_inc(
             base_reader.rewind()
 
     reader = Reader()
-    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-               "entropy": CalibrationMethod.Entropy}  # fmt: skip
     configs = [
         config.StaticQuantConfig(
             calibration_data_reader=reader,
-            calibrate_method=methods[r.calibrate],
+            calibrate_method=calibration_method(r.calibrate),
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8 if r.activation == "u8" else QuantType.QInt8,
             weight_type=QuantType.QInt8,
@@ -234,7 +238,7 @@ def autotune_inc(
     with tempfile.TemporaryDirectory(prefix="yeo-inc-") as tmp:
 
         def eval_fn(model_path: str) -> float:
-            candidate = _with_metadata(Path(model_path), source, Path(tmp) / "candidate.onnx")
+            candidate = finish(Path(model_path), source, Path(tmp) / "candidate.onnx", None)
             m = score(candidate)
             records.append({"evaluation": len(records), "map50_95": m})
             return m
@@ -250,10 +254,5 @@ def autotune_inc(
             return None, records
         raw = Path(tmp) / "best.onnx"
         onnx.save(best, str(raw))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        _with_metadata(raw, source, out)
-    q = onnx.load(str(out))
-    entry = q.metadata_props.add()
-    entry.key, entry.value = "quantization", str({"backend": "inc-autotune"})
-    onnx.save(q, str(out))
+        finish(raw, source, out, {"backend": "inc-autotune"})
     return out, records
