@@ -1,6 +1,6 @@
-"""Model latency with onnxruntime: batch 1, warm-up, fixed threads, percentiles.
+"""Model latency: batch 1, warm-up, fixed threads, percentiles; interleaved comparisons.
 
-Imports numpy and onnxruntime only, so it runs on any box with the edge dependencies.
+Imports numpy and the runtimes only, so it runs on any box with the edge dependencies.
 """
 
 from __future__ import annotations
@@ -12,6 +12,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from edge.engine import load, session
+
+__all__ = ["Latency", "interleaved", "measure", "openvino_runner", "ort_runner", "session",
+           "summarize", "time_calls"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -29,18 +34,6 @@ class Latency:
         return asdict(self)
 
 
-def session(model: Path, threads: int = 2, provider: str = "CPUExecutionProvider"):
-    """An onnxruntime session with a fixed thread count (intra-op) and sequential execution."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(model), opts, providers=[provider])
-
-
 def summarize(times_ms: list[float], threads: int, provider: str) -> Latency:
     """Percentiles, mean and spread of per-call times."""
     q = np.percentile(times_ms, [50, 90, 99])
@@ -51,12 +44,12 @@ def summarize(times_ms: list[float], threads: int, provider: str) -> Latency:
     )  # fmt: skip
 
 
-def measure(
-    model: Path, threads: int = 2, warmup: int = 10, runs: int = 50, min_seconds: float = 1.0,
-    inputs: np.ndarray | None = None,
-) -> Latency:  # fmt: skip
-    """Time ``runs`` inferences (more if under ``min_seconds``) after ``warmup`` untimed ones."""
-    run = ort_runner(model, threads, inputs)
+Runner = Callable[[], object]
+
+
+def time_calls(run: Runner, warmup: int = 10, runs: int = 50, min_seconds: float = 1.0,
+               progress: Callable[[int], None] | None = None) -> list[float]:  # fmt: skip
+    """Milliseconds of ``runs`` calls (more if under ``min_seconds``) after ``warmup`` untimed."""
     for _ in range(warmup):
         run()
     times: list[float] = []
@@ -65,36 +58,37 @@ def measure(
         t = time.perf_counter()
         run()
         times.append((time.perf_counter() - t) * 1000)
+        if progress:
+            progress(len(times))
+    return times
+
+
+def measure(
+    model: Path, threads: int = 2, warmup: int = 10, runs: int = 50, min_seconds: float = 1.0,
+    inputs: np.ndarray | None = None,
+) -> Latency:  # fmt: skip
+    """onnxruntime latency of ``model`` on ``inputs`` (or noise)."""
+    times = time_calls(ort_runner(model, threads, inputs), warmup, runs, min_seconds)
     return summarize(times, threads, "CPUExecutionProvider")
 
 
-Runner = Callable[[], object]
+def _runner(model: Path, backend: str, threads: int, precision: str | None,
+            inputs: np.ndarray | None) -> Runner:  # fmt: skip
+    engine = load(model, backend, threads, precision)
+    x = inputs if inputs is not None else np.random.default_rng(0).random(engine.input_shape,
+                                                                           np.float32)  # fmt: skip
+    return lambda: engine.run(x)
 
 
 def ort_runner(model: Path, threads: int = 2, inputs: np.ndarray | None = None) -> Runner:
     """A no-argument callable running ``model`` once (onnxruntime) on ``inputs`` or noise."""
-    sess = session(model, threads)
-    inp = sess.get_inputs()[0]
-    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-    x = inputs if inputs is not None else np.random.default_rng(0).random(shape, np.float32)
-    feed = {inp.name: x}
-    return lambda: sess.run(None, feed)
+    return _runner(model, "onnxruntime", threads, None, inputs)
 
 
 def openvino_runner(model: Path, threads: int = 2, precision: str | None = None) -> Runner:
     """The same with OpenVINO (reads .onnx or .xml). ``precision``: None (device default, bf16
     on AMX CPUs), ``f32`` for true FP32. Needs the optional ``openvino`` package."""
-    import openvino as ov
-
-    core = ov.Core()
-    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
-    if precision:
-        config["INFERENCE_PRECISION_HINT"] = precision
-    compiled = core.compile_model(str(model), "CPU", config)
-    shape = [d.get_length() for d in compiled.input(0).get_partial_shape()]
-    request = compiled.create_infer_request()
-    x = np.random.default_rng(0).random(shape, np.float32)
-    return lambda: request.infer({0: x})
+    return _runner(model, "openvino", threads, precision, None)
 
 
 def interleaved(runners: dict[str, Runner], rounds: int = 5, runs: int = 30, warmup: int = 10,
@@ -110,8 +104,5 @@ def interleaved(runners: dict[str, Runner], rounds: int = 5, runs: int = 30, war
     times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(rounds):
         for name, run in runners.items():
-            for _ in range(runs):
-                t = time.perf_counter()
-                run()
-                times[name].append((time.perf_counter() - t) * 1000)
+            times[name] += time_calls(run, warmup=0, runs=runs, min_seconds=0)
     return {name: summarize(ts, threads, name) for name, ts in times.items()}

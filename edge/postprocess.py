@@ -70,8 +70,8 @@ def decode(
 def to_original(boxes: np.ndarray, box: Letterbox, width: int, height: int) -> np.ndarray:
     """Undo the letterbox: input-pixel boxes to original-image pixels, clipped."""
     out = boxes.copy()
-    out[:, [0, 2]] = (out[:, [0, 2]] - box.pad_x) / box.scale
-    out[:, [1, 3]] = (out[:, [1, 3]] - box.pad_y) / box.scale
+    out[:, [0, 2]] = (out[:, [0, 2]] - box.pad_x) / box.scale_x
+    out[:, [1, 3]] = (out[:, [1, 3]] - box.pad_y) / box.scale_y
     out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)
     out[:, [1, 3]] = out[:, [1, 3]].clip(0, height)
     return out

@@ -1,7 +1,7 @@
 """Pre-processing exactly as ultralytics does for inference: letterbox, RGB, 0-1, NCHW.
 
 Hand-written (not cv2/torch) because edge/ may import numpy, onnxruntime and pillow only;
-``tests/test_edge_preprocess.py`` checks it against ultralytics' LetterBox.
+``tests/test_edge_preprocess.py`` checks it against ultralytics' LetterBox and cv2.resize.
 """
 
 from __future__ import annotations
@@ -9,16 +9,51 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 
 @dataclass(frozen=True)
 class Letterbox:
-    """How an image was fitted into the square input: scale, then padding (left, top)."""
+    """How an image was fitted into the square input: per-axis scale (resized / original
+    size, as ultralytics' ``scale_boxes`` uses), then padding (left, top)."""
 
-    scale: float
+    scale_x: float
+    scale_y: float
     pad_x: float
     pad_y: float
+
+    @property
+    def scale(self) -> float:
+        return min(self.scale_x, self.scale_y)
+
+
+def _taps(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and 11-bit fixed-point weights along one axis, computed as cv2's
+    INTER_LINEAR does: half-pixel centres (float32), clamped at the edges."""
+    s = ((np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5).astype(np.float32)
+    i0 = np.floor(s).astype(np.int64)
+    f = (s - i0).astype(np.float32)
+    f[s < 0], i0[s < 0] = 0.0, 0
+    w1 = np.round(f * 2048).astype(np.int32)
+    return np.minimum(i0, n_in - 1), np.minimum(i0 + 1, n_in - 1), 2048 - w1, w1
+
+
+def resize_bilinear(hwc: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``cv2.resize(..., INTER_LINEAR)`` for uint8 HWC images, in cv2's own fixed-point
+    arithmetic: bit-exact when shrinking, within one grey level when enlarging.
+
+    Not PIL's resize: PIL's bilinear filter widens (antialiases) when shrinking, cv2's does
+    not, and ultralytics letterboxes with cv2.
+    """
+    y0, y1, b0, b1 = _taps(height, hwc.shape[0])
+    x0, x1, a0, a1 = _taps(width, hwc.shape[1])
+    a0, a1 = a0[None, :, None], a1[None, :, None]
+    r0, r1 = hwc[y0].astype(np.int32), hwc[y1].astype(np.int32)  # only the rows needed
+    s0 = r0[:, x0] * a0 + r0[:, x1] * a1  # horizontal pass, scaled by 2048
+    s1 = r1[:, x0] * a0 + r1[:, x1] * a1
+    b0, b1 = b0[:, None, None], b1[:, None, None]
+    out = (((b0 * (s0 >> 4)) >> 16) + ((b1 * (s1 >> 4)) >> 16) + 2) >> 2  # cv2's vertical pass
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 def letterbox(image: Image.Image, size: int, color: int = 114) -> tuple[np.ndarray, Letterbox]:
@@ -27,13 +62,30 @@ def letterbox(image: Image.Image, size: int, color: int = 114) -> tuple[np.ndarr
     w, h = rgb.size
     scale = min(size / w, size / h)
     nw, nh = round(w * scale), round(h * scale)
+    pixels = np.asarray(rgb)
     if (nw, nh) != (w, h):
-        rgb = rgb.resize((nw, nh), Image.Resampling.BILINEAR)
+        pixels = resize_bilinear(pixels, nw, nh)
     dw, dh = (size - nw) / 2, (size - nh) / 2
     left, top = round(dw - 0.1), round(dh - 0.1)
     canvas = np.full((size, size, 3), color, dtype=np.uint8)
-    canvas[top : top + nh, left : left + nw] = np.asarray(rgb)
-    return canvas, Letterbox(scale=scale, pad_x=left, pad_y=top)
+    canvas[top : top + nh, left : left + nw] = pixels
+    return canvas, Letterbox(scale_x=nw / w, scale_y=nh / h, pad_x=left, pad_y=top)
+
+
+def load_image(source) -> Image.Image:
+    """Open an image file or file object as upright 8-bit RGB, like ``cv2.imread`` does.
+
+    EXIF orientation is applied; palette, grey, 16-bit, CMYK and alpha images become RGB
+    (alpha dropped). Raises PIL's errors for files that are not images or are truncated.
+    """
+    with Image.open(source) as img:
+        img.load()  # decode now, so a truncated file fails here, not mid-inference
+        img = ImageOps.exif_transpose(img)
+        if img.mode in {"I;16", "I;16B", "I;16L", "I"}:  # 16/32-bit grey: scale to 8 bit
+            arr = np.asarray(img, dtype=np.float32)
+            top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+            img = Image.fromarray((arr * (255.0 / top)).clip(0, 255).astype(np.uint8))
+        return img.convert("RGB")
 
 
 def to_tensor(hwc: np.ndarray) -> np.ndarray:

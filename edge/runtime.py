@@ -1,19 +1,24 @@
-"""A thin onnxruntime detector over an ultralytics YOLOv8 ONNX file.
+"""A detector over an ultralytics YOLOv8 ONNX file or an edge bundle.
 
-Reads image size and class names from the model's own metadata, so it needs no side files.
+Image size, class names and (for a bundle) thresholds come from the model's own metadata
+or the bundle's ``metadata.json``, so it needs no other side files.
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
-from edge.latency import session
+from edge.engine import load
 from edge.postprocess import decode, to_original
-from edge.preprocess import preprocess
+from edge.preprocess import Letterbox, load_image, preprocess
+
+DEFAULT_CONF, DEFAULT_IOU = 0.25, 0.7
 
 
 @dataclass(frozen=True)
@@ -23,21 +28,69 @@ class Detection:
     class_id: int
     class_name: str
 
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def model_info(path: Path, onnx_meta: dict[str, str]) -> dict[str, object]:
+    """imgsz, names and thresholds: a bundle's metadata.json first, then the ONNX metadata."""
+    info: dict[str, object] = {"conf": DEFAULT_CONF, "iou": DEFAULT_IOU}
+    if "imgsz" in onnx_meta and "names" in onnx_meta:
+        info["imgsz"] = int(ast.literal_eval(onnx_meta["imgsz"])[0])
+        info["names"] = {int(k): v for k, v in ast.literal_eval(onnx_meta["names"]).items()}
+    bundle_meta = Path(path) / "metadata.json"
+    if bundle_meta.is_file():
+        meta = json.loads(bundle_meta.read_text())
+        info["names"] = {int(k): v for k, v in meta["classes"].items()}
+        info["conf"] = float(meta["thresholds"]["conf"])
+        info["iou"] = float(meta["thresholds"]["iou"])
+        if "input" in meta:
+            info["imgsz"] = int(meta["input"]["shape"][-1])
+    if "imgsz" not in info or "names" not in info:
+        raise ValueError(f"{path}: no imgsz/names in the ONNX metadata (not an ultralytics export)")
+    return info
+
 
 class Detector:
-    def __init__(self, model: Path, threads: int = 2, conf: float = 0.25, iou: float = 0.7):
-        self.session = session(Path(model), threads)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.imgsz = int(ast.literal_eval(meta["imgsz"])[0])
-        self.names = {int(k): v for k, v in ast.literal_eval(meta["names"]).items()}
-        self.input = self.session.get_inputs()[0].name
-        self.conf, self.iou = conf, iou
+    """``Detector(path)(image)`` -> detections in original pixels. ``path``: a bundle
+    directory (its model.onnx and metadata.json) or an ONNX file; ``conf``/``iou`` override
+    the thresholds the bundle was built with."""
 
-    def __call__(self, image: Image.Image) -> list[Detection]:
+    def __init__(self, model: Path, threads: int = 2, conf: float | None = None,
+                 iou: float | None = None, backend: str = "onnxruntime",
+                 precision: str | None = None):  # fmt: skip
+        path = Path(model)
+        onnx_file = path / "model.onnx" if path.is_dir() else path
+        self.engine = load(onnx_file, backend, threads, precision)
+        meta = self.engine.metadata
+        if not meta:  # OpenVINO does not expose ONNX metadata
+            meta = load(onnx_file, "onnxruntime", 1).metadata
+        info = model_info(path, meta)
+        self.imgsz: int = info["imgsz"]  # type: ignore[assignment]
+        self.names: dict[int, str] = info["names"]  # type: ignore[assignment]
+        self.conf = float(info["conf"] if conf is None else conf)  # type: ignore[arg-type]
+        self.iou = float(info["iou"] if iou is None else iou)  # type: ignore[arg-type]
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """The model's raw output (1, 4+nc, anchors) for an input tensor."""
+        return self.engine.run(x)
+
+    def __call__(self, image: Image.Image | Path | str, conf: float | None = None,
+                 iou: float | None = None) -> list[Detection]:  # fmt: skip
+        if not isinstance(image, Image.Image):
+            image = load_image(image)
         x, box = preprocess(image, self.imgsz)
-        (out,) = self.session.run(None, {self.input: x})
-        boxes, scores, cls = decode(out, self.conf, self.iou)
-        boxes = to_original(boxes, box, image.width, image.height)
+        return self.detections(self.raw(x), box, image.width, image.height, conf, iou)
+
+    def detections(
+        self, out: np.ndarray, box: Letterbox, width: int, height: int,
+        conf: float | None = None, iou: float | None = None,
+    ) -> list[Detection]:  # fmt: skip
+        """Decode + NMS a raw output and map its boxes back to a ``width`` x ``height`` image."""
+        conf = self.conf if conf is None else conf
+        iou = self.iou if iou is None else iou
+        boxes, scores, cls = decode(out, conf, iou)
+        boxes = to_original(boxes, box, width, height)
         return [
             Detection(tuple(float(v) for v in b), float(s), int(c), self.names[int(c)])
             for b, s, c in zip(boxes, scores, cls, strict=True)

@@ -1,5 +1,5 @@
 """``--pipeline optimize``: data -> train (cached) or base model -> prune + fine-tune ->
-ONNX -> INT8 within budget -> score every variant -> select."""
+ONNX -> INT8 within budget -> score every variant -> select -> report -> edge bundle."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from zenml import pipeline
 
 from pipelines.train import prepared_data
+from steps.build_bundle import build_bundle
 from steps.export_onnx import MODEL_FILE, export_model
 from steps.import_base_model import import_base_model
 from steps.prune_model import prune_model
@@ -15,6 +16,7 @@ from steps.quantize_int8 import quantize_int8
 from steps.score_variant import score_variant
 from steps.select_variant import select_variant
 from steps.train_model import train_model
+from steps.write_report import report_optimize
 
 
 @pipeline(enable_cache=False)
@@ -22,7 +24,8 @@ def optimize_pipeline(
     data: dict[str, Any], train: dict[str, Any], model: dict[str, Any],
     eval_cfg: dict[str, Any], optimize: dict[str, Any],
 ) -> Any:  # fmt: skip
-    """From a trained YOLOv8n to the fastest ONNX model within the accuracy budget."""
+    """From a trained YOLOv8n to the fastest ONNX model within the accuracy budget, reported
+    and bundled for the edge."""
     imgsz = train["imgsz"]
     data_version = prepared_data(data)
     if optimize["base_model"]:
@@ -51,7 +54,11 @@ def optimize_pipeline(
     if optimize["prune"]["enabled"]:
         prune_summary, pruned_dir = prune_model(weights_dir, data_version, train, optimize)
         pruned_fp32, pruned_int8 = onnx_variants(pruned_dir, "pruned")
-    return select_variant(
+    selection, _ = select_variant(
         optimize, base_pt, base_fp32, base_int8=base_int8, pruned_fp32=pruned_fp32,
         pruned_int8=pruned_int8, prune_summary=prune_summary,
     )  # fmt: skip
+    config = {"data": data, "train": train, "model": model, "eval": eval_cfg, "optimize": optimize}
+    report_optimize(selection, data_version, config)
+    if optimize["bundle"]["enabled"]:
+        build_bundle(selection, data_version, optimize)

@@ -134,6 +134,14 @@ def trained_model(tmp_path_factory, tiny_data: Path) -> Path:
     return outcome.best
 
 
+@pytest.fixture(scope="session")
+def onnx_model(trained_model: Path, tmp_path_factory) -> Path:
+    """The session model as an FP32 ONNX file (ultralytics export, metadata kept)."""
+    from yeo.optimize.export import export_onnx
+
+    return export_onnx(trained_model, tmp_path_factory.mktemp("onnx") / "m.onnx", 128).path
+
+
 def yaml_load(path: Path) -> dict:
     import yaml
 

@@ -26,13 +26,6 @@ def test_decode_is_class_aware() -> None:
     assert sorted(cls.tolist()) == [0, 1] and len(boxes) == 2
 
 
-@pytest.fixture(scope="module")
-def onnx_model(trained_model: Path, tmp_path_factory) -> Path:
-    from yeo.optimize.export import export_onnx
-
-    return export_onnx(trained_model, tmp_path_factory.mktemp("edge") / "m.onnx", 128).path
-
-
 def test_edge_matches_ultralytics_predict(onnx_model: Path, tiny_data: Path) -> None:
     from ultralytics import YOLO
 
@@ -53,3 +46,35 @@ def test_edge_matches_ultralytics_predict(onnx_model: Path, tiny_data: Path) -> 
         assert [ours[i].class_id for i in order] == theirs.boxes.cls.numpy()[ref_order].tolist()
         compared += len(ours)
     assert compared > 0, "the session model found nothing to compare"
+
+
+def _compare(detector: Detector, reference, path: Path, imgsz: int, conf: float) -> int:
+    """Assert edge and ultralytics agree on one image: same count, and each of our boxes has
+    its own same-class ultralytics box within 1 px. Returns the number compared."""
+    ours = detector(path)
+    (theirs,) = reference.predict(str(path), imgsz=imgsz, conf=conf, iou=0.7, verbose=False)
+    assert len(ours) == len(theirs.boxes), path.name
+    boxes, classes = theirs.boxes.xyxy.numpy(), theirs.boxes.cls.numpy().astype(int)
+    free = np.ones(len(boxes), bool)
+    for d in sorted(ours, key=lambda d: -d.score):
+        err = np.abs(boxes - np.array(d.box)).max(axis=1)
+        err[~free | (classes != d.class_id)] = np.inf
+        best = int(err.argmin())
+        assert err[best] <= 1.0, f"{path.name}: {d} vs nearest {boxes[best]} ({err[best]:.2f} px)"
+        free[best] = False
+    return len(ours)
+
+
+@pytest.mark.parametrize(("dataset", "pattern"), [("coco128", "images/train2017/*.jpg"),
+                                                  ("neu-det", "IMAGES/*.jpg")])  # fmt: skip
+def test_edge_matches_ultralytics_on_real_images(
+    onnx_model: Path, shared_dataset, dataset: str, pattern: str
+) -> None:
+    """Non-square, greyscale and large real images: letterbox, decode and NMS all agree."""
+    from ultralytics import YOLO
+
+    images = sorted(shared_dataset(dataset).glob(pattern))[:12]
+    detector = Detector(onnx_model, conf=0.001, iou=0.7)  # a synthetic-trained model: low scores
+    reference = YOLO(str(onnx_model), task="detect")
+    compared = sum(_compare(detector, reference, p, 128, 0.001) for p in images)
+    assert compared > 0, f"no detections on {dataset} to compare"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import CODE_ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 TINY = [
@@ -16,6 +17,7 @@ TINY = [
     "train.imgsz=128", "train.epochs=2", "train.batch=8", "optimize.prune.steps=1",
     "optimize.prune.finetune_epochs=1", "optimize.quant.calib_images=8",
     "optimize.latency.runs=10", "optimize.latency.min_seconds=0.2", "optimize.latency.warmup=2",
+    "optimize.bundle.benchmark_runs=5", "optimize.bundle.golden_images=2",
 ]  # fmt: skip
 
 
@@ -40,6 +42,36 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
     assert by["base_int8"]["size_bytes"] < 0.5 * by["base_fp32"]["size_bytes"]
     assert "selected" in out.stdout and "| base_fp32 |" in out.stdout
 
+    # report beside the table, bundle with lineage, verified by the edge tool
+    report = json.loads((table.parent / "report.json").read_text())
+    assert report["selected"] == sel["selected"] and len(report["plots"]) == 3
+    assert (table.parent / "report.html").stat().st_size > 10_000  # plots embedded
+    bundle = root / "edge" / "bundles" / "yolov8n-synthetic-v1"
+    assert bundle.with_name("yolov8n-synthetic-v1.tar.gz").is_file()
+    meta = json.loads((bundle / "metadata.json").read_text())
+    assert meta["model"]["variant"] == sel["selected"]
+    source = meta["source"]
+    assert source["zenml_run_id"] != "none" and len(source["mlflow_run_id"]) == 32
+    assert source["data_dvc_hash"] and source["git_commit"]
+    assert f"bundle       {bundle}" in out.stdout
+    check = subprocess.run([sys.executable, "-m", "edge.verify", str(bundle)], capture_output=True,
+                           text=True, cwd=CODE_ROOT)  # fmt: skip
+    assert check.returncode == 0, check.stderr
+
+    # --pipeline benchmark over that run: variants and a peer side by side, in one process
+    out = run_cli("--pipeline", "benchmark", "benchmark.rounds=1", "benchmark.runs=3",
+                  "benchmark.peers=[ultralytics_int8]", env_extra=env, guard=guard)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not guard.read_text() if guard.exists() else True
+    (bench,) = (root / "outputs" / "benchmarks").rglob("benchmark.json")
+    rows = {r["model"]: r for r in json.loads(bench.read_text())["rows"]}
+    assert set(rows) == {"base_fp32", "base_int8", "pruned_fp32", "pruned_int8", "ultralytics_int8"}
+    assert rows["base_fp32"]["speedup_vs_base_fp32"] == 1.0
+    assert rows["ultralytics_int8"]["map50_95"] is not None
+    assert "| ultralytics_int8 |" in out.stdout
+    out = run_cli("--pipeline", "benchmark", "benchmark.peers=[tensorrt]", env_extra=env)
+    assert out.returncode == 2 and "benchmark.peers: unknown ['tensorrt']" in out.stderr
+
     # a budget no variant can meet: exit 1, one line, the table is still written
     weights = next((root / "outputs" / "train").rglob("best.pt"))
     out = run_cli(
@@ -51,3 +83,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("run.py: error: no ONNX variant within -1")
     assert len(list((root / "outputs" / "optimize").rglob("variants.json"))) == 2
+    assert sorted(p.name for p in (root / "edge" / "bundles").iterdir()) == [
+        "yolov8n-synthetic-v1",
+        "yolov8n-synthetic-v1.tar.gz",
+    ]  # no bundle from a failed run

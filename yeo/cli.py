@@ -70,6 +70,12 @@ def check_optimize(cfg: dict[str, Any]) -> None:
     settings.check(cfg["optimize"])
 
 
+def check_benchmark(cfg: dict[str, Any]) -> None:
+    from steps.benchmark_variants import check
+
+    check(cfg["benchmark"])
+
+
 def registry_name(cfg: dict[str, Any]) -> str:
     return cfg["tracking"].get("registry_name") or f"yolov8n-{cfg['data']['name']}"
 
@@ -105,6 +111,12 @@ def run_optimize(cfg: dict[str, Any]) -> Any:
         data=cfg["data"], train=cfg["train"], model=cfg["model"], eval_cfg=cfg["eval"],
         optimize=cfg["optimize"],
     )  # fmt: skip
+
+
+def run_benchmark(cfg: dict[str, Any]) -> Any:
+    from pipelines.benchmark import benchmark_pipeline
+
+    return benchmark_pipeline(benchmark=cfg["benchmark"])
 
 
 # --------------------------------------------------------------------------- summaries
@@ -157,7 +169,22 @@ def summarize_tune(run: Any) -> str:
 def summarize_optimize(run: Any) -> str:
     sel = _output(run, "select_variant", "selection")
     table = _output(run, "select_variant", "variants_table")
-    return f"{table}\n\nselected     {sel.selected}: {sel.reason}"
+    folder = workspace().outputs / "optimize" / run.name
+    lines = [f"{table}\n", f"selected     {sel.selected}: {sel.reason}",
+             f"report       {folder / 'report.html'}"]  # fmt: skip
+    if "build_bundle" in run.steps:
+        b = _output(run, "build_bundle", "bundle")
+        lines += [
+            f"bundle       {b.path} (+ .tar.gz)",
+            f"verified     {b.verify}",
+            f"edge         model p50 {b.benchmark_p50_ms:.2f} ms, end to end "
+            f"{b.end_to_end_p50_ms:.2f} ms (python -m edge.benchmark {b.path})",
+        ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def summarize_benchmark(run: Any) -> str:
+    return str(_output(run, "benchmark_variants", "benchmark_table"))
 
 
 @dataclass(frozen=True)
@@ -180,6 +207,10 @@ PIPELINES: dict[str, Pipeline] = {
     "optimize": Pipeline(
         "data -> train (cached) -> prune + fine-tune -> ONNX -> INT8 in budget -> select",
         check_optimize, run_optimize, summarize_optimize,
+    ),
+    "benchmark": Pipeline(
+        "latest optimize run: every variant + ultralytics/OpenVINO peers, interleaved timing",
+        check_benchmark, run_benchmark, summarize_benchmark,
     ),
     "tune": Pipeline(
         "Optuna study over lr, momentum/decay, augmentation; writes conf train=tuned",

@@ -57,6 +57,12 @@ def mlflow_run(step: str, experiment: str = EXPERIMENT) -> Iterator[Any]:
         yield run
 
 
+def zenml_run_id() -> str | None:
+    """The ZenML pipeline run id inside a step, else None."""
+    zen = _zenml_context()
+    return zen[0] if zen else None
+
+
 def run_name() -> str:
     """The ZenML run name inside a step, else a timestamp: names output folders."""
     zen = _zenml_context()

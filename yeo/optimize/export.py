@@ -34,7 +34,7 @@ def image_batch(images: list[Path], imgsz: int) -> list[np.ndarray]:
 
 
 def run_onnx(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    from edge.latency import session
+    from edge.engine import session
 
     sess = session(path, threads=2)
     name = sess.get_inputs()[0].name

@@ -50,3 +50,8 @@ def check(cfg: dict[str, Any]) -> None:
             ) from None
     if cfg["threads"] < 1 or cfg["quant"]["calib_images"] < 1:
         raise ConfigError("optimize.threads and optimize.quant.calib_images must be >= 1")
+    bundle = cfg["bundle"]
+    if not (0 <= bundle["conf"] <= 1 and 0 < bundle["iou"] <= 1):
+        raise ConfigError("optimize.bundle: conf must be in [0, 1], iou in (0, 1]")
+    if bundle["golden_images"] < 1 or bundle["benchmark_runs"] < 1:
+        raise ConfigError("optimize.bundle.golden_images and benchmark_runs must be >= 1")

@@ -1,0 +1,158 @@
+"""Assemble an edge bundle: model, metadata, labels, golden cases, benchmark, the edge code,
+and a SHA-256 manifest over every file; published atomically as a folder and a .tar.gz.
+
+Layout (``FORMAT``)::
+
+    model.onnx  metadata.json  labels.txt  MODEL_CARD.md  benchmark.json  MANIFEST.sha256
+    golden/golden.json  golden/NNN.jpg|png  golden/NNN.input.npy  golden/NNN.output.npy
+    golden/NNN.detections.json  edge/*.py
+
+``python -m edge.verify BUNDLE`` checks all of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edge.benchmark import run as run_benchmark
+from edge.fileio import publish_dir, write_json, write_text
+from edge.preprocess import load_image, preprocess
+from edge.runtime import Detector
+
+FORMAT = "yeo-edge-bundle/1"
+MANIFEST = "MANIFEST.sha256"
+EDGE_SOURCE = Path(__file__).resolve().parent
+IGNORED = ("__pycache__", ".pyc")  # written by Python when the bundle's own code runs
+# how far a port (other CPU, other runtime build) may be from the golden outputs
+TOLERANCE = {
+    "fp32": {"input_atol": 2 / 255, "box_atol_px": 0.5, "score_atol": 0.01},
+    "int8": {"input_atol": 2 / 255, "box_atol_px": 2.0, "score_atol": 0.05},
+}
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def bundle_files(root: Path) -> list[str]:
+    """Every file of the bundle (relative, sorted), without the manifest and Python caches."""
+    return sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*")
+        if p.is_file() and p.name != MANIFEST and not any(i in p.as_posix() for i in IGNORED)
+    )  # fmt: skip
+
+
+def write_manifest(root: Path) -> Path:
+    """``MANIFEST.sha256`` in ``sha256sum`` format (``sha256sum -c`` checks it too)."""
+    lines = [f"{sha256(root / rel)}  {rel}" for rel in bundle_files(root)]
+    return write_text(root / MANIFEST, "\n".join(lines) + "\n")
+
+
+def io_spec(detector: Detector) -> dict[str, dict[str, object]]:
+    """Input and output description read from the model itself."""
+    sess_inputs = detector.engine.input_shape
+    return {
+        "input": {
+            "shape": list(sess_inputs), "dtype": "float32", "layout": "NCHW", "color": "RGB",
+            "scale": 1 / 255, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0],
+            "letterbox": {"resize": "bilinear, keep aspect ratio", "pad_value": 114,
+                          "center": True, "square": detector.imgsz},
+            "orientation": "EXIF applied before letterbox",
+        },
+        "output": {
+            "layout": "(1, 4 + num_classes, anchors): cx, cy, w, h in input pixels, then one "
+                      "sigmoid score per class; decode = best class per anchor, conf filter, "
+                      "class-aware NMS, undo letterbox",
+            "num_classes": len(detector.names),
+        },
+    }  # fmt: skip
+
+
+def write_golden(folder: Path, detector: Detector, images: list[Path], precision: str) -> dict:
+    """Input tensors, raw outputs and final detections for ``images``, with tolerances."""
+    folder.mkdir(parents=True)
+    cases = []
+    for i, src in enumerate(images):
+        stem = f"{i:03d}"
+        name = f"{stem}{Path(src).suffix.lower()}"
+        shutil.copy(src, folder / name)  # the original bytes: ports test their decoder too
+        image = load_image(folder / name)
+        x, box = preprocess(image, detector.imgsz)
+        out = detector.raw(x)
+        dets = detector.detections(out, box, image.width, image.height)
+        np.save(folder / f"{stem}.input.npy", x)
+        np.save(folder / f"{stem}.output.npy", out)
+        write_json(folder / f"{stem}.detections.json", [d.as_dict() for d in dets])
+        cases.append({"image": name, "source": Path(src).name, "width": image.width,
+                      "height": image.height, "letterbox_scale": box.scale,
+                      "detections": len(dets)})  # fmt: skip
+    golden = {"tolerance": TOLERANCE[precision], "conf": detector.conf, "iou": detector.iou,
+              "cases": cases}  # fmt: skip
+    write_json(folder / "golden.json", golden)
+    return golden
+
+
+def build(
+    model: Path, dest: Path, metadata: dict, golden_images: list[Path],
+    card: Callable[[dict], str] | None = None, benchmark_runs: int = 100, threads: int = 2,
+) -> tuple[Path, Path]:  # fmt: skip
+    """Write the bundle to ``dest`` and ``dest``.tar.gz; nothing is left behind on failure.
+
+    ``metadata`` must hold ``name``, ``version``, ``classes`` (id -> name), ``thresholds``
+    (conf, iou) and ``precision``; input/output specs are read from the model. ``card`` makes
+    MODEL_CARD.md from the final metadata.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is for sharing
+    tar_tmp = dest.parent / f".{dest.name}.tar.gz.tmp"
+    try:
+        shutil.copy(model, tmp / "model.onnx")
+        classes = {str(k): v for k, v in metadata["classes"].items()}
+        write_text(
+            tmp / "labels.txt", "\n".join(classes[str(i)] for i in range(len(classes))) + "\n"
+        )
+        meta = {"format": FORMAT, **metadata, "classes": classes}
+        write_json(tmp / "metadata.json", meta)  # thresholds must be readable by the Detector
+        detector = Detector(tmp, threads)
+        meta |= io_spec(detector)
+        meta["model"] = {**meta.get("model", {}), "file": "model.onnx",
+                         "sha256": sha256(tmp / "model.onnx")}  # fmt: skip
+        write_json(tmp / "metadata.json", meta)
+        write_golden(tmp / "golden", detector, golden_images, metadata["precision"])
+        skip = shutil.ignore_patterns("__pycache__", "*.pyc", "bundles")
+        shutil.copytree(EDGE_SOURCE, tmp / "edge", ignore=skip)
+        if card is not None:
+            write_text(tmp / "MODEL_CARD.md", card(meta))
+        write_json(tmp / "benchmark.json", run_benchmark(tmp, threads=threads, runs=benchmark_runs))
+        write_manifest(tmp)
+        with tarfile.open(tar_tmp, "w:gz") as tar:
+            tar.add(tmp, arcname=dest.name, filter=_no_cache)
+        publish_dir(tmp, dest)
+        tar_tmp.replace(dest.with_name(dest.name + ".tar.gz"))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tar_tmp.unlink(missing_ok=True)
+        raise
+    return dest, dest.with_name(dest.name + ".tar.gz")
+
+
+def _no_cache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    return None if any(i in info.name for i in IGNORED) else info
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,68 @@
+"""Inference engines over one ONNX file: onnxruntime (default) and OpenVINO (when installed).
+
+Both take a 1x3xHxW float32 tensor and return the model's first output as a numpy array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+BACKENDS = ("onnxruntime", "openvino")
+
+
+def session(model: Path, threads: int = 2, provider: str = "CPUExecutionProvider"):
+    """An onnxruntime session with a fixed thread count (intra-op) and sequential execution."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(model), opts, providers=[provider])
+
+
+@dataclass
+class Engine:
+    """A loaded model: ``run(x)`` -> first output; what ran it, for reports."""
+
+    run: Callable[[np.ndarray], np.ndarray]
+    input_shape: tuple[int, ...]
+    backend: str
+    precision_hint: str  # what the backend was asked for ("default" = its own choice)
+    metadata: dict[str, str]  # the ONNX model's metadata_props (onnxruntime only)
+
+
+def load(model: Path, backend: str = "onnxruntime", threads: int = 2,
+         precision: str | None = None) -> Engine:  # fmt: skip
+    """Load ``model`` with ``backend``. ``precision`` (OpenVINO only): None lets the device
+    choose (bf16 on CPUs with AMX/AVX512-BF16, even for an FP32 model); ``f32`` forces FP32."""
+    if backend == "onnxruntime":
+        sess = session(Path(model), threads)
+        inp = sess.get_inputs()[0]
+        name = inp.name
+        shape = tuple(d if isinstance(d, int) else 1 for d in inp.shape)
+        meta = dict(sess.get_modelmeta().custom_metadata_map)
+        return Engine(lambda x: sess.run(None, {name: x})[0], shape, backend, "fp32/int8 as stored",
+                      meta)  # fmt: skip
+    if backend == "openvino":
+        try:
+            import openvino as ov
+        except ImportError:
+            raise RuntimeError("backend openvino needs: pip install openvino") from None
+        config: dict[str, object] = {"INFERENCE_NUM_THREADS": threads,
+                                     "PERFORMANCE_HINT": "LATENCY"}  # fmt: skip
+        if precision:
+            config["INFERENCE_PRECISION_HINT"] = precision
+        compiled = ov.Core().compile_model(str(model), "CPU", config)
+        request = compiled.create_infer_request()
+        shape = tuple(d.get_length() for d in compiled.input(0).get_partial_shape())
+        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+        hint = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+        return Engine(lambda x: request.infer({0: x})[0], shape, backend,
+                      f"{precision or 'default'} (runs {hint})", {})  # fmt: skip
+    raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")

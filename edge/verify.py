@@ -1,0 +1,174 @@
+"""Check an edge bundle: manifest, metadata, model, and golden cases within tolerance.
+
+    python -m edge.verify BUNDLE_DIR_OR_TAR_GZ
+
+Exit 0 with one ``OK`` line, or exit 1 with one line per fault, each naming the file and
+what is wrong: a changed byte, a missing or unlisted file, a model that does not load, or
+outputs/detections off the golden tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tarfile
+import tempfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from edge.bundle import MANIFEST, bundle_files, sha256
+from edge.preprocess import load_image, preprocess
+from edge.runtime import Detector
+
+
+def check_manifest(root: Path) -> list[str]:
+    """Faults of the file set: missing, changed, unlisted files, or a bad manifest."""
+    manifest = root / MANIFEST
+    if not manifest.is_file():
+        return [f"{MANIFEST}: missing, nothing can be checked"]
+    faults, listed = [], {}
+    for n, line in enumerate(manifest.read_text().splitlines(), 1):
+        digest, _, rel = line.partition("  ")
+        bad_path = not rel or PurePosixPath(rel).is_absolute() or ".." in PurePosixPath(rel).parts
+        if len(digest) != 64 or bad_path:
+            faults.append(f"{MANIFEST}: line {n} is not '<sha256>  <relative path>'")
+            continue
+        listed[rel] = digest
+    for rel, digest in listed.items():
+        if not (root / rel).is_file():
+            faults.append(f"{rel}: listed in {MANIFEST} but missing")
+        elif sha256(root / rel) != digest:
+            faults.append(f"{rel}: SHA-256 differs from {MANIFEST} (file changed)")
+    faults += [
+        f"{rel}: not listed in {MANIFEST}" for rel in bundle_files(root) if rel not in listed
+    ]
+    return faults
+
+
+def _boxes_match(a: dict, b: dict, atol: float) -> bool:
+    return a["class_id"] == b["class_id"] and max(
+        abs(x - y) for x, y in zip(a["box"], b["box"], strict=True)
+    ) <= atol  # fmt: skip
+
+
+def check_detections(expected: list[dict], got: list[dict], conf: float, tol: dict,
+                     scale: float) -> str | None:  # fmt: skip
+    """Every confident detection on one side has a same-class box within tolerance on the
+    other; detections within ``score_atol`` of the threshold may come and go."""
+    atol = tol["box_atol_px"] / scale + 1.0  # input pixels -> original pixels, plus rounding
+    sure = conf + tol["score_atol"]
+    for side, mine, theirs in (("expected", expected, got), ("produced", got, expected)):
+        for d in mine:
+            if d["score"] >= sure and not any(_boxes_match(d, o, atol) for o in theirs):
+                return f"{side} detection {d['class_name']} {d['score']:.3f} at " \
+                       f"{[round(v, 1) for v in d['box']]} has no match"  # fmt: skip
+    return None
+
+
+def check_golden(root: Path) -> tuple[list[str], str]:
+    """Faults of the model against golden cases, and a one-line summary of the errors."""
+    meta = json.loads((root / "metadata.json").read_text())
+    golden = json.loads((root / "golden" / "golden.json").read_text())
+    tol = golden["tolerance"]
+    try:
+        det = Detector(root, threads=1)
+    except Exception as e:  # onnxruntime raises its own exception types for a bad model
+        return [f"model.onnx: does not load ({' '.join(str(e).split())[:200]})"], ""
+    if list(det.engine.input_shape) != list(meta["input"]["shape"]):
+        return [f"model.onnx: input shape {list(det.engine.input_shape)} but metadata.json "
+                f"says {meta['input']['shape']}"], ""  # fmt: skip
+    faults, worst = [], {"input": 0.0, "box": 0.0, "score": 0.0}
+    for case in golden["cases"]:
+        stem = Path(case["image"]).stem
+        x = np.load(root / "golden" / f"{stem}.input.npy")
+        expected = np.load(root / "golden" / f"{stem}.output.npy")
+        image = load_image(root / "golden" / case["image"])
+        x_here, box = preprocess(image, det.imgsz)
+        worst["input"] = max(worst["input"], float(np.abs(x_here - x).max()))
+        if worst["input"] > tol["input_atol"]:
+            faults.append(f"golden/{case['image']}: preprocessing differs from {stem}.input.npy "
+                          f"by {worst['input']:.4f} > {tol['input_atol']:.4f}")  # fmt: skip
+        out = det.raw(x)
+        if out.shape != expected.shape:
+            faults.append(f"golden/{stem}.output.npy: shape {expected.shape}, model gives "
+                          f"{out.shape}")  # fmt: skip
+            continue
+        box_err = float(np.abs(out[:, :4] - expected[:, :4]).max())
+        score_err = float(np.abs(out[:, 4:] - expected[:, 4:]).max())
+        worst["box"], worst["score"] = max(worst["box"], box_err), max(worst["score"], score_err)
+        if box_err > tol["box_atol_px"] or score_err > tol["score_atol"]:
+            faults.append(f"golden/{stem}.output.npy: model output off tolerance (box "
+                          f"{box_err:.3f} px > {tol['box_atol_px']} or score {score_err:.4f} > "
+                          f"{tol['score_atol']})")  # fmt: skip
+            continue
+        got = [d.as_dict() for d in det.detections(out, box, image.width, image.height)]
+        want = json.loads((root / "golden" / f"{stem}.detections.json").read_text())
+        problem = check_detections(want, got, golden["conf"], tol, case["letterbox_scale"])
+        if problem:
+            faults.append(f"golden/{stem}.detections.json: {problem}")
+    summary = (f"{len(golden['cases'])} golden cases, max error: input {worst['input']:.4f}, "
+               f"box {worst['box']:.4f} px, score {worst['score']:.5f}")  # fmt: skip
+    return faults, summary
+
+
+def check_metadata(root: Path) -> list[str]:
+    try:
+        meta = json.loads((root / "metadata.json").read_text())
+        json.loads((root / "golden" / "golden.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        return [f"{getattr(e, 'filename', None) or 'metadata.json/golden.json'}: unreadable ({e})"]
+    labels = (root / "labels.txt").read_text().splitlines()
+    names = [meta["classes"][str(i)] for i in range(len(meta["classes"]))]
+    return [] if labels == names else ["labels.txt: does not match the classes in metadata.json"]
+
+
+def verify(root: Path) -> tuple[list[str], str]:
+    """(faults, summary) of the bundle at ``root``; no faults means it passes."""
+    root = Path(root)
+    if not root.is_dir():
+        return [f"{root}: not a bundle directory"], ""
+    faults = check_manifest(root)
+    if faults:  # never run a model or golden files that are not the ones built
+        return faults, ""
+    faults = check_metadata(root)
+    if faults:
+        return faults, ""
+    return check_golden(root)
+
+
+def _extract(archive: Path, into: Path) -> Path:
+    """Unpack a bundle .tar.gz (refusing paths that leave the folder); its top folder."""
+    with tarfile.open(archive) as tar:
+        for m in tar.getmembers():
+            p = PurePosixPath(m.name)
+            if p.is_absolute() or ".." in p.parts or not (m.isfile() or m.isdir()):
+                raise ValueError(f"{archive}: unsafe member {m.name!r}")
+        tar.extractall(into)
+    (top,) = [p for p in into.iterdir() if p.is_dir()]
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0] in {"-h", "--help"}:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    target = Path(argv[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            root = _extract(target, Path(tmp)) if target.name.endswith(".tar.gz") else target
+        except (OSError, ValueError, tarfile.TarError) as e:
+            print(f"edge.verify: FAIL {target}: {e}", file=sys.stderr)
+            return 1
+        faults, summary = verify(root)
+    for fault in faults:
+        print(f"edge.verify: FAIL {target}: {fault}", file=sys.stderr)
+    if faults:
+        return 1
+    print(f"edge.verify: OK {target}: manifest matches, {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""``--pipeline benchmark``: the latest optimize run's variants and peers, side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zenml import pipeline
+
+from steps.benchmark_variants import benchmark_variants
+
+
+@pipeline(enable_cache=False)
+def benchmark_pipeline(benchmark: dict[str, Any]) -> Any:
+    """One step: a single process times every model in interleaved rounds."""
+    return benchmark_variants(benchmark)

@@ -1,0 +1,38 @@
+"""Bundle: the selected variant as a verified edge bundle (folder + .tar.gz) with lineage."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from zenml import step
+
+from yeo.bundle import BundleInfo, build
+from yeo.data.model import DataVersion
+from yeo.env import workspace
+from yeo.optimize.variants import Selection
+from yeo.tracking import mlflow_run, run_name, step_metadata, zenml_run_id
+
+
+@step(enable_cache=False)
+def build_bundle(
+    selection: Selection, data_version: DataVersion, optimize: dict[str, Any]
+) -> Annotated[BundleInfo, "bundle"]:
+    """Write ``edge/bundles/<name>-vN`` from the selected variant, verify it, log it."""
+    import mlflow
+
+    cfg = optimize["bundle"]
+    name = cfg["name"] or f"yolov8n-{data_version.name}"
+    with mlflow_run("bundle") as run:
+        lineage = {"zenml_run_id": zenml_run_id() or "none", "zenml_run_name": run_name(),
+                   "mlflow_run_id": run.info.run_id}  # fmt: skip
+        info = build(
+            selection, data_version, workspace().root / "edge" / "bundles", name,
+            {"conf": cfg["conf"], "iou": cfg["iou"]}, lineage, cfg["golden_images"],
+            cfg["benchmark_runs"], optimize["threads"],
+        )  # fmt: skip
+        mlflow.log_artifact(info.archive, "bundle")
+        mlflow.log_metrics({"bundle/p50_ms": info.benchmark_p50_ms,
+                            "bundle/e2e_p50_ms": info.end_to_end_p50_ms})  # fmt: skip
+        mlflow.set_tags({"bundle.path": info.path, "bundle.version": info.version})
+    step_metadata(info.model_dump())
+    return info

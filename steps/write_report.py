@@ -1,0 +1,33 @@
+"""Report: report.json / .md / self-contained .html with plots, logged to MLflow and shown
+as the step's ZenML visualization."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from zenml import step
+from zenml.types import HTMLString
+
+from yeo.data.model import DataVersion
+from yeo.env import workspace
+from yeo.optimize.variants import Selection
+from yeo.report.render import write_report
+from yeo.tracking import mlflow_run, run_name, step_metadata
+
+
+@step(enable_cache=False)
+def report_optimize(
+    selection: Selection, data_version: DataVersion, config: dict[str, Any]
+) -> Annotated[HTMLString, "report"]:
+    """Write the run's report beside its variants table; the HTML is the step's output."""
+    import mlflow
+
+    folder = workspace().outputs / "optimize" / run_name()
+    files = write_report(folder, selection, run_name(), data_version.model_dump(), config)
+    with mlflow_run("report"):
+        for path in files.values():
+            sub = "report/plots" if Path(path).suffix == ".png" else "report"
+            mlflow.log_artifact(str(path), sub)
+    step_metadata({"report": str(files["html"]), "plots": len(files) - 3})
+    return HTMLString(Path(files["html"]).read_text())

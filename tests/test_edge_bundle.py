@@ -1,0 +1,135 @@
+"""Edge bundle: build, verify (and each fault it must catch), benchmark CLI and merge."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge import bundle
+from edge.verify import verify
+
+META = {"name": "tiny", "version": "v1", "precision": "fp32",
+        "classes": {0: "scratch", 1: "pits", 2: "stain", 3: "crack"},
+        "thresholds": {"conf": 0.01, "iou": 0.7}}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def built(onnx_model: Path, tiny_data: Path, tmp_path_factory) -> Path:
+    images = sorted((tiny_data.parent / "images" / "train").glob("*.jpg"))[:8]
+    dest, archive = bundle.build(
+        onnx_model, tmp_path_factory.mktemp("b") / "tiny-v1", META, images,
+        card=lambda m: f"# {m['name']}\n", benchmark_runs=5,
+    )  # fmt: skip
+    assert archive.is_file() and archive.name == "tiny-v1.tar.gz"
+    return dest
+
+
+def _edge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+def test_bundle_layout_and_self_contained_verify(built: Path) -> None:
+    for name in ("model.onnx", "labels.txt", "metadata.json", "MODEL_CARD.md", "benchmark.json",
+                 "MANIFEST.sha256", "golden/golden.json", "golden/000.input.npy",
+                 "edge/runtime.py", "edge/verify.py"):  # fmt: skip
+        assert (built / name).is_file(), name
+    meta = json.loads((built / "metadata.json").read_text())
+    assert meta["input"]["shape"] == [1, 3, 128, 128] and meta["format"] == bundle.FORMAT
+    assert meta["model"]["sha256"] == bundle.sha256(built / "model.onnx")
+    assert (built / "labels.txt").read_text().split() == ["scratch", "pits", "stain", "crack"]
+    golden = json.loads((built / "golden" / "golden.json").read_text())
+    assert sum(c["detections"] for c in golden["cases"]) > 0  # the cases exercise NMS
+    assert (
+        subprocess.run(["sha256sum", "-c", "--quiet", "MANIFEST.sha256"], cwd=built).returncode == 0
+    )
+    # the bundle's own copy of edge/ verifies it, from inside the bundle
+    out = _edge("edge.verify", ".", cwd=built)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("edge.verify: OK") and "8 golden cases" in out.stdout
+    out = _edge("edge.verify", str(built.with_name("tiny-v1.tar.gz")))
+    assert out.returncode == 0, out.stderr
+
+
+def _broken(built: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def _changed_byte(b: Path) -> None:
+    data = bytearray((b / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (b / "model.onnx").write_bytes(bytes(data))
+
+
+def _off_tolerance(b: Path) -> None:  # expected outputs edited and the manifest re-signed
+    out = np.load(b / "golden" / "000.output.npy")
+    np.save(b / "golden" / "000.output.npy", out + np.float32(3.0))
+    bundle.write_manifest(b)
+
+
+def _other_model(b: Path) -> None:  # a different model, re-signed: golden outputs catch it
+    from onnx import load, numpy_helper, save
+
+    model = load(str(b / "model.onnx"))
+    init = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 0.5, init.name))
+    save(model, str(b / "model.onnx"))
+    bundle.write_manifest(b)
+
+
+@pytest.mark.parametrize(("fault", "expect"), [
+    (_changed_byte, "model.onnx: SHA-256 differs"),
+    (lambda b: (b / "labels.txt").unlink(), "labels.txt: listed in MANIFEST.sha256 but missing"),
+    (lambda b: (b / "extra.bin").write_bytes(b"x"), "extra.bin: not listed"),
+    (lambda b: (b / "MANIFEST.sha256").unlink(), "MANIFEST.sha256: missing"),
+    (_off_tolerance, "golden/000.output.npy: model output off tolerance"),
+    (_other_model, "off tolerance"),
+])  # fmt: skip
+def test_verify_names_each_fault(built: Path, tmp_path: Path, fault, expect: str) -> None:
+    b = _broken(built, tmp_path)
+    fault(b)
+    faults, _ = verify(b)
+    assert faults and any(expect in f for f in faults), faults
+    out = _edge("edge.verify", str(b))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert expect in out.stderr and out.stderr.startswith("edge.verify: FAIL")
+
+
+def test_failed_build_leaves_nothing(onnx_model: Path, tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        bundle.build(onnx_model, tmp_path / "x-v1", META, [tmp_path / "missing.jpg"])
+    assert list(tmp_path.iterdir()) == []  # no folder, no temp dir, no half archive
+
+
+def test_benchmark_cli_and_merge(built: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    out = _edge("edge.benchmark", str(built), "--runs", "5", "--warmup", "1", "--out", str(a))
+    assert out.returncode == 0, out.stderr
+    assert "| model " in out.stdout and "| end to end " in out.stdout
+    rep = json.loads(a.read_text())
+    assert rep["schema"] == "yeo-edge-benchmark/1" and rep["model_ms"]["runs"] == 5
+    assert rep["end_to_end_ms"]["p50_ms"] > rep["model_ms"]["p50_ms"] * 0.5
+    assert rep["device"]["usable_cores"] >= 1 and rep["device"]["runtimes"]["onnxruntime"]
+    assert rep["settings"]["images"].startswith("8 golden")
+    out = _edge("edge.benchmark", str(built / "model.onnx"), "--runs", "3", "--threads", "1",
+                "--out", str(b))  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    out = _edge("edge.benchmark", "merge", str(a), str(b), "--out", str(tmp_path / "table"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("\n") == 4  # header, rule, two rows
+    assert (tmp_path / "table.csv").read_text().count("\n") == 3
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "other/9"}')
+    out = _edge("edge.benchmark", "merge", str(a), str(bad))
+    assert out.returncode == 1 and out.stderr.strip().count("\n") == 0
+    assert "bad.json: not an edge benchmark report" in out.stderr
+    out = _edge("edge.benchmark", str(tmp_path / "nope.onnx"))
+    assert out.returncode == 1 and "nope.onnx: no such model file" in out.stderr

@@ -1,0 +1,160 @@
+"""Side-by-side latency of every variant of an optimize run and its peers, in one process.
+
+Peers: ultralytics' own INT8 ONNX export (``quantize=8``) of the base model and, when
+OpenVINO is installed, its OpenVINO INT8 export (NNCF) plus OpenVINO running our own files.
+All models are timed in interleaved rounds by :mod:`edge.latency` (batch 1, same threads),
+so drift on a noisy machine hits them alike; every model with known accuracy is scored by
+the one evaluator.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from edge.latency import Runner, interleaved, openvino_runner, ort_runner
+from yeo.env import configure_ultralytics, disable_openvino_telemetry, workspace
+from yeo.errors import UserError
+from yeo.evaluation import EvalSettings, evaluate
+
+PEERS = ("ultralytics_int8", "openvino")
+
+
+def latest_run() -> Path:
+    """The newest ``outputs/optimize/<run>`` with a variants table."""
+    runs = sorted((workspace().outputs / "optimize").glob("*/variants.json"),
+                  key=lambda p: p.stat().st_mtime)  # fmt: skip
+    if not runs:
+        raise UserError("no optimize run found; run `python run.py --pipeline optimize` first")
+    return runs[-1].parent
+
+
+def onnx_imgsz(path: Path) -> int:
+    """The square input size recorded in an ultralytics ONNX export."""
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return int(ast.literal_eval(meta["imgsz"])[0])
+
+
+def size_of(path: Path) -> int:
+    """File size; for an OpenVINO .xml, the .xml plus its .bin weights."""
+    extra = path.with_suffix(".bin").stat().st_size if path.suffix == ".xml" else 0
+    return path.stat().st_size + extra
+
+
+def ultralytics_int8(base_pt: Path, data_yaml: Path, imgsz: int, out: Path) -> Path:
+    """ultralytics' own INT8 ONNX export (its calibration, its quantization settings)."""
+    configure_ultralytics()
+    from ultralytics import YOLO
+
+    f = YOLO(str(base_pt)).export(format="onnx", quantize=8, data=str(data_yaml), imgsz=imgsz,
+                                  simplify=False, batch=1)  # fmt: skip
+    dest = out / "ultralytics_int8.onnx"
+    Path(f).replace(dest)
+    return dest
+
+
+def ultralytics_openvino_int8(base_pt: Path, data_yaml: Path, imgsz: int, out: Path) -> Path:
+    """ultralytics' OpenVINO INT8 export (NNCF post-training quantization); the model dir."""
+    configure_ultralytics()
+    disable_openvino_telemetry()
+    from ultralytics import YOLO
+
+    f = Path(YOLO(str(base_pt)).export(format="openvino", int8=True, data=str(data_yaml),
+                                       imgsz=imgsz, batch=1))  # fmt: skip
+    dest = out / "ultralytics_int8_openvino_model"  # ultralytics knows the format by this suffix
+    if dest.exists():
+        shutil.rmtree(dest)
+    f.replace(dest)
+    return dest
+
+
+def compare(run: Path, out: Path, rounds: int, runs: int, threads: int,
+            peers: list[str]) -> dict[str, Any]:  # fmt: skip
+    """Time the run's ONNX variants and the requested peers; the rows and the peer status."""
+    table = json.loads((run / "variants.json").read_text())
+    report = run / "report.json"
+    data = json.loads(report.read_text())["data"] if report.is_file() else {}
+    data_yaml = Path(data.get("data_yaml") or workspace().data / "processed/synthetic/data.yaml")
+    variants = {v["name"]: v for v in table["variants"]}
+    imgsz = onnx_imgsz(Path(variants["base_fp32"]["path"]))
+    settings = EvalSettings(imgsz=imgsz)
+    base_pt = Path(variants["base_pt"]["path"])
+    out.mkdir(parents=True, exist_ok=True)
+    runners: dict[str, Runner] = {}
+    files: dict[str, Path] = {}
+    maps = {n: v["map50_95"] for n, v in variants.items()}
+    status: dict[str, str] = {}
+    for name, v in variants.items():
+        if v["format"] == "onnx":
+            files[name] = Path(v["path"])
+            runners[name] = ort_runner(files[name], threads)
+    if "ultralytics_int8" in peers:
+        try:
+            files["ultralytics_int8"] = ultralytics_int8(base_pt, data_yaml, imgsz, out)
+            maps["ultralytics_int8"] = evaluate(files["ultralytics_int8"], data_yaml,
+                                                settings).map50_95  # fmt: skip
+            runners["ultralytics_int8"] = ort_runner(files["ultralytics_int8"], threads)
+            status["ultralytics_int8"] = "ok"
+        except Exception as e:  # a peer that cannot be built is a row status, not a crash
+            status["ultralytics_int8"] = f"failed: {' '.join(str(e).split())[:200]}"
+    if "openvino" in peers:
+        if importlib.util.find_spec("openvino") is None:
+            status["openvino"] = "not installed (pip install '.[bench]')"
+        else:
+            # OpenVINO on our own files: its CPU default is bf16 on AVX512-BF16/AMX CPUs
+            ov = {"openvino_default_base_fp32": (files["base_fp32"], None),
+                  "openvino_f32_base_fp32": (files["base_fp32"], "f32")}  # fmt: skip
+            if table["selected"] in files:
+                ov[f"openvino_default_{table['selected']}"] = (files[table["selected"]], None)
+            try:
+                ov_dir = ultralytics_openvino_int8(base_pt, data_yaml, imgsz, out)
+                ov["ultralytics_openvino_int8"] = (next(ov_dir.glob("*.xml")), None)
+                maps["ultralytics_openvino_int8"] = evaluate(ov_dir, data_yaml, settings).map50_95
+                status["openvino"] = "ok (openvino_* rows on our files: latency only)"
+            except Exception as e:  # a peer that cannot be built is a row status, not a crash
+                status["openvino"] = f"export failed: {' '.join(str(e).split())[:200]}"
+            for name, (path, hint) in ov.items():
+                files[name] = path
+                runners[name] = openvino_runner(path, threads, hint)
+    lat = interleaved(runners, rounds, runs, threads=threads)
+    base_ms, base_size = lat["base_fp32"].p50_ms, size_of(files["base_fp32"])
+    rows = [{
+        "model": name, "p50_ms": lat[name].p50_ms, "p90_ms": lat[name].p90_ms,
+        "p99_ms": lat[name].p99_ms, "speedup_vs_base_fp32": base_ms / lat[name].p50_ms,
+        "size_bytes": size_of(files[name]), "size_ratio": base_size / size_of(files[name]),
+        "map50_95": maps.get(name),
+        "map_delta_vs_base_pt": maps[name] - maps["base_pt"] if name in maps else None,
+    } for name in runners]  # fmt: skip
+    return {"run": str(run), "selected": table["selected"], "imgsz": imgsz, "threads": threads,
+            "rounds": rounds, "runs": runs, "rows": rows, "peers": status}  # fmt: skip
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        "| model | p50 ms | p90 ms | p99 ms | speed-up | size MB | size ratio | mAP50-95 "
+        "| Δ vs .pt |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        mark = " **(selected)**" if r["model"] == result["selected"] else ""
+        lines.append(
+            f"| {r['model']}{mark} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['speedup_vs_base_fp32']:.2f}x | {r['size_bytes'] / 1e6:.2f} | "
+            f"{r['size_ratio']:.1f}x | {_fmt(r['map50_95'], '.4f')} | "
+            f"{_fmt(r['map_delta_vs_base_pt'], '+.4f')} |"
+        )
+    peers = ", ".join(f"{k}: {v}" for k, v in result["peers"].items()) or "none"
+    lines += ["", f"onnxruntime unless the name says openvino; batch 1, {result['threads']} "
+              f"thread(s), {result['rounds']} interleaved rounds x {result['runs']} runs; "
+              "speed-up and size ratio vs base_fp32.", f"Peers: {peers}"]  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,164 @@
+"""The edge bundle of an optimize run: metadata with full lineage, model card, build + verify.
+
+The bundle itself is written by :mod:`edge.bundle` (edge dependencies only); this module
+adds what only the pipeline knows: data version, git commit, ZenML and MLflow run ids, and
+the variants table for the model card.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from edge import bundle as edge_bundle
+from edge.verify import verify
+from yeo.data.model import DataVersion
+from yeo.env import CODE_ROOT
+from yeo.errors import UserError
+from yeo.optimize.variants import Selection, VariantScore, markdown_table
+
+
+class BundleInfo(BaseModel):
+    name: str
+    version: str
+    path: str
+    archive: str
+    variant: str
+    verify: str  # edge.verify's summary line
+    benchmark_p50_ms: float
+    end_to_end_p50_ms: float
+
+
+def git_commit() -> str:
+    """HEAD of the code that built the bundle, with ``-dirty`` for uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CODE_ROOT, capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=CODE_ROOT, capture_output=True, text=True,
+                               timeout=10).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def next_version(parent: Path, name: str) -> str:
+    """``v1``, ``v2``, ... after the highest existing ``<name>-vN`` bundle in ``parent``."""
+    pattern = re.compile(rf"^{re.escape(name)}-v(\d+)$")
+    found = [int(m.group(1)) for p in parent.glob(f"{name}-v*") if (m := pattern.match(p.name))]
+    return f"v{max(found, default=0) + 1}"
+
+
+def onnx_facts(path: Path) -> dict[str, Any]:
+    """Opset, stride and the quantization recipe recorded in the ONNX file."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    meta = {p.key: p.value for p in model.metadata_props}
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    return {
+        "opset": opset,
+        "stride": int(meta["stride"]) if "stride" in meta else None,
+        "quantization": ast.literal_eval(meta["quantization"]) if "quantization" in meta else None,
+    }
+
+
+def metadata(name: str, version: str, chosen: VariantScore, data: DataVersion,
+             thresholds: dict[str, float], lineage: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+    facts = onnx_facts(Path(chosen.path))
+    return {
+        "name": name, "version": version,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "precision": chosen.precision,
+        "model": {"variant": chosen.name, "opset": facts["opset"], "params": chosen.params,
+                  "macs": chosen.macs, "quantization": facts["quantization"]},
+        "classes": dict(enumerate(data.names)),
+        "stride": facts["stride"],
+        "thresholds": {"conf": thresholds["conf"], "iou": thresholds["iou"], "max_det": 300,
+                       "class_aware_nms": True},
+        "metrics": {"map50_95": chosen.map50_95, "map50": chosen.map50,
+                    "precision": chosen.precision_, "recall": chosen.recall,
+                    "p50_ms_build_machine": chosen.p50_ms, "split": "val"},
+        "source": {"data_name": data.name, "data_dvc_hash": data.dvc_hash,
+                   "data_tracked_by": data.tracked_by, "git_commit": git_commit(), **lineage},
+    }  # fmt: skip
+
+
+def model_card(meta: dict[str, Any], sel: Selection, chosen: VariantScore) -> str:
+    """MODEL_CARD.md: intended use, data, metrics of every variant, latency, INT8 limits."""
+    q = meta["model"]["quantization"]
+    src = meta["source"]
+    int8 = (
+        f"- INT8 ({q.get('name', 'static QDQ') if q else 'static'}): onnxruntime static "
+        f"quantization, activations u8 / weights s8, calibrated on train-split images only; "
+        f"nodes kept in FP32: {q.get('exclude') if q else 'n/a'}. Measured change on val: "
+        f"{chosen.map50_95 - sel.base_map50_95:+.4f} mAP50-95 vs the FP32 .pt.\n"
+        "- INT8 accuracy holds for images like the calibration set; very different lighting, "
+        "sensors or scales can shift activations outside the calibrated ranges. Recalibrate on "
+        "target-domain images before trusting it there.\n"
+        "- On x86 CPUs without VNNI, onnxruntime's u8s8 kernels can saturate and lose accuracy "
+        "(onnxruntime quantization docs); run `python -m edge.verify` on the target first.\n"
+        if chosen.precision == "int8" else "- FP32 model: no quantization limits apply.\n"
+    )  # fmt: skip
+    return f"""# Model card: {meta["name"]} {meta["version"]}
+
+## Intended use
+Object detection of {len(meta["classes"])} classes ({", ".join(meta["classes"].values())}) in
+images like the training data, on CPUs and edge devices through onnxruntime (or OpenVINO).
+Input: one RGB image, letterboxed to {meta["input"]["shape"][-1]} px. Not for safety-critical
+decisions without validation on the deployment's own data.
+
+## Data
+`{src["data_name"]}`, DVC hash `{src["data_dvc_hash"]}` ({src["data_tracked_by"]}). Metrics
+are on its val split. Built from git `{src["git_commit"]}`, ZenML run `{src.get("zenml_run_id")}`,
+MLflow run `{src.get("mlflow_run_id")}`.
+
+## Variants (this bundle holds **{chosen.name}**)
+{markdown_table(sel)}
+
+Latency: onnxruntime, batch 1, on the build machine; `benchmark.json` has this bundle's own
+run with device details. Run `python -m edge.benchmark .` on the target for its numbers.
+
+## Thresholds
+conf {meta["thresholds"]["conf"]}, IoU {meta["thresholds"]["iou"]}, class-aware NMS, at most
+{meta["thresholds"]["max_det"]} detections.
+
+## Limits
+{int8}- Trained on a small dataset; expect lower recall on small or low-contrast objects.
+- Golden cases in `golden/` fix the expected outputs; ports must match within
+  `golden/golden.json` tolerances.
+"""
+
+
+def build(sel: Selection, data: DataVersion, parent: Path, name: str,
+          thresholds: dict[str, float], lineage: dict[str, str], n_golden: int,
+          benchmark_runs: int, threads: int) -> BundleInfo:  # fmt: skip
+    """Build ``parent/<name>-vN`` (+ .tar.gz) from the selected variant, then verify it."""
+    from yeo.optimize.dataset import busiest_images
+
+    by = {v.name: v for v in sel.variants}
+    if sel.selected is None or by[sel.selected].format != "onnx":
+        raise UserError(f"no ONNX variant selected to bundle ({sel.reason})")
+    chosen = by[sel.selected]
+    version = next_version(parent, name)
+    meta = metadata(name, version, chosen, data, thresholds, lineage)
+    images = busiest_images(Path(data.path), "val", n_golden)
+    dest, archive = edge_bundle.build(
+        Path(chosen.path), parent / f"{name}-{version}", meta, images,
+        card=lambda full_meta: model_card(full_meta, sel, chosen),
+        benchmark_runs=benchmark_runs, threads=threads,
+    )  # fmt: skip
+    faults, summary = verify(dest)
+    if faults:
+        raise UserError(f"{dest}: the new bundle fails edge.verify: {faults[0]}")
+    bench = edge_bundle.read_json(dest / "benchmark.json")
+    return BundleInfo(name=name, version=version, path=str(dest), archive=str(archive),
+                      variant=chosen.name, verify=summary,
+                      benchmark_p50_ms=bench["model_ms"]["p50_ms"],
+                      end_to_end_p50_ms=bench["end_to_end_ms"]["p50_ms"])  # fmt: skip
