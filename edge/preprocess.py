@@ -72,13 +72,21 @@ def letterbox(image: Image.Image, size: int, color: int = 114) -> tuple[np.ndarr
     return canvas, Letterbox(scale_x=nw / w, scale_y=nh / h, pad_x=left, pad_y=top)
 
 
-def load_image(source) -> Image.Image:
+class ImageTooLarge(ValueError):
+    """The image has more pixels than the caller allows (checked before decoding)."""
+
+
+def load_image(source, max_pixels: int | None = None) -> Image.Image:
     """Open an image file or file object as upright 8-bit RGB, like ``cv2.imread`` does.
 
     EXIF orientation is applied; palette, grey, 16-bit, CMYK and alpha images become RGB
-    (alpha dropped). Raises PIL's errors for files that are not images or are truncated.
+    (alpha dropped). Raises PIL's errors for files that are not images or are truncated, and
+    :class:`ImageTooLarge` above ``max_pixels`` before any pixel is decoded.
     """
     with Image.open(source) as img:
+        if max_pixels is not None and img.width * img.height > max_pixels:
+            raise ImageTooLarge(f"{img.width}x{img.height} image is over the limit of "
+                                f"{max_pixels} pixels")  # fmt: skip
         img.load()  # decode now, so a truncated file fails here, not mid-inference
         img = ImageOps.exif_transpose(img)
         if img.mode in {"I;16", "I;16B", "I;16L", "I"}:  # 16/32-bit grey: scale to 8 bit

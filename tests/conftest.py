@@ -142,6 +142,25 @@ def onnx_model(trained_model: Path, tmp_path_factory) -> Path:
     return export_onnx(trained_model, tmp_path_factory.mktemp("onnx") / "m.onnx", 128).path
 
 
+BUNDLE_META = {"name": "tiny", "version": "v1", "precision": "fp32",
+               "classes": {0: "scratch", 1: "pits", 2: "stain", 3: "crack"},
+               "thresholds": {"conf": 0.01, "iou": 0.7},
+               "source": {"data_dvc_hash": "test"}}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def edge_bundle(onnx_model: Path, tiny_data: Path, tmp_path_factory) -> Path:
+    """An edge bundle of the session model with 8 golden cases (low conf: it is weak)."""
+    from edge import bundle
+
+    images = sorted((tiny_data.parent / "images" / "train").glob("*.jpg"))[:8]
+    dest, _ = bundle.build(
+        onnx_model, tmp_path_factory.mktemp("bundle") / "tiny-v1", BUNDLE_META, images,
+        card=lambda m: f"# {m['name']}\n", benchmark_runs=5,
+    )  # fmt: skip
+    return dest
+
+
 def yaml_load(path: Path) -> dict:
     import yaml
 

@@ -13,21 +13,13 @@ import pytest
 
 from edge import bundle
 from edge.verify import verify
-
-META = {"name": "tiny", "version": "v1", "precision": "fp32",
-        "classes": {0: "scratch", 1: "pits", 2: "stain", 3: "crack"},
-        "thresholds": {"conf": 0.01, "iou": 0.7}}  # fmt: skip
+from tests.conftest import BUNDLE_META as META
 
 
 @pytest.fixture(scope="module")
-def built(onnx_model: Path, tiny_data: Path, tmp_path_factory) -> Path:
-    images = sorted((tiny_data.parent / "images" / "train").glob("*.jpg"))[:8]
-    dest, archive = bundle.build(
-        onnx_model, tmp_path_factory.mktemp("b") / "tiny-v1", META, images,
-        card=lambda m: f"# {m['name']}\n", benchmark_runs=5,
-    )  # fmt: skip
-    assert archive.is_file() and archive.name == "tiny-v1.tar.gz"
-    return dest
+def built(edge_bundle: Path) -> Path:
+    assert edge_bundle.with_name("tiny-v1.tar.gz").is_file()
+    return edge_bundle
 
 
 def _edge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

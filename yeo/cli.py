@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from yeo.env import CODE_ROOT, workspace
@@ -76,6 +77,29 @@ def check_benchmark(cfg: dict[str, Any]) -> None:
     check(cfg["benchmark"])
 
 
+def serve_bundle(cfg: dict[str, Any]) -> Path:
+    """``serve.bundle`` or the newest bundle folder in ``<workspace>/edge/bundles``."""
+    if cfg["serve"]["bundle"]:
+        return Path(cfg["serve"]["bundle"])
+    found = sorted((p for p in (workspace().root / "edge" / "bundles").glob("*-v*") if p.is_dir()),
+                   key=lambda p: p.stat().st_mtime)  # fmt: skip
+    if not found:
+        raise ConfigError("no bundle in edge/bundles: run `python run.py --pipeline optimize` "
+                          "or pass serve.bundle=PATH")  # fmt: skip
+    return found[-1]
+
+
+def check_serve(cfg: dict[str, Any]) -> None:
+    s = cfg["serve"]
+    bundle = serve_bundle(cfg)
+    if not (bundle / "metadata.json").is_file():
+        raise ConfigError(f"serve.bundle: {bundle} is not a bundle (no metadata.json)")
+    if not 0 < s["port"] < 65536 or s["threads"] < 1 or (s["workers"] or 1) < 1:
+        raise ConfigError("serve.port must be 1-65535, serve.threads and serve.workers >= 1")
+    if s["max_bytes"] < 1 or s["max_pixels"] < 1:
+        raise ConfigError("serve.max_bytes and serve.max_pixels must be >= 1")
+
+
 def registry_name(cfg: dict[str, Any]) -> str:
     return cfg["tracking"].get("registry_name") or f"yolov8n-{cfg['data']['name']}"
 
@@ -117,6 +141,17 @@ def run_benchmark(cfg: dict[str, Any]) -> Any:
     from pipelines.benchmark import benchmark_pipeline
 
     return benchmark_pipeline(benchmark=cfg["benchmark"])
+
+
+def run_serve(cfg: dict[str, Any]) -> str:
+    """Not a ZenML pipeline: a long-running server, until Ctrl-C."""
+    from edge.serve import Limits, serve
+
+    s = cfg["serve"]
+    bundle = serve_bundle(cfg)
+    serve(bundle, s["host"], s["port"], s["threads"], s["workers"],
+          Limits(s["max_bytes"], s["max_pixels"]))  # fmt: skip
+    return str(bundle)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -187,6 +222,10 @@ def summarize_benchmark(run: Any) -> str:
     return str(_output(run, "benchmark_variants", "benchmark_table"))
 
 
+def summarize_serve(bundle: str) -> str:
+    return f"server stopped ({bundle})"
+
+
 @dataclass(frozen=True)
 class Pipeline:
     help: str
@@ -211,6 +250,10 @@ PIPELINES: dict[str, Pipeline] = {
     "benchmark": Pipeline(
         "latest optimize run: every variant + ultralytics/OpenVINO peers, interleaved timing",
         check_benchmark, run_benchmark, summarize_benchmark,
+    ),
+    "serve": Pipeline(
+        "FastAPI over the newest (or serve.bundle=PATH) verified edge bundle, until Ctrl-C",
+        check_serve, run_serve, summarize_serve,
     ),
     "tune": Pipeline(
         "Optuna study over lr, momentum/decay, augmentation; writes conf train=tuned",
@@ -246,3 +289,14 @@ class UserErrorFilter(logging.Filter):
             for handler in logging.getLogger(name).handlers:
                 handler.addFilter(f)
         return f
+
+
+def run_pipeline(name: str, overrides: list[str] | None = None) -> Any:
+    """Compose, check and run one pipeline, as ``run.py`` does (for notebooks and scripts)."""
+    from zenml.utils import source_utils
+
+    # in a notebook there is no main module file for ZenML to find the code from
+    source_utils.set_custom_source_root(str(CODE_ROOT))
+    cfg = compose_config(overrides or [])
+    PIPELINES[name].check(cfg)
+    return PIPELINES[name].run(cfg)
