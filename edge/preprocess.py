@@ -48,9 +48,12 @@ def resize_bilinear(hwc: np.ndarray, width: int, height: int) -> np.ndarray:
     y0, y1, b0, b1 = _taps(height, hwc.shape[0])
     x0, x1, a0, a1 = _taps(width, hwc.shape[1])
     a0, a1 = a0[None, :, None], a1[None, :, None]
-    r0, r1 = hwc[y0].astype(np.int32), hwc[y1].astype(np.int32)  # only the rows needed
-    s0 = r0[:, x0] * a0 + r0[:, x1] * a1  # horizontal pass, scaled by 2048
-    s1 = r1[:, x0] * a0 + r1[:, x1] * a1
+
+    def taps(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:  # gather as uint8, then widen
+        return np.take(np.take(hwc, rows, axis=0), cols, axis=1).astype(np.int32)
+
+    s0 = taps(y0, x0) * a0 + taps(y0, x1) * a1  # horizontal pass, scaled by 2048
+    s1 = taps(y1, x0) * a0 + taps(y1, x1) * a1
     b0, b1 = b0[:, None, None], b1[:, None, None]
     out = (((b0 * (s0 >> 4)) >> 16) + ((b1 * (s1 >> 4)) >> 16) + 2) >> 2  # cv2's vertical pass
     return np.clip(out, 0, 255).astype(np.uint8)
@@ -58,7 +61,7 @@ def resize_bilinear(hwc: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def letterbox(image: Image.Image, size: int, color: int = 114) -> tuple[np.ndarray, Letterbox]:
     """Resize keeping aspect ratio, pad to ``size`` x ``size`` (centered), return HWC uint8."""
-    rgb = image.convert("RGB")
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
     w, h = rgb.size
     scale = min(size / w, size / h)
     nw, nh = round(w * scale), round(h * scale)
