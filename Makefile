@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run train data test lint format clean
+.PHONY: help install run train data benchmark serve test lint format clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
-run: $(STAMP) ## the main job on the embedded default: data -> train -> prune -> ONNX -> INT8 -> select
+run: $(STAMP) ## the main job: data -> train -> prune -> ONNX -> INT8 -> select -> report -> bundle
 	$(BIN)/python run.py --pipeline optimize
 
 train: $(STAMP) ## data -> train -> evaluate -> register only
@@ -32,6 +32,12 @@ train: $(STAMP) ## data -> train -> evaluate -> register only
 
 data: $(STAMP) ## only the data pipeline
 	$(BIN)/python run.py --pipeline data
+
+benchmark: $(STAMP) ## every variant of the latest optimize run + peers, side by side
+	$(BIN)/python run.py --pipeline benchmark
+
+serve: $(STAMP) ## FastAPI over the newest edge bundle on 127.0.0.1:8000
+	$(BIN)/python run.py --pipeline serve
 
 test: $(STAMP) ## the test suite (offline, tiny configs)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

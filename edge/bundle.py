@@ -12,7 +12,6 @@ Layout (``FORMAT``)::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import tarfile
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.benchmark import run as run_benchmark
-from edge.fileio import publish_dir, write_json, write_text
+from edge.fileio import publish_dir, sha256, write_json, write_text
 from edge.preprocess import load_image, preprocess
 from edge.runtime import Detector
 
@@ -36,14 +35,6 @@ TOLERANCE = {
     "fp32": {"input_atol": 2 / 255, "box_atol_px": 0.5, "score_atol": 0.01},
     "int8": {"input_atol": 2 / 255, "box_atol_px": 2.0, "score_atol": 0.05},
 }
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def bundle_files(root: Path) -> list[str]:

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from edge.fileio import write_text
+
 
 @contextlib.contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
@@ -40,15 +42,7 @@ def replace_dir(src: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write text to ``path`` through a temp file and rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+atomic_write_text = write_text  # the edge tools' writer: temp file, then rename
 
 
 def write_yaml(path: Path, data: dict[str, Any]) -> Path:

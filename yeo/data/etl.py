@@ -6,7 +6,6 @@ publishes it only after validation passes, so a bad dataset never reaches ``data
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
+from edge.fileio import sha256
 from yeo.data.model import SPLITS, Fault, SourceDataset, SourceImage, StagedDataset
 from yeo.errors import DataError
 from yeo.io import write_yaml
@@ -50,12 +50,6 @@ class EtlConfig:
             raise DataError(f"data.split: fractions must be >= 0 with a positive sum: {self.split}")
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def assign_splits(
@@ -141,7 +135,7 @@ def stage(ds: SourceDataset, staging: Path, target: Path, cfg: EtlConfig) -> Sta
     staging.mkdir(parents=True)
     faults = list(ds.faults)
     bad = {f.image for f in faults if f.severity == "error" and f.image}
-    hashes = [sha256_file(Path(i.path)) for i in tqdm(ds.images, desc="hash", leave=False)]
+    hashes = [sha256(Path(i.path)) for i in tqdm(ds.images, desc="hash", leave=False)]
     splits = assign_splits(hashes, [i.split for i in ds.images], cfg.split, cfg.seed)
     stems = _unique_stems(ds.images)
 

@@ -21,7 +21,7 @@ def _pyplot():
 def _save(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    fig.savefig(tmp, bbox_inches="tight")
     plt.close(fig)
     tmp.replace(path)
     return path
