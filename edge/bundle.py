@@ -53,16 +53,23 @@ def write_manifest(root: Path) -> Path:
 
 def io_spec(detector: Detector) -> dict[str, dict[str, object]]:
     """Input and output description read from the model itself."""
-    sess_inputs = detector.engine.input_shape
+    engine = detector.engine
     return {
         "input": {
-            "shape": list(sess_inputs), "dtype": "float32", "layout": "NCHW", "color": "RGB",
+            "name": engine.input_name, "shape": list(engine.input_shape), "dtype": "float32",
+            "layout": "NCHW", "color": "RGB",
             "scale": 1 / 255, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0],
-            "letterbox": {"resize": "bilinear, keep aspect ratio", "pad_value": 114,
-                          "center": True, "square": detector.imgsz},
+            "letterbox": {
+                "resize": "cv2 INTER_LINEAR (half-pixel centres, no antialiasing, 11-bit "
+                          "fixed-point weights) to round(w*r) x round(h*r), r = min(S/w, S/h)",
+                "pad_value": 114, "square": detector.imgsz,
+                "padding": "left = round((S - new_w)/2 - 0.1), top = round((S - new_h)/2 - 0.1)",
+                "boxes_back": "x = (x - left) / (new_w / w), y = (y - top) / (new_h / h)",
+            },
             "orientation": "EXIF applied before letterbox",
         },
         "output": {
+            "name": engine.output_name, "shape": list(engine.output_shape), "dtype": "float32",
             "layout": "(1, 4 + num_classes, anchors): cx, cy, w, h in input pixels, then one "
                       "sigmoid score per class; decode = best class per anchor, conf filter, "
                       "class-aware NMS, undo letterbox",

@@ -35,6 +35,9 @@ class Engine:
     backend: str
     precision_hint: str  # what the backend was asked for ("default" = its own choice)
     metadata: dict[str, str]  # the ONNX model's metadata_props (onnxruntime only)
+    input_name: str = "images"
+    output_name: str = "output0"
+    output_shape: tuple[int, ...] = ()
 
 
 def load(model: Path, backend: str = "onnxruntime", threads: int = 2,
@@ -47,8 +50,10 @@ def load(model: Path, backend: str = "onnxruntime", threads: int = 2,
         name = inp.name
         shape = tuple(d if isinstance(d, int) else 1 for d in inp.shape)
         meta = dict(sess.get_modelmeta().custom_metadata_map)
+        out = sess.get_outputs()[0]
+        out_shape = tuple(d if isinstance(d, int) else -1 for d in out.shape)
         return Engine(lambda x: sess.run(None, {name: x})[0], shape, backend, "fp32/int8 as stored",
-                      meta)  # fmt: skip
+                      meta, name, out.name, out_shape)  # fmt: skip
     if backend == "openvino":
         try:
             import openvino as ov

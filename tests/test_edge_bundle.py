@@ -34,6 +34,7 @@ def test_bundle_layout_and_self_contained_verify(built: Path) -> None:
         assert (built / name).is_file(), name
     meta = json.loads((built / "metadata.json").read_text())
     assert meta["input"]["shape"] == [1, 3, 128, 128] and meta["format"] == bundle.FORMAT
+    assert meta["input"]["name"] == "images" and meta["output"]["shape"] == [1, 8, 336]
     assert meta["model"]["sha256"] == bundle.sha256(built / "model.onnx")
     assert (built / "labels.txt").read_text().split() == ["scratch", "pits", "stain", "crack"]
     golden = json.loads((built / "golden" / "golden.json").read_text())
