@@ -49,14 +49,26 @@ def resize_bilinear(hwc: np.ndarray, width: int, height: int) -> np.ndarray:
     x0, x1, a0, a1 = _taps(width, hwc.shape[1])
     a0, a1 = a0[None, :, None], a1[None, :, None]
 
-    def taps(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:  # gather as uint8, then widen
-        return np.take(np.take(hwc, rows, axis=0), cols, axis=1).astype(np.int32)
+    def row_pass(rows: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """Horizontal pass (x 2048) over the needed rows, then that row's vertical share.
+        Gathers stay uint8; the arithmetic is in place, as few int32 temporaries as possible."""
+        src = np.take(hwc, rows, axis=0)
+        s = np.take(src, x0, axis=1).astype(np.int32)
+        s *= a0
+        t = np.take(src, x1, axis=1).astype(np.int32)
+        t *= a1
+        s += t
+        s >>= 4
+        s *= beta[:, None, None]
+        s >>= 16
+        return s
 
-    s0 = taps(y0, x0) * a0 + taps(y0, x1) * a1  # horizontal pass, scaled by 2048
-    s1 = taps(y1, x0) * a0 + taps(y1, x1) * a1
-    b0, b1 = b0[:, None, None], b1[:, None, None]
-    out = (((b0 * (s0 >> 4)) >> 16) + ((b1 * (s1 >> 4)) >> 16) + 2) >> 2  # cv2's vertical pass
-    return np.clip(out, 0, 255).astype(np.uint8)
+    out = row_pass(y0, b0)  # cv2's vertical pass: ((b0*(S0>>4))>>16 + (b1*(S1>>4))>>16 + 2)>>2
+    out += row_pass(y1, b1)
+    out += 2
+    out >>= 2
+    np.clip(out, 0, 255, out=out)
+    return out.astype(np.uint8)
 
 
 def letterbox(image: Image.Image, size: int, color: int = 114) -> tuple[np.ndarray, Letterbox]:
