@@ -59,6 +59,6 @@ def optimize_pipeline(
         pruned_int8=pruned_int8, prune_summary=prune_summary,
     )  # fmt: skip
     config = {"data": data, "train": train, "model": model, "eval": eval_cfg, "optimize": optimize}
-    report_optimize(selection, data_version, config)
+    report_optimize(selection, data_version, config)  # fails the run here if none qualified
     if optimize["bundle"]["enabled"]:
-        build_bundle(selection, data_version, optimize)
+        build_bundle(selection, data_version, optimize, after="report_optimize")

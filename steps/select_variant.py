@@ -1,4 +1,4 @@
-"""Select: the fastest variant within the accuracy budget; fail clearly when none is."""
+"""Select: the fastest variant within the accuracy budget (None when no variant is)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,9 @@ from zenml import step
 from zenml.types import MarkdownString
 
 from yeo.env import workspace
-from yeo.errors import UserError
 from yeo.optimize.model import PruneSummary
 from yeo.optimize.variants import Selection, VariantScore, select, write_tables
 from yeo.tracking import mlflow_run, run_name, step_metadata
-
-
-class BudgetError(UserError):
-    """No variant met the accuracy budget (all artifacts are kept)."""
-
 
 Outputs = tuple[Annotated[Selection, "selection"], Annotated[MarkdownString, "variants_table"]]
 
@@ -27,7 +21,8 @@ def select_variant(
     base_int8: VariantScore | None = None, pruned_fp32: VariantScore | None = None,
     pruned_int8: VariantScore | None = None, prune_summary: PruneSummary | None = None,
 ) -> Outputs:  # fmt: skip
-    """Write the variants table (JSON + Markdown) and pick; raise if no variant qualifies."""
+    """Write the variants table (JSON + Markdown) and pick. No qualifying variant is not an
+    error here: the report step writes the report first, then fails the run."""
     import mlflow
 
     variants = [v for v in (base_pt, base_fp32, base_int8, pruned_fp32, pruned_int8) if v]
@@ -44,6 +39,4 @@ def select_variant(
         mlflow.log_artifact(str(md), "optimize")
         mlflow.set_tag("optimize.selected", sel.selected or "none")
     step_metadata({"selected": sel.selected, "reason": sel.reason, "table": str(md)})
-    if sel.selected is None:
-        raise BudgetError(f"{sel.reason}; variants table: {md}")
     return sel, MarkdownString(md.read_text())

@@ -11,16 +11,22 @@ from zenml.types import HTMLString
 
 from yeo.data.model import DataVersion
 from yeo.env import workspace
+from yeo.errors import UserError
 from yeo.optimize.variants import Selection
 from yeo.report.render import write_report
 from yeo.tracking import mlflow_run, run_name, step_metadata
+
+
+class BudgetError(UserError):
+    """No variant met the accuracy budget (report, table and models are kept)."""
 
 
 @step(enable_cache=False)
 def report_optimize(
     selection: Selection, data_version: DataVersion, config: dict[str, Any]
 ) -> Annotated[HTMLString, "report"]:
-    """Write the run's report beside its variants table; the HTML is the step's output."""
+    """Write the run's report beside its variants table; the HTML is the step's output.
+    Raises :class:`BudgetError` afterwards when no variant met the budget."""
     import mlflow
 
     folder = workspace().outputs / "optimize" / run_name()
@@ -30,4 +36,6 @@ def report_optimize(
             sub = "report/plots" if Path(path).suffix == ".png" else "report"
             mlflow.log_artifact(str(path), sub)
     step_metadata({"report": str(files["html"]), "plots": len(files) - 3})
+    if selection.selected is None:
+        raise BudgetError(f"{selection.reason}; report: {files['html']}")
     return HTMLString(Path(files["html"]).read_text())

@@ -83,6 +83,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("run.py: error: no ONNX variant within -1")
     assert len(list((root / "outputs" / "optimize").rglob("variants.json"))) == 2
+    assert len(list((root / "outputs" / "optimize").rglob("report.html"))) == 2  # why, in a plot
     assert sorted(p.name for p in (root / "edge" / "bundles").iterdir()) == [
         "yolov8n-synthetic-v1",
         "yolov8n-synthetic-v1.tar.gz",
