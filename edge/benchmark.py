@@ -1,6 +1,6 @@
 """On-device latency benchmark of an edge bundle or ONNX file, and a merge of device reports.
 
-    python -m edge.benchmark BUNDLE_OR_ONNX [--threads N] [--runs N] [--warmup N]
+    python -m edge.benchmark BUNDLE|BUNDLE.tar.gz|MODEL.onnx [--threads N] [--runs N] [--warmup N]
                              [--backend onnxruntime|openvino] [--precision f32] [--out r.json]
     python -m edge.benchmark merge a.json b.json ... [--out table]   # -> table.md, table.csv
 
@@ -18,6 +18,8 @@ import datetime
 import io
 import json
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -222,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         return _merge(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m edge.benchmark", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    ap.add_argument("target", type=Path, help="bundle directory or .onnx file")
+    ap.add_argument("target", type=Path, help="bundle directory, bundle .tar.gz or .onnx file")
     ap.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "openvino"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=100)
@@ -234,9 +236,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads < 1 or args.runs < 1 or args.warmup < 0:
         ap.error("--threads and --runs must be >= 1, --warmup >= 0")
     try:
-        report = run(args.target, args.backend, args.threads, args.runs, args.warmup,
-                     args.precision, args.image)  # fmt: skip
-    except (OSError, ValueError, RuntimeError) as e:
+        with tempfile.TemporaryDirectory() as tmp:
+            target = args.target
+            if target.name.endswith(".tar.gz"):  # a bundle archive: unpack, then time it
+                from edge.bundle import extract
+
+                target = extract(target, Path(tmp))
+            report = run(target, args.backend, args.threads, args.runs, args.warmup,
+                         args.precision, args.image)  # fmt: skip
+            report["model"]["path"] = str(args.target)
+    except (OSError, ValueError, RuntimeError, tarfile.TarError) as e:
         print(f"edge.benchmark: error: {e}", file=sys.stderr)
         return 1
     if args.out:

@@ -17,7 +17,7 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
@@ -150,6 +150,18 @@ def build(
 
 def _no_cache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return None if any(i in info.name for i in IGNORED) else info
+
+
+def extract(archive: Path, into: Path) -> Path:
+    """Unpack a bundle .tar.gz (refusing paths that leave the folder); its top folder."""
+    with tarfile.open(archive) as tar:
+        for m in tar.getmembers():
+            p = PurePosixPath(m.name)
+            if p.is_absolute() or ".." in p.parts or not (m.isfile() or m.isdir()):
+                raise ValueError(f"{archive}: unsafe member {m.name!r}")
+        tar.extractall(into)
+    (top,) = [p for p in into.iterdir() if p.is_dir()]
+    return top
 
 
 def read_json(path: Path) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from edge.bundle import MANIFEST, bundle_files, sha256
+from edge.bundle import MANIFEST, bundle_files, extract, sha256
 from edge.preprocess import load_image, preprocess
 from edge.runtime import Detector
 
@@ -137,18 +137,6 @@ def verify(root: Path) -> tuple[list[str], str]:
     return check_golden(root)
 
 
-def _extract(archive: Path, into: Path) -> Path:
-    """Unpack a bundle .tar.gz (refusing paths that leave the folder); its top folder."""
-    with tarfile.open(archive) as tar:
-        for m in tar.getmembers():
-            p = PurePosixPath(m.name)
-            if p.is_absolute() or ".." in p.parts or not (m.isfile() or m.isdir()):
-                raise ValueError(f"{archive}: unsafe member {m.name!r}")
-        tar.extractall(into)
-    (top,) = [p for p in into.iterdir() if p.is_dir()]
-    return top
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1 or argv[0] in {"-h", "--help"}:
@@ -157,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     target = Path(argv[0])
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            root = _extract(target, Path(tmp)) if target.name.endswith(".tar.gz") else target
+            root = extract(target, Path(tmp)) if target.name.endswith(".tar.gz") else target
         except (OSError, ValueError, tarfile.TarError) as e:
             print(f"edge.verify: FAIL {target}: {e}", file=sys.stderr)
             return 1

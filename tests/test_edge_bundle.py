@@ -124,5 +124,8 @@ def test_benchmark_cli_and_merge(built: Path, tmp_path: Path) -> None:
     out = _edge("edge.benchmark", "merge", str(a), str(bad))
     assert out.returncode == 1 and out.stderr.strip().count("\n") == 0
     assert "bad.json: not an edge benchmark report" in out.stderr
+    archive = built.with_name("tiny-v1.tar.gz")
+    out = _edge("edge.benchmark", str(archive), "--runs", "2", "--warmup", "0")
+    assert out.returncode == 0 and f"model        {archive}" in out.stdout, out.stderr
     out = _edge("edge.benchmark", str(tmp_path / "nope.onnx"))
     assert out.returncode == 1 and "nope.onnx: no such model file" in out.stderr
