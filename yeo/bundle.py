@@ -90,14 +90,19 @@ def metadata(name: str, version: str, chosen: VariantScore, data: DataVersion,
     }  # fmt: skip
 
 
+KEPT_FP32 = {"tail": "the Detect head's decode tail (DFL softmax, box decode, concat)",
+             "head": "the whole Detect head", "none": "none"}  # fmt: skip
+
+
 def model_card(meta: dict[str, Any], sel: Selection, chosen: VariantScore) -> str:
     """MODEL_CARD.md: intended use, data, metrics of every variant, latency, INT8 limits."""
     q = meta["model"]["quantization"]
     src = meta["source"]
+    kept = KEPT_FP32.get(q.get("exclude"), "n/a") if q else "n/a"
     int8 = (
         f"- INT8 ({q.get('name', 'static QDQ') if q else 'static'}): onnxruntime static "
         f"quantization, activations u8 / weights s8, calibrated on train-split images only; "
-        f"nodes kept in FP32: {q.get('exclude') if q else 'n/a'}. Measured change on val: "
+        f"kept in FP32: {kept}. Measured change on val: "
         f"{chosen.map50_95 - sel.base_map50_95:+.4f} mAP50-95 vs the FP32 .pt.\n"
         "- INT8 accuracy holds for images like the calibration set; very different lighting, "
         "sensors or scales can shift activations outside the calibrated ranges. Recalibrate on "
