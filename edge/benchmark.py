@@ -20,7 +20,6 @@ import json
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -84,18 +83,11 @@ def run(
     total: list[float] = []
     print(f"benchmark: end to end over {source} ...", file=sys.stderr)
     for i in range(warmup + runs):
-        img = imgs[i % len(imgs)]
-        t0 = time.perf_counter()
-        tensor, box = preprocess(img, det.imgsz)
-        t1 = time.perf_counter()
-        out = det.raw(tensor)
-        t2 = time.perf_counter()
-        det.detections(out, box, img.width, img.height)
-        t3 = time.perf_counter()
+        _, ms = det.timed(imgs[i % len(imgs)])
         if i >= warmup:
-            pre.append((t1 - t0) * 1000)
-            post.append((t3 - t2) * 1000)
-            total.append((t3 - t0) * 1000)
+            pre.append(ms["preprocess"])
+            post.append(ms["postprocess"])
+            total.append(sum(ms.values()))
     model = _stats(model_ms, threads, backend)
     e2e = _stats(total, threads, backend)
     return {

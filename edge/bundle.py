@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 import shutil
 import tarfile
-import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from edge.benchmark import run as run_benchmark
-from edge.fileio import publish_dir, sha256, write_json, write_text
+from edge.fileio import atomic_dir, sha256, write_json, write_text
 from edge.preprocess import load_image, preprocess
 from edge.runtime import Detector
 
@@ -113,39 +112,44 @@ def build(
     MODEL_CARD.md from the final metadata.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is for sharing
-    tar_tmp = dest.parent / f".{dest.name}.tar.gz.tmp"
+    archive = dest.with_name(dest.name + ".tar.gz")
+    tar_tmp = dest.parent / f".{archive.name}.tmp"
     try:
-        shutil.copy(model, tmp / "model.onnx")
-        classes = {str(k): v for k, v in metadata["classes"].items()}
-        write_text(
-            tmp / "labels.txt", "\n".join(classes[str(i)] for i in range(len(classes))) + "\n"
-        )
-        meta = {"format": FORMAT, **metadata, "classes": classes}
-        write_json(tmp / "metadata.json", meta)  # thresholds must be readable by the Detector
-        detector = Detector(tmp, threads)
-        meta |= io_spec(detector)
-        meta["model"] = {**meta.get("model", {}), "file": "model.onnx",
-                         "sha256": sha256(tmp / "model.onnx")}  # fmt: skip
-        write_json(tmp / "metadata.json", meta)
-        write_golden(tmp / "golden", detector, golden_images, metadata["precision"])
-        skip = shutil.ignore_patterns("__pycache__", "*.pyc", "bundles")
-        shutil.copytree(EDGE_SOURCE, tmp / "edge", ignore=skip)
-        if card is not None:
-            write_text(tmp / "MODEL_CARD.md", card(meta))
-        write_json(tmp / "benchmark.json", run_benchmark(tmp, threads=threads, runs=benchmark_runs))
-        write_manifest(tmp)
-        with tarfile.open(tar_tmp, "w:gz") as tar:
-            tar.add(tmp, arcname=dest.name, filter=_no_cache)
-        publish_dir(tmp, dest)
-        tar_tmp.replace(dest.with_name(dest.name + ".tar.gz"))
+        with atomic_dir(dest) as tmp:
+            tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is for sharing
+            _assemble(tmp, model, metadata, golden_images, card, benchmark_runs, threads)
+            with tarfile.open(tar_tmp, "w:gz") as tar:
+                tar.add(tmp, arcname=dest.name, filter=_no_cache)
+        tar_tmp.replace(archive)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
         tar_tmp.unlink(missing_ok=True)
         raise
-    return dest, dest.with_name(dest.name + ".tar.gz")
+    return dest, archive
+
+
+def _assemble(
+    tmp: Path, model: Path, metadata: dict, golden_images: list[Path],
+    card: Callable[[dict], str] | None, benchmark_runs: int, threads: int,
+) -> None:  # fmt: skip
+    """Every file of the bundle, into the folder ``tmp``, the manifest last."""
+    shutil.copy(model, tmp / "model.onnx")
+    classes = {str(k): v for k, v in metadata["classes"].items()}
+    labels = [classes[str(i)] for i in range(len(classes))]
+    write_text(tmp / "labels.txt", "\n".join(labels) + "\n")
+    meta = {"format": FORMAT, **metadata, "classes": classes}
+    write_json(tmp / "metadata.json", meta)  # thresholds must be readable by the Detector
+    detector = Detector(tmp, threads)
+    meta |= io_spec(detector)
+    meta["model"] = {**meta.get("model", {}), "file": "model.onnx",
+                     "sha256": sha256(tmp / "model.onnx")}  # fmt: skip
+    write_json(tmp / "metadata.json", meta)
+    write_golden(tmp / "golden", detector, golden_images, metadata["precision"])
+    shutil.copytree(EDGE_SOURCE, tmp / "edge",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "bundles"))  # fmt: skip
+    if card is not None:
+        write_text(tmp / "MODEL_CARD.md", card(meta))
+    write_json(tmp / "benchmark.json", run_benchmark(tmp, threads=threads, runs=benchmark_runs))
+    write_manifest(tmp)
 
 
 def _no_cache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:

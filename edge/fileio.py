@@ -1,12 +1,15 @@
-"""Atomic writes for edge tools (standard library only): temp file or dir, then rename."""
+"""Atomic writes (temp file or dir, then rename) and file hashes: standard library only, shared
+by the edge tools and the pipelines."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -24,15 +27,31 @@ def write_json(path: Path, data: object) -> Path:
     return write_text(path, json.dumps(data, indent=2) + "\n")
 
 
-def publish_dir(tmp: Path, target: Path) -> None:
-    """Move a finished temp dir onto ``target`` (replacing it), as one rename where possible."""
+@contextlib.contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield a temp dir beside ``target``; on success it replaces ``target`` in one rename,
+    on failure it is removed: no half-written folder either way."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, target)
+
+
+def replace_dir(src: Path, target: Path) -> None:
+    """Move ``src`` to ``target``, replacing an existing directory with at most a brief gap."""
+    old = None
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-        tmp.rename(target)
         shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(target)
+        target.rename(old)
+    src.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def sha256(path: Path) -> str:

@@ -13,10 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.engine import load, session
-
-__all__ = ["Latency", "interleaved", "measure", "openvino_runner", "ort_runner", "session",
-           "summarize", "time_calls"]  # fmt: skip
+from edge.engine import load
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -79,8 +80,21 @@ class Detector:
                  iou: float | None = None) -> list[Detection]:  # fmt: skip
         if not isinstance(image, Image.Image):
             image = load_image(image)
+        return self.timed(image, conf, iou)[0]
+
+    def timed(
+        self, image: Image.Image, conf: float | None = None, iou: float | None = None
+    ) -> tuple[list[Detection], dict[str, float]]:
+        """Detections and the milliseconds of each stage: preprocess, inference, postprocess."""
+        t0 = time.perf_counter()
         x, box = preprocess(image, self.imgsz)
-        return self.detections(self.raw(x), box, image.width, image.height, conf, iou)
+        t1 = time.perf_counter()
+        out = self.raw(x)
+        t2 = time.perf_counter()
+        dets = self.detections(out, box, image.width, image.height, conf, iou)
+        t3 = time.perf_counter()
+        ms = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2}
+        return dets, {k: v * 1000 for k, v in ms.items()}
 
     def detections(
         self, out: np.ndarray, box: Letterbox, width: int, height: int,

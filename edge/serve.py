@@ -20,11 +20,10 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
-from edge.preprocess import ImageTooLarge, load_image, preprocess
+from edge.preprocess import ImageTooLarge, load_image
 from edge.runtime import Detector
 from edge.verify import verify
 
@@ -199,22 +198,16 @@ def create_app(bundle: Path, threads: int = 1, workers: int | None = None,
     def infer(data: bytes, conf: float, iou: float) -> Prediction:
         t0 = time.perf_counter()
         image = decode(data, limits)
-        t1 = time.perf_counter()
-        x, box = preprocess(image, detector.imgsz)
-        t2 = time.perf_counter()
-        out = detector.raw(x)
-        t3 = time.perf_counter()
-        dets = detector.detections(out, box, image.width, image.height, conf, iou)
-        t4 = time.perf_counter()
-        ms = {"decode": t1 - t0, "preprocess": t2 - t1, "inference": t3 - t2,
-              "postprocess": t4 - t3, "total": t4 - t0}  # fmt: skip
+        decode_ms = (time.perf_counter() - t0) * 1000
+        dets, stages = detector.timed(image, conf, iou)
+        ms = {"decode": decode_ms, **stages, "total": decode_ms + sum(stages.values())}
         return Prediction(
             detections=[DetectionOut(class_id=d.class_id, class_name=d.class_name,
                                      score=round(d.score, 5), box=Box(**dict(zip(
                                          ("x1", "y1", "x2", "y2"), d.box, strict=True))))
                         for d in dets],
             width=image.width, height=image.height,
-            timing_ms={k: round(v * 1000, 3) for k, v in ms.items()},
+            timing_ms={k: round(v, 3) for k, v in ms.items()},
             thresholds={"conf": conf, "iou": iou},
         )  # fmt: skip
 
@@ -232,10 +225,6 @@ def create_app(bundle: Path, threads: int = 1, workers: int | None = None,
         c = detector.conf if conf is None else conf
         i = detector.iou if iou is None else iou
         return await anyio.to_thread.run_sync(infer, data, c, i, limiter=pool)
-
-    @app.exception_handler(TooLarge)
-    async def too_large(_: Request, __: TooLarge) -> JSONResponse:
-        return JSONResponse({"detail": f"request body over {limits.max_bytes} bytes"}, 413)
 
     app.add_middleware(BodyLimit, max_bytes=limits.max_bytes)
     return app

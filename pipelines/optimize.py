@@ -13,10 +13,10 @@ from steps.export_onnx import MODEL_FILE, export_model
 from steps.import_base_model import import_base_model
 from steps.prune_model import prune_model
 from steps.quantize_int8 import quantize_int8
+from steps.report_optimize import report_optimize
 from steps.score_variant import score_variant
 from steps.select_variant import select_variant
 from steps.train_model import train_model
-from steps.write_report import report_optimize
 
 
 @pipeline(enable_cache=False)

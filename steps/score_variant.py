@@ -12,6 +12,7 @@ from steps.evaluate import settings_from_config
 from yeo.data.model import DataVersion
 from yeo.env import workspace
 from yeo.evaluation import evaluate
+from yeo.optimize.export import onnx_metadata
 from yeo.optimize.settings import measure_latency
 from yeo.optimize.variants import VariantScore
 from yeo.tracking import mlflow_run, run_name, step_metadata
@@ -56,12 +57,4 @@ def _keep(path: Path, name: str) -> Path:
 
 def _quant_recipe(path: Path) -> dict[str, Any] | None:
     """The quantization recipe recorded in an INT8 model's metadata, if any."""
-    if path.suffix != ".onnx":
-        return None
-    import ast
-
-    import onnx
-
-    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    raw = meta.get("quantization")
-    return ast.literal_eval(raw) if raw else None
+    return onnx_metadata(path)[0].get("quantization") if path.suffix == ".onnx" else None

@@ -9,7 +9,6 @@ the one evaluator.
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import json
 import shutil
@@ -20,6 +19,7 @@ from edge.latency import Runner, interleaved, openvino_runner, ort_runner
 from yeo.env import configure_ultralytics, disable_openvino_telemetry, workspace
 from yeo.errors import UserError
 from yeo.evaluation import EvalSettings, evaluate
+from yeo.optimize.export import onnx_metadata
 
 PEERS = ("ultralytics_int8", "openvino")
 
@@ -35,10 +35,7 @@ def latest_run() -> Path:
 
 def onnx_imgsz(path: Path) -> int:
     """The square input size recorded in an ultralytics ONNX export."""
-    import onnx
-
-    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-    return int(ast.literal_eval(meta["imgsz"])[0])
+    return int(onnx_metadata(path)[0]["imgsz"][0])
 
 
 def size_of(path: Path) -> int:
@@ -74,6 +71,34 @@ def ultralytics_openvino_int8(base_pt: Path, data_yaml: Path, imgsz: int, out: P
     return dest
 
 
+Model = tuple[Path, str, str | None]  # file, runtime (onnxruntime | openvino), OpenVINO hint
+
+
+def _reason(e: Exception) -> str:
+    return " ".join(str(e).split())[:200]
+
+
+def _openvino_peers(models: dict[str, Model], maps: dict[str, float], selected: str | None,
+                    base_pt: Path, data_yaml: Path, imgsz: int, out: Path) -> str:  # fmt: skip
+    """Add OpenVINO rows to ``models`` (our files, and ultralytics' OpenVINO INT8); a status."""
+    if importlib.util.find_spec("openvino") is None:
+        return "not installed (pip install '.[bench]')"
+    # OpenVINO on our own files: its CPU default is bf16 on AVX512-BF16/AMX CPUs
+    base = models["base_fp32"][0]
+    models["openvino_default_base_fp32"] = (base, "openvino", None)
+    models["openvino_f32_base_fp32"] = (base, "openvino", "f32")
+    if selected in models:
+        models[f"openvino_default_{selected}"] = (models[selected][0], "openvino", None)
+    try:
+        ov_dir = ultralytics_openvino_int8(base_pt, data_yaml, imgsz, out)
+        score = evaluate(ov_dir, data_yaml, EvalSettings(imgsz=imgsz))
+        maps["ultralytics_openvino_int8"] = score.map50_95
+    except Exception as e:  # a peer that cannot be built is a status, not a crash
+        return f"export failed: {_reason(e)}"
+    models["ultralytics_openvino_int8"] = (next(ov_dir.glob("*.xml")), "openvino", None)
+    return "ok (openvino_* rows on our files: latency only)"
+
+
 def compare(run: Path, out: Path, rounds: int, runs: int, threads: int,
             peers: list[str]) -> dict[str, Any]:  # fmt: skip
     """Time the run's ONNX variants and the requested peers; the rows and the peer status."""
@@ -83,54 +108,37 @@ def compare(run: Path, out: Path, rounds: int, runs: int, threads: int,
     data_yaml = Path(data.get("data_yaml") or workspace().data / "processed/synthetic/data.yaml")
     variants = {v["name"]: v for v in table["variants"]}
     imgsz = onnx_imgsz(Path(variants["base_fp32"]["path"]))
-    settings = EvalSettings(imgsz=imgsz)
     base_pt = Path(variants["base_pt"]["path"])
     out.mkdir(parents=True, exist_ok=True)
-    runners: dict[str, Runner] = {}
-    files: dict[str, Path] = {}
+    models: dict[str, Model] = {n: (Path(v["path"]), "onnxruntime", None)
+                                for n, v in variants.items() if v["format"] == "onnx"}  # fmt: skip
     maps = {n: v["map50_95"] for n, v in variants.items()}
     status: dict[str, str] = {}
-    for name, v in variants.items():
-        if v["format"] == "onnx":
-            files[name] = Path(v["path"])
-            runners[name] = ort_runner(files[name], threads)
     if "ultralytics_int8" in peers:
         try:
-            files["ultralytics_int8"] = ultralytics_int8(base_pt, data_yaml, imgsz, out)
-            maps["ultralytics_int8"] = evaluate(files["ultralytics_int8"], data_yaml,
-                                                settings).map50_95  # fmt: skip
-            runners["ultralytics_int8"] = ort_runner(files["ultralytics_int8"], threads)
+            peer = ultralytics_int8(base_pt, data_yaml, imgsz, out)
+            maps["ultralytics_int8"] = evaluate(peer, data_yaml, EvalSettings(imgsz=imgsz)).map50_95
+            models["ultralytics_int8"] = (peer, "onnxruntime", None)
             status["ultralytics_int8"] = "ok"
         except Exception as e:  # a peer that cannot be built is a row status, not a crash
-            status["ultralytics_int8"] = f"failed: {' '.join(str(e).split())[:200]}"
+            status["ultralytics_int8"] = f"failed: {_reason(e)}"
     if "openvino" in peers:
-        if importlib.util.find_spec("openvino") is None:
-            status["openvino"] = "not installed (pip install '.[bench]')"
-        else:
-            # OpenVINO on our own files: its CPU default is bf16 on AVX512-BF16/AMX CPUs
-            ov = {"openvino_default_base_fp32": (files["base_fp32"], None),
-                  "openvino_f32_base_fp32": (files["base_fp32"], "f32")}  # fmt: skip
-            if table["selected"] in files:
-                ov[f"openvino_default_{table['selected']}"] = (files[table["selected"]], None)
-            try:
-                ov_dir = ultralytics_openvino_int8(base_pt, data_yaml, imgsz, out)
-                ov["ultralytics_openvino_int8"] = (next(ov_dir.glob("*.xml")), None)
-                maps["ultralytics_openvino_int8"] = evaluate(ov_dir, data_yaml, settings).map50_95
-                status["openvino"] = "ok (openvino_* rows on our files: latency only)"
-            except Exception as e:  # a peer that cannot be built is a row status, not a crash
-                status["openvino"] = f"export failed: {' '.join(str(e).split())[:200]}"
-            for name, (path, hint) in ov.items():
-                files[name] = path
-                runners[name] = openvino_runner(path, threads, hint)
+        status["openvino"] = _openvino_peers(models, maps, table["selected"], base_pt, data_yaml,
+                                             imgsz, out)  # fmt: skip
+    runners: dict[str, Runner] = {
+        name: ort_runner(path, threads) if runtime == "onnxruntime"
+        else openvino_runner(path, threads, hint)
+        for name, (path, runtime, hint) in models.items()
+    }  # fmt: skip
     lat = interleaved(runners, rounds, runs, threads=threads)
-    base_ms, base_size = lat["base_fp32"].p50_ms, size_of(files["base_fp32"])
+    base_ms, base_size = lat["base_fp32"].p50_ms, size_of(models["base_fp32"][0])
     rows = [{
         "model": name, "p50_ms": lat[name].p50_ms, "p90_ms": lat[name].p90_ms,
         "p99_ms": lat[name].p99_ms, "speedup_vs_base_fp32": base_ms / lat[name].p50_ms,
-        "size_bytes": size_of(files[name]), "size_ratio": base_size / size_of(files[name]),
+        "size_bytes": size_of(path), "size_ratio": base_size / size_of(path),
         "map50_95": maps.get(name),
         "map_delta_vs_base_pt": maps[name] - maps["base_pt"] if name in maps else None,
-    } for name in runners]  # fmt: skip
+    } for name, (path, _, _) in models.items()]  # fmt: skip
     return {"run": str(run), "selected": table["selected"], "imgsz": imgsz, "threads": threads,
             "rounds": rounds, "runs": runs, "rows": rows, "peers": status}  # fmt: skip
 

@@ -7,7 +7,6 @@ the variants table for the model card.
 
 from __future__ import annotations
 
-import ast
 import datetime
 import re
 import subprocess
@@ -21,6 +20,7 @@ from edge.verify import verify
 from yeo.data.model import DataVersion
 from yeo.env import CODE_ROOT
 from yeo.errors import UserError
+from yeo.optimize.export import onnx_metadata
 from yeo.optimize.variants import Selection, VariantScore, markdown_table
 
 
@@ -57,16 +57,10 @@ def next_version(parent: Path, name: str) -> str:
 
 def onnx_facts(path: Path) -> dict[str, Any]:
     """Opset, stride and the quantization recipe recorded in the ONNX file."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    meta = {p.key: p.value for p in model.metadata_props}
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-    return {
-        "opset": opset,
-        "stride": int(meta["stride"]) if "stride" in meta else None,
-        "quantization": ast.literal_eval(meta["quantization"]) if "quantization" in meta else None,
-    }
+    meta, opset = onnx_metadata(path)
+    stride = meta.get("stride")
+    return {"opset": opset, "stride": int(stride) if stride is not None else None,
+            "quantization": meta.get("quantization")}  # fmt: skip
 
 
 def metadata(name: str, version: str, chosen: VariantScore, data: DataVersion,

@@ -6,10 +6,12 @@ within ``tol`` (relative and absolute); otherwise the unsimplified model is kept
 
 from __future__ import annotations
 
+import ast
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -27,6 +29,23 @@ class ExportResult:
     max_abs_diff: float | None
     opset: int
     size_bytes: int
+
+
+def onnx_metadata(path: Path) -> tuple[dict[str, Any], int | None]:
+    """The ``metadata_props`` of an ONNX file, values parsed as Python literals where they are
+    (ultralytics writes ``imgsz``, ``names``, ...; quantization adds its recipe), and its
+    default-domain opset."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    meta: dict[str, Any] = {}
+    for prop in model.metadata_props:
+        try:
+            meta[prop.key] = ast.literal_eval(prop.value)
+        except (ValueError, SyntaxError):
+            meta[prop.key] = prop.value
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    return meta, opset
 
 
 def image_batch(images: list[Path], imgsz: int) -> list[np.ndarray]:

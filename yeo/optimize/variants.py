@@ -69,24 +69,34 @@ def select(variants: list[VariantScore], base: str, max_drop: float) -> Selectio
                      reason=reason, variants=variants)  # fmt: skip
 
 
-def markdown_table(sel: Selection) -> str:
+def _ms(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
+def table_cells(sel: Selection) -> list[dict[str, str]]:
+    """One formatted row per variant (column name -> text), for every rendering of the table;
+    speed-up is against base_fp32."""
     ref = next((v.p50_ms for v in sel.variants if v.name == "base_fp32"), None)
-    rows = [
-        "| variant | mAP50-95 | mAP50 | Δ mAP50-95 | p50 ms | speed-up | size MB | params "
-        "| GMACs |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for v in sel.variants:
-        mark = " **(selected)**" if v.name == sel.selected else ""
-        speed = f"{ref / v.p50_ms:.2f}x" if ref and v.p50_ms else "-"
-        p50 = f"{v.p50_ms:.2f}" if v.p50_ms is not None else "-"
-        params = f"{v.params / 1e6:.2f}M" if v.params else "-"
-        macs = f"{v.macs / 1e9:.3f}" if v.macs else "-"
-        rows.append(
-            f"| {v.name}{mark} | {v.map50_95:.4f} | {v.map50:.4f} | "
-            f"{v.map50_95 - sel.base_map50_95:+.4f} | {p50} | {speed} | "
-            f"{v.size_bytes / 1e6:.2f} | {params} | {macs} |"
-        )
+    return [{
+        "variant": v.name, "mAP50-95": f"{v.map50_95:.4f}", "mAP50": f"{v.map50:.4f}",
+        "Δ mAP50-95": f"{v.map50_95 - sel.base_map50_95:+.4f}", "p50 ms": _ms(v.p50_ms),
+        "p90 ms": _ms(v.p90_ms), "speed-up": f"{ref / v.p50_ms:.2f}x" if ref and v.p50_ms else "-",
+        "size MB": f"{v.size_bytes / 1e6:.2f}",
+        "params": f"{v.params / 1e6:.2f}M" if v.params else "-",
+        "GMACs": f"{v.macs / 1e9:.3f}" if v.macs else "-",
+    } for v in sel.variants]  # fmt: skip
+
+
+MARKDOWN_COLUMNS = ("variant", "mAP50-95", "mAP50", "Δ mAP50-95", "p50 ms", "speed-up",
+                    "size MB", "params", "GMACs")  # fmt: skip
+
+
+def markdown_table(sel: Selection) -> str:
+    rows = ["| " + " | ".join(MARKDOWN_COLUMNS) + " |", "|" + "---|" * len(MARKDOWN_COLUMNS)]
+    for cells in table_cells(sel):
+        if cells["variant"] == sel.selected:
+            cells["variant"] += " **(selected)**"
+        rows.append("| " + " | ".join(cells[c] for c in MARKDOWN_COLUMNS) + " |")
     return "\n".join(rows)
 
 

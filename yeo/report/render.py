@@ -13,7 +13,7 @@ import yaml
 
 from edge import device
 from yeo.io import atomic_write_text, write_json
-from yeo.optimize.variants import Selection, markdown_table
+from yeo.optimize.variants import Selection, markdown_table, table_cells
 from yeo.report import plots
 
 SCHEMA = "yeo-optimize-report/1"
@@ -96,22 +96,14 @@ pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}"""
 
 
 def _html_table(sel: Selection) -> str:
-    ref = next((v.p50_ms for v in sel.variants if v.name == "base_fp32"), None)
-    head = ("<tr><th>variant</th><th>mAP50-95</th><th>mAP50</th><th>Δ mAP50-95</th>"
-            "<th>p50 ms</th><th>p90 ms</th><th>speed-up</th><th>size MB</th><th>params</th>"
-            "<th>GMACs</th></tr>")  # fmt: skip
-    rows = []
-    for v in sel.variants:
-        cells = [
-            v.name, f"{v.map50_95:.4f}", f"{v.map50:.4f}", f"{v.map50_95 - sel.base_map50_95:+.4f}",
-            f"{v.p50_ms:.2f}" if v.p50_ms else "-", f"{v.p90_ms:.2f}" if v.p90_ms else "-",
-            f"{ref / v.p50_ms:.2f}x" if ref and v.p50_ms else "-", f"{v.size_bytes / 1e6:.2f}",
-            f"{v.params / 1e6:.2f}M" if v.params else "-",
-            f"{v.macs / 1e9:.3f}" if v.macs else "-",
-        ]  # fmt: skip
-        cls = ' class="selected"' if v.name == sel.selected else ""
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    return f'<table id="variants">{head}{"".join(rows)}</table>'
+    rows = table_cells(sel)
+    head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in rows[0]) + "</tr>"
+    body = "".join(
+        ('<tr class="selected">' if cells["variant"] == sel.selected else "<tr>")
+        + "".join(f"<td>{html.escape(c)}</td>" for c in cells.values()) + "</tr>"
+        for cells in rows
+    )  # fmt: skip
+    return f'<table id="variants">{head}{body}</table>'
 
 
 def html_page(rep: dict[str, Any], sel: Selection, plot_files: dict[str, Path]) -> str:
