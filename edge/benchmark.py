@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             report = run(target, args.backend, args.threads, args.runs, args.warmup,
                          args.precision, args.image)  # fmt: skip
             report["model"]["path"] = str(args.target)
-    except (OSError, ValueError, RuntimeError, tarfile.TarError) as e:
+    except (OSError, ValueError, ImportError, tarfile.TarError) as e:
         print(f"edge.benchmark: error: {e}", file=sys.stderr)
         return 1
     if args.out:

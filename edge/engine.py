@@ -40,12 +40,30 @@ class Engine:
     output_shape: tuple[int, ...] = ()
 
 
+class ModelLoadError(ValueError):
+    """The runtime refused the model file (corrupt, wrong format, bad option): one line."""
+
+
 def load(model: Path, backend: str = "onnxruntime", threads: int = 2,
          precision: str | None = None) -> Engine:  # fmt: skip
     """Load ``model`` with ``backend``. ``precision`` (OpenVINO only): None lets the device
-    choose (bf16 on CPUs with AMX/AVX512-BF16, even for an FP32 model); ``f32`` forces FP32."""
+    choose (bf16 on CPUs with AMX/AVX512-BF16, even for an FP32 model); ``f32`` forces FP32.
+    Raises :class:`ModelLoadError` naming the file and the runtime's reason."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    try:
+        return _load(Path(model), backend, threads, precision)
+    except ImportError:
+        raise
+    except Exception as e:  # the runtimes raise their own types, often with multi-line text
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        reason = lines[-1] if lines else type(e).__name__
+        raise ModelLoadError(f"{model}: {backend} cannot load it: {reason}") from None
+
+
+def _load(model: Path, backend: str, threads: int, precision: str | None) -> Engine:
     if backend == "onnxruntime":
-        sess = session(Path(model), threads)
+        sess = session(model, threads)
         inp = sess.get_inputs()[0]
         name = inp.name
         shape = tuple(d if isinstance(d, int) else 1 for d in inp.shape)
@@ -54,20 +72,17 @@ def load(model: Path, backend: str = "onnxruntime", threads: int = 2,
         out_shape = tuple(d if isinstance(d, int) else -1 for d in out.shape)
         return Engine(lambda x: sess.run(None, {name: x})[0], shape, backend, "fp32/int8 as stored",
                       meta, name, out.name, out_shape)  # fmt: skip
-    if backend == "openvino":
-        try:
-            import openvino as ov
-        except ImportError:
-            raise RuntimeError("backend openvino needs: pip install openvino") from None
-        config: dict[str, object] = {"INFERENCE_NUM_THREADS": threads,
-                                     "PERFORMANCE_HINT": "LATENCY"}  # fmt: skip
-        if precision:
-            config["INFERENCE_PRECISION_HINT"] = precision
-        compiled = ov.Core().compile_model(str(model), "CPU", config)
-        request = compiled.create_infer_request()
-        shape = tuple(d.get_length() for d in compiled.input(0).get_partial_shape())
-        hint = compiled.get_property("INFERENCE_PRECISION_HINT")
-        hint = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
-        return Engine(lambda x: request.infer({0: x})[0], shape, backend,
-                      f"{precision or 'default'} (runs {hint})", {})  # fmt: skip
-    raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    try:  # openvino
+        import openvino as ov
+    except ImportError:
+        raise ImportError("backend openvino needs: pip install openvino") from None
+    config: dict[str, object] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    if precision:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    compiled = ov.Core().compile_model(str(model), "CPU", config)
+    request = compiled.create_infer_request()
+    shape = tuple(d.get_length() for d in compiled.input(0).get_partial_shape())
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+    hint = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
+    return Engine(lambda x: request.infer({0: x})[0], shape, backend,
+                  f"{precision or 'default'} (runs {hint})", {})  # fmt: skip

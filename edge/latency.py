@@ -89,17 +89,21 @@ def openvino_runner(model: Path, threads: int = 2, precision: str | None = None)
 
 
 def interleaved(runners: dict[str, Runner], rounds: int = 5, runs: int = 30, warmup: int = 10,
-                threads: int = 2) -> dict[str, Latency]:  # fmt: skip
+                threads: int = 2, on_round: Callable[[int], None] | None = None,
+                ) -> dict[str, Latency]:  # fmt: skip
     """Time several models in alternating rounds, so drift on a noisy machine hits all alike.
 
     ``runners`` maps a name to a no-argument callable (see :func:`ort_runner`); each gets
-    ``rounds`` x ``runs`` timed calls, and percentiles pool every call.
+    ``rounds`` x ``runs`` timed calls, and percentiles pool every call. ``on_round(i)`` is
+    called after each round (progress).
     """
     for run in runners.values():
         for _ in range(warmup):
             run()
     times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(rounds):
+    for i in range(rounds):
         for name, run in runners.items():
             times[name] += time_calls(run, warmup=0, runs=runs, min_seconds=0)
+        if on_round:
+            on_round(i + 1)
     return {name: summarize(ts, threads, name) for name, ts in times.items()}

@@ -253,7 +253,7 @@ def serve(bundle: Path, host: str, port: int, threads: int = 1, workers: int | N
 
     try:
         app = create_app(bundle, threads, workers, limits)
-    except (BundleError, OSError, KeyError, json.JSONDecodeError) as e:
+    except (BundleError, OSError, ValueError, KeyError) as e:  # ValueError: bad JSON, model
         print(f"edge.serve: refusing to start: {e}", file=sys.stderr)
         raise SystemExit(1) from None
     uvicorn.run(app, host=host, port=port, log_level="info")

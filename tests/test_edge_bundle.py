@@ -127,5 +127,10 @@ def test_benchmark_cli_and_merge(built: Path, tmp_path: Path) -> None:
     archive = built.with_name("tiny-v1.tar.gz")
     out = _edge("edge.benchmark", str(archive), "--runs", "2", "--warmup", "0")
     assert out.returncode == 0 and f"model        {archive}" in out.stdout, out.stderr
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"not a model")
+    out = _edge("edge.benchmark", str(corrupt))
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "corrupt.onnx: onnxruntime cannot load it" in out.stderr.strip().splitlines()[-1]
     out = _edge("edge.benchmark", str(tmp_path / "nope.onnx"))
     assert out.returncode == 1 and "nope.onnx: no such model file" in out.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from yeo.errors import UserError
 from yeo.evaluation import EvalSettings, evaluate
 from yeo.optimize.export import onnx_metadata
 
+log = logging.getLogger(__name__)
 PEERS = ("ultralytics_int8", "openvino")
 
 
@@ -130,7 +132,13 @@ def compare(run: Path, out: Path, rounds: int, runs: int, threads: int,
         else openvino_runner(path, threads, hint)
         for name, (path, runtime, hint) in models.items()
     }  # fmt: skip
-    lat = interleaved(runners, rounds, runs, threads=threads)
+    log.info("benchmark: timing %d models, %d interleaved rounds x %d runs", len(runners), rounds,
+             runs)  # fmt: skip
+
+    def progress(i: int) -> None:
+        log.info("benchmark: round %d/%d done", i, rounds)
+
+    lat = interleaved(runners, rounds, runs, threads=threads, on_round=progress)
     base_ms, base_size = lat["base_fp32"].p50_ms, size_of(models["base_fp32"][0])
     rows = [{
         "model": name, "p50_ms": lat[name].p50_ms, "p90_ms": lat[name].p90_ms,
