@@ -14,15 +14,24 @@ import numpy as np
 BACKENDS = ("onnxruntime", "openvino")
 
 
-def session(model: Path, threads: int = 2, provider: str = "CPUExecutionProvider"):
-    """An onnxruntime session with a fixed thread count (intra-op) and sequential execution."""
+def session(model: Path, threads: int = 2, provider: str = "CPUExecutionProvider",
+            optimize: bool = True):  # fmt: skip
+    """An onnxruntime session with a fixed thread count (intra-op) and sequential execution.
+
+    ``optimize=False`` runs the graph as written: a QDQ model then executes as
+    DequantizeLinear -> float Conv -> QuantizeLinear, the exact-arithmetic reference that
+    onnxruntime's fused int8 kernels must match (and do not, where int16 sums saturate).
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    )  # fmt: skip
     return ort.InferenceSession(str(model), opts, providers=[provider])
 
 

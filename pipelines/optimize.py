@@ -35,7 +35,7 @@ def optimize_pipeline(
 
     def score(model_dir: Any, filename: str, name: str) -> Any:
         return score_variant(model_dir, filename, data_version, eval_cfg, imgsz, optimize, name,
-                             id=f"score_{name}")  # fmt: skip
+                             train["device"], id=f"score_{name}")  # fmt: skip
 
     def onnx_variants(model_dir: Any, prefix: str) -> tuple[Any, Any]:
         onnx_dir, _ = export_model(model_dir, data_version, imgsz, optimize, prefix,

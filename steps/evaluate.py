@@ -24,7 +24,7 @@ def settings_from_config(
 @step(enable_cache=False)
 def evaluate_model(
     model_dir: Path, data_version: DataVersion, eval_cfg: dict[str, Any], imgsz: int,
-    filename: str = "best.pt", variant: str = "base",
+    filename: str = "best.pt", variant: str = "base", device: str = "auto",
 ) -> Annotated[EvalResult, "eval_result"]:  # fmt: skip
     """Score ``model_dir/filename`` on the val split; MLflow metrics are ``<variant>/...``.
 
@@ -34,7 +34,7 @@ def evaluate_model(
     import mlflow
 
     result = evaluate(Path(model_dir) / filename, Path(data_version.data_yaml),
-                      settings_from_config(eval_cfg, imgsz, "cpu"))  # fmt: skip
+                      settings_from_config(eval_cfg, imgsz, device))  # fmt: skip
     with mlflow_run(f"evaluate_{variant}"):
         mlflow.log_metrics(result.metrics(f"{variant}/"))
         mlflow.log_dict(result.model_dump(), f"eval/{variant}.json")

@@ -21,13 +21,14 @@ from yeo.tracking import mlflow_run, run_name, step_metadata
 @step(enable_cache=False)
 def score_variant(
     model_dir: Path, filename: str, data_version: DataVersion, eval_cfg: dict[str, Any],
-    imgsz: int, optimize: dict[str, Any], name: str,
+    imgsz: int, optimize: dict[str, Any], name: str, device: str = "auto",
 ) -> Annotated[VariantScore, "variant_score"]:  # fmt: skip
     """Evaluate ``model_dir/filename``; ONNX files are also timed (batch 1, warm-up)."""
     import mlflow
 
     path = _keep(Path(model_dir) / filename, name)
-    res = evaluate(path, Path(data_version.data_yaml), settings_from_config(eval_cfg, imgsz, "cpu"))
+    settings = settings_from_config(eval_cfg, imgsz, device)
+    res = evaluate(path, Path(data_version.data_yaml), settings)
     lat = measure_latency(path, optimize) if path.suffix == ".onnx" else None
     recipe = _quant_recipe(path)
     score = VariantScore(

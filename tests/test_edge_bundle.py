@@ -96,6 +96,30 @@ def test_verify_names_each_fault(built: Path, tmp_path: Path, fault, expect: str
     assert expect in out.stderr and out.stderr.startswith("edge.verify: FAIL")
 
 
+def test_golden_outputs_are_judged_on_anchors_that_decoding_keeps(built: Path, tmp_path: Path):
+    """Noise on anchors below the threshold (in both runs) is no fault; a shift of one kept
+    anchor's box by 3 px (over the 0.5 px FP32 tolerance) is."""
+    conf = json.loads((built / "golden" / "golden.json").read_text())["conf"]
+    b = _broken(built, tmp_path)
+    path = b / "golden" / "000.output.npy"
+    out = np.load(path)
+    kept = out[0, 4:].max(axis=0) >= conf
+    assert kept.any() and not kept.all()
+    noisy = out.copy()
+    noisy[0, :4, ~kept] += 50.0  # boxes of discarded anchors: decode never reads them
+    np.save(path, noisy)
+    bundle.write_manifest(b)
+    faults, summary = verify(b)
+    assert not faults, faults
+    assert f"anchors scoring >= {conf}" in summary
+    shifted = out.copy()
+    shifted[0, 1, np.flatnonzero(kept)[0]] += 3.0
+    np.save(path, shifted)
+    bundle.write_manifest(b)
+    faults, _ = verify(b)
+    assert any("000.output.npy: model output off tolerance on anchors" in f for f in faults)
+
+
 def test_failed_build_leaves_nothing(onnx_model: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         bundle.build(onnx_model, tmp_path / "x-v1", META, [tmp_path / "missing.jpg"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -113,6 +114,73 @@ def test_int8_keeps_accuracy_with_tail_fp32_and_collapses_without(
     assert ref - m_good <= 0.02, (ref, m_good)
     assert m_bad < 0.5 * ref, (ref, m_bad)  # the evaluator sees the collapse
     assert good.stat().st_size < 0.5 * fp32_onnx.stat().st_size
+
+
+def _kernel_vs_reference(model: Path, images: list[Path]) -> tuple[float, float]:
+    """Largest box / score difference between onnxruntime's fused int8 kernels and the same
+    QDQ graph run unfused (float Conv between DequantizeLinear and QuantizeLinear: what a
+    CPU without int16 saturation computes), on anchors scoring >= 0.01 in either run."""
+    from edge.engine import session
+    from edge.verify import output_errors
+    from yeo.optimize.export import image_batch
+
+    fused, plain = session(model, 1), session(model, 1, optimize=False)
+    name = fused.get_inputs()[0].name
+    errors = [
+        output_errors(plain.run(None, {name: x})[0], fused.run(None, {name: x})[0], 0.01)
+        for x in image_batch(images, 128)
+    ]
+    return max(e[0] for e in errors), max(e[1] for e in errors)
+
+
+def test_default_int8_is_saturation_free_on_any_x86_cpu(
+    fp32_onnx: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """Every default recipe is portable; the static check passes them and catches full-range
+    weights; on this CPU the fused int8 kernels agree with the exact reference."""
+    import onnx
+
+    from edge.device import describe
+    from yeo.optimize.dataset import split_images
+    from yeo.optimize.export import onnx_metadata
+    from yeo.optimize.quantize import (
+        DEFAULT_RECIPES,
+        EXTRA_RECIPES,
+        calibration_images,
+        pair_overflows,
+        quantize,
+    )
+
+    assert all(r.portable for r in DEFAULT_RECIPES)
+    calib = calibration_images(split_images(tiny_data.parent, "train"), 16, seed=0)
+    probe = sorted(split_images(tiny_data.parent, "val"))[:4]
+    by = {r.weights: r for r in EXTRA_RECIPES} | {"pairsafe": DEFAULT_RECIPES[0]}
+    models = {k: quantize(fp32_onnx, tmp_path / f"{k}.onnx", r, calib, 128) for k, r in by.items()}
+    pertensor = quantize(fp32_onnx, tmp_path / "pt.onnx", DEFAULT_RECIPES[-1], calib, 128)
+    for path in (models["pairsafe"], models["7bit"], pertensor):
+        assert pair_overflows(onnx.load(str(path))) == [], path.name
+    assert pair_overflows(onnx.load(str(models["full"])))  # the check can fail
+    recipe = onnx_metadata(models["pairsafe"])[0]["quantization"]
+    assert recipe["weights"] == "pairsafe" and recipe["portable"] is True
+    assert onnx_metadata(models["full"])[0]["quantization"]["portable"] is False
+
+    def weights(path: Path) -> np.ndarray:
+        from onnx import TensorProto, numpy_helper
+
+        m = onnx.load(str(path))
+        ts = [t for t in m.graph.initializer if t.data_type == TensorProto.INT8 and t.dims[1:]]
+        return np.concatenate([np.abs(numpy_helper.to_array(t)).ravel() for t in ts])
+
+    assert weights(models["7bit"]).max() <= 64 < weights(models["pairsafe"]).max()
+    # more resolution than 7 bits: larger integer weights on average
+    assert weights(models["pairsafe"]).mean() > weights(models["7bit"]).mean()
+
+    tol = {"box": 2.0, "score": 0.05}  # the bundle's INT8 golden tolerance
+    box, score = _kernel_vs_reference(models["pairsafe"], probe)
+    assert box <= tol["box"] and score <= tol["score"], (box, score)
+    if not any("VNNI" in f for f in describe()["isa"]):  # AVX2 / AVX512BW: int16 pair sums
+        box, score = _kernel_vs_reference(models["full"], probe)
+        assert box > tol["box"] or score > tol["score"], (box, score)
 
 
 def test_budget_loop_falls_back_and_records_every_trial(fp32_onnx: Path, tmp_path: Path) -> None:

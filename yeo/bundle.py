@@ -86,6 +86,27 @@ def metadata(name: str, version: str, chosen: VariantScore, data: DataVersion,
 
 KEPT_FP32 = {"tail": "the Detect head's decode tail (DFL softmax, box decode, concat)",
              "head": "the whole Detect head", "none": "none"}  # fmt: skip
+WEIGHT_RANGE = {
+    "pairsafe": "int8 per-channel weights scaled so that any two of a channel add up to at "
+                "most 128 (no int16 saturation on CPUs without VNNI)",
+    "7bit": "7-bit weights in [-64, 64] (onnxruntime reduce_range; no int16 saturation)",
+    "full": "full-range int8 weights: on x86 CPUs without VNNI onnxruntime's int16 pair sums "
+            "can saturate, so outputs and accuracy depend on the CPU",
+}  # fmt: skip
+
+
+def int8_limits(q: dict[str, Any]) -> str:
+    """What the INT8 recipe that ran means for a user, from the recipe recorded in the model."""
+    acts = {"u8": "uint8", "s8": "int8"}.get(q.get("activation", "u8"), q.get("activation"))
+    weights = WEIGHT_RANGE.get(q.get("weights", "full"), "n/a")
+    if q.get("backend") == "inc-autotune":
+        weights = WEIGHT_RANGE["7bit" if q.get("portable") else "full"]
+    portable = (
+        "The same outputs on every x86 CPU kind (checked statically when it was built)."
+        if q.get("portable") else
+        "Run `python -m edge.verify` on each target CPU kind before trusting it there."
+    )  # fmt: skip
+    return f"activations {acts}, {weights}. {portable}"
 
 
 def model_card(meta: dict[str, Any], sel: Selection, chosen: VariantScore) -> str:
@@ -95,14 +116,12 @@ def model_card(meta: dict[str, Any], sel: Selection, chosen: VariantScore) -> st
     kept = KEPT_FP32.get(q.get("exclude"), "n/a") if q else "n/a"
     int8 = (
         f"- INT8 ({q.get('name', 'static QDQ') if q else 'static'}): onnxruntime static "
-        f"quantization, activations u8 / weights s8, calibrated on train-split images only; "
-        f"kept in FP32: {kept}. Measured change on val: "
-        f"{chosen.map50_95 - sel.base_map50_95:+.4f} mAP50-95 vs the FP32 .pt.\n"
+        f"quantization, calibrated on train-split images only; kept in FP32: {kept}. Measured "
+        f"change on val: {chosen.map50_95 - sel.base_map50_95:+.4f} mAP50-95 vs the FP32 .pt.\n"
         "- INT8 accuracy holds for images like the calibration set; very different lighting, "
         "sensors or scales can shift activations outside the calibrated ranges. Recalibrate on "
         "target-domain images before trusting it there.\n"
-        "- On x86 CPUs without VNNI, onnxruntime's u8s8 kernels can saturate and lose accuracy "
-        "(onnxruntime quantization docs); run `python -m edge.verify` on the target first.\n"
+        f"- Integer types: {int8_limits(q or {})}\n"
         if chosen.precision == "int8" else "- FP32 model: no quantization limits apply.\n"
     )  # fmt: skip
     return f"""# Model card: {meta["name"]} {meta["version"]}

@@ -29,7 +29,7 @@ class EvalSettings(BaseModel):
     conf: float = 0.001
     iou: float = 0.7
     batch: int = 16
-    device: str = "cpu"
+    device: str = "cpu"  # for .pt models; ONNX files are always scored on the CPU
 
 
 class EvalResult(BaseModel):
@@ -64,11 +64,13 @@ def evaluate(model_path: Path, data_yaml: Path, settings: EvalSettings) -> EvalR
     from ultralytics import YOLO
 
     model = YOLO(str(model_path), task="detect")
+    # a .pt runs where training ran (CUDA when there is one); ONNX work stays on the CPU
+    device = settings.device if model_path.suffix == ".pt" else "cpu"
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="yeo-val-") as tmp:
         m = model.val(
             data=str(data_yaml), imgsz=settings.imgsz, batch=settings.batch, conf=settings.conf,
-            iou=settings.iou, split=settings.split, device=settings.device, rect=False,
+            iou=settings.iou, split=settings.split, device=device, rect=False,
             plots=False, save_json=False, verbose=False, workers=0, project=tmp, name="val",
         )  # fmt: skip
     seconds = time.perf_counter() - start

@@ -83,12 +83,15 @@ def _track(repo, path: Path, rel: Path, push: bool) -> tuple[str, str]:
             return dir_hash(repo, path), f"dvc.yaml stage {os.environ['DVC_STAGE']}"
         if stage:
             repo.commit(stage, force=True)
-            md5, owner = dir_hash(repo, path), f"dvc.lock ({stage})"
+            md5, owner, target = dir_hash(repo, path), f"dvc.lock ({stage})", str(rel)
         else:
             out = repo.add(str(rel))[0].outs[0]
             md5, owner = out.hash_info.value, f"{rel}.dvc"
+            # a bare path target is looked up in dvc.yaml when one exists (and fails for a
+            # path that only a .dvc file tracks): name the .dvc file itself
+            target = owner
         if push:
-            repo.push(targets=[str(rel)], remote=REMOTE_NAME)
+            repo.push(targets=[target], remote=REMOTE_NAME)
         return md5, owner
     finally:
         repo.close()

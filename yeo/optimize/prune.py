@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
+from yeo.devices import example_input
 from yeo.errors import ConfigError
 from yeo.train.config import TrainConfig
 from yeo.train.trainer import Callback
@@ -51,7 +51,7 @@ class Footprint:
 def footprint(model: nn.Module, imgsz: int) -> Footprint:
     import torch_pruning as tp
 
-    example = torch.zeros(1, 3, imgsz, imgsz)
+    example = example_input(model, imgsz)
     was_training = model.training
     model.eval()
     macs, params = tp.utils.count_ops_and_params(model, example)
@@ -88,7 +88,7 @@ def make_pruner(model: nn.Module, cfg: PruneConfig, imgsz: int) -> Any:
 
     for p in model.parameters():
         p.requires_grad_(True)
-    example = torch.randn(1, 3, imgsz, imgsz)
+    example = example_input(model, imgsz, random=True)
     return tp.pruner.MetaPruner(
         model,
         example,
@@ -104,7 +104,7 @@ def make_pruner(model: nn.Module, cfg: PruneConfig, imgsz: int) -> Any:
 def taylor_gradients(model: nn.Module, imgsz: int) -> None:
     """Taylor importance needs gradients: one backward pass on a random batch is a proxy."""
     model.zero_grad()
-    out = model(torch.randn(2, 3, imgsz, imgsz))
+    out = model(example_input(model, imgsz, batch=2, random=True))
     loss = sum(o.float().abs().mean() for o in (out if isinstance(out, list | tuple) else [out]))
     loss.backward()
 

@@ -4,6 +4,20 @@ Defaults follow what was measured on this CPU: uint8 activations with per-channe
 (signed int8 activations ran ~2x slower than FP32 here), and the Detect tail (decode, concat,
 DFL, sigmoid) kept FP32 - quantizing its final Concat shares one scale between box pixels and
 0-1 scores, and mAP collapses to 0. Calibration images come from the train split only.
+
+Portability: onnxruntime's u8 x s8 kernels on x86 CPUs without VNNI (AVX2, AVX512BW) multiply
+with ``vpmaddubsw``, which adds each pair of adjacent products into a *saturating* int16. A
+pair saturates when ``255 * (|w0| + |w1|) > 32767``, i.e. ``|w0| + |w1| > 128``; CPUs with VNNI
+accumulate in int32 and never do. A model with such pairs therefore gives other outputs (and
+another mAP) on an AVX2 machine than on a VNNI one. Every default recipe is saturation-free:
+
+- ``pairsafe`` (default): per channel, the scale is set so that the two largest |w| together
+  quantize to at most 128 (``scale = (t1 + t2) / 127``): any pair of that channel fits int16.
+  Channels whose largest weight stands out keep more than 7 bits of resolution.
+- ``7bit``: onnxruntime's ``reduce_range`` (weights in [-64, 64]), the textbook answer.
+- ``full``: 8-bit weights, fastest to reason about on VNNI but CPU-dependent; opt-in only.
+
+:func:`pair_overflows` checks a quantized model statically (every channel's top-two |q| sum).
 """
 
 from __future__ import annotations
@@ -23,6 +37,8 @@ from yeo.errors import ConfigError
 
 log = logging.getLogger(__name__)
 Exclude = Literal["none", "tail", "head"]
+WEIGHT_RANGES = ("pairsafe", "7bit", "full")
+PAIR_LIMIT = 128  # 255 * 128 = 32640 <= 32767: the largest |w0| + |w1| that cannot saturate
 
 
 @dataclass(frozen=True)
@@ -35,12 +51,20 @@ class QuantRecipe:
     exclude: Exclude = "tail"  # none | tail (Detect decode) | head (all of Detect)
     activation: str = "u8"  # u8 | s8
     percentile: float = 99.999
+    weights: str = "pairsafe"  # pairsafe | 7bit | full (see the module docstring)
+
+    @property
+    def portable(self) -> bool:
+        """Outputs identical on every x86 CPU kind (no int16 saturation possible)."""
+        return self.weights != "full"
 
     def __post_init__(self) -> None:
         if self.calibrate not in ("minmax", "percentile", "entropy"):
             raise ConfigError(f"quant recipe {self.name}: unknown calibration {self.calibrate!r}")
         if self.exclude not in ("none", "tail", "head"):
             raise ConfigError(f"quant recipe {self.name}: exclude must be none, tail or head")
+        if self.weights not in WEIGHT_RANGES:
+            raise ConfigError(f"quant recipe {self.name}: weights must be one of {WEIGHT_RANGES}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,6 +77,66 @@ DEFAULT_RECIPES: tuple[QuantRecipe, ...] = (
     QuantRecipe("u8-percentile-perchannel-head", exclude="head"),
     QuantRecipe("u8-minmax-pertensor-head", calibrate="minmax", per_channel=False, exclude="head"),
 )
+# opt-in variants of the first recipe, by weight range (``full`` is CPU-dependent)
+EXTRA_RECIPES: tuple[QuantRecipe, ...] = (
+    QuantRecipe("u8-percentile-perchannel-tail-7bit", weights="7bit"),
+    QuantRecipe("u8-percentile-perchannel-tail-w8full", weights="full"),
+)
+
+
+def _conv_weights(model: Any) -> dict[str, np.ndarray]:
+    """Float weight initializers of Conv/MatMul/Gemm nodes (the ones quantized to int8)."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    return {
+        n.input[1]: numpy_helper.to_array(inits[n.input[1]])
+        for n in model.graph.node
+        if n.op_type in ("Conv", "MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in inits
+    }
+
+
+def _top_two_sum(w: np.ndarray) -> float:
+    """Sum of the two largest magnitudes of ``w`` (the worst pair it can form)."""
+    flat = np.sort(np.abs(w.astype(np.float64)).ravel())
+    return float(flat[-2:].sum()) if flat.size > 1 else float(flat.sum())
+
+
+def pairsafe_overrides(model: Any, per_channel: bool) -> dict[str, list[dict[str, Any]]]:
+    """TensorQuantOverrides giving each weight channel (or tensor) ``rmax = t1 + t2``.
+
+    With symmetric int8 weights the scale becomes ``(t1 + t2) / 127``, so the two largest
+    weights quantize to at most ``round(a) + round(b) <= 128`` where ``a + b = 127``.
+    """
+    overrides: dict[str, list[dict[str, Any]]] = {}
+    for name, w in _conv_weights(model).items():
+        if per_channel and w.ndim > 1:
+            sums = [_top_two_sum(w[c]) or 1e-8 for c in range(w.shape[0])]
+            overrides[name] = [{"axis": 0, "rmin": -s, "rmax": s} for s in sums]
+        else:
+            s = _top_two_sum(w) or 1e-8
+            overrides[name] = [{"rmin": -s, "rmax": s}]
+    return overrides
+
+
+def pair_overflows(model: Any) -> list[str]:
+    """Int8 weight tensors (QDQ) in which some pair could saturate onnxruntime's int16 sums on
+    a CPU without VNNI: any output channel whose two largest |q| add up to more than 128."""
+    from onnx import TensorProto, numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    bad = []
+    for node in model.graph.node:
+        if node.op_type != "DequantizeLinear" or node.input[0] not in inits:
+            continue
+        tensor = inits[node.input[0]]
+        if tensor.data_type != TensorProto.INT8 or len(tensor.dims) < 2:
+            continue  # int32 biases and u8 activations are not multiplied pairwise
+        q = numpy_helper.to_array(tensor).astype(np.int32)
+        worst = max(_top_two_sum(q[c]) for c in range(q.shape[0]))
+        if worst > PAIR_LIMIT:
+            bad.append(f"{tensor.name}: |q0| + |q1| up to {worst:.0f} > {PAIR_LIMIT}")
+    return bad
 
 
 def detect_prefix(model: Any) -> str:
@@ -123,14 +207,20 @@ def quantize(fp32: Path, out: Path, recipe: QuantRecipe, images: list[Path], img
         except Exception as e:  # pre-processing is an optimization; quantize the raw model
             log.warning("quant_pre_process failed (%s); quantizing the model as exported", e)
             prepped = fp32
+        if recipe.weights == "pairsafe":
+            extra["TensorQuantOverrides"] = pairsafe_overrides(onnx.load(str(prepped)),
+                                                               recipe.per_channel)  # fmt: skip
         reader = ImageCalibrationReader(images, imgsz, model.graph.input[0].name)
         tmp_out = Path(tmp) / "int8.onnx"
         quantize_static(
             str(prepped), str(tmp_out), reader, quant_format=QuantFormat.QDQ,
             activation_type=act, weight_type=QuantType.QInt8, per_channel=recipe.per_channel,
-            calibrate_method=method, nodes_to_exclude=exclude, extra_options=extra,
+            reduce_range=recipe.weights == "7bit", calibrate_method=method,
+            nodes_to_exclude=exclude, extra_options=extra,
         )  # fmt: skip
-        finish(tmp_out, model, out, recipe.as_dict())
+        if recipe.portable and (overflows := pair_overflows(onnx.load(str(tmp_out)))):
+            raise RuntimeError(f"INT8 recipe {recipe.name} is not saturation-free: {overflows[0]}")
+        finish(tmp_out, model, out, recipe.as_dict() | {"portable": recipe.portable})
     return out
 
 
@@ -228,6 +318,7 @@ def autotune_inc(
             activation_type=QuantType.QUInt8 if r.activation == "u8" else QuantType.QInt8,
             weight_type=QuantType.QInt8,
             per_channel=r.per_channel,
+            reduce_range=r.portable,  # INC has no per-channel range overrides: 7-bit weights
             nodes_to_exclude=excluded_nodes(source, r.exclude),
             extra_options={"CalibPercentile": r.percentile},
             execution_provider="CPUExecutionProvider",
@@ -252,7 +343,10 @@ def autotune_inc(
         )  # fmt: skip
         if best is None:
             return None, records
+        if all(r.portable for r in recipes) and (overflows := pair_overflows(best)):
+            raise RuntimeError(f"INC returned a model that is not saturation-free: {overflows[0]}")
         raw = Path(tmp) / "best.onnx"
         onnx.save(best, str(raw))
-        finish(raw, source, out, {"backend": "inc-autotune"})
+        portable = all(r.portable for r in recipes)
+        finish(raw, source, out, {"backend": "inc-autotune", "portable": portable})
     return out, records

@@ -8,9 +8,9 @@ from typing import Any
 from edge.latency import Latency, measure
 from yeo.errors import ConfigError
 from yeo.optimize.prune import PruneConfig
-from yeo.optimize.quantize import DEFAULT_RECIPES, QuantRecipe
+from yeo.optimize.quantize import DEFAULT_RECIPES, EXTRA_RECIPES, QuantRecipe
 
-RECIPES = {r.name: r for r in DEFAULT_RECIPES}
+RECIPES = {r.name: r for r in (*DEFAULT_RECIPES, *EXTRA_RECIPES)}
 
 
 def measure_latency(model: Path, cfg: dict[str, Any]) -> Latency:
