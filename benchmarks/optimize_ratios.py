@@ -6,7 +6,8 @@ Runs the same harness as ``python run.py --pipeline benchmark`` (:mod:`yeo.bench
 variant plus ultralytics' INT8 ONNX and, when installed, OpenVINO peers, interleaved) and
 checks the targets: selected vs base FP32 ONNX p50 >= 3x faster, file >= 6x smaller,
 mAP50-95 within 0.01; and faster than each ultralytics INT8 path at equal or better mAP.
-Writes ``ratios.json`` / ``ratios.md`` next to the benchmark table.
+Writes ``ratios.json`` / ``ratios.md`` next to the benchmark table. Exits 1 when any target
+is SHORT (or no variant was selected), 0 when every one passes.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ def targets(result: dict) -> dict[str, bool]:
     return found
 
 
+def exit_code(found: dict[str, bool]) -> int:
+    """0 only when there are targets and every one passed."""
+    return 0 if found and all(found.values()) else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--run", type=Path, default=None)
@@ -62,7 +68,7 @@ def main() -> int:
     )
     atomic_write_text(out / "ratios.md", text + "\n")
     print(text)
-    return 0
+    return exit_code(result["targets"])
 
 
 if __name__ == "__main__":

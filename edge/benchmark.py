@@ -4,8 +4,9 @@
                              [--backend onnxruntime|openvino] [--precision f32] [--out r.json]
     python -m edge.benchmark merge a.json b.json ... [--out table]   # -> table.md, table.csv
 
-Times the model alone (batch 1) and end to end (decode image, letterbox, model, decode + NMS)
-over the bundle's golden images (or ``--image`` files, or one synthetic 640x480 image), and
+Times the model alone (batch 1) and end to end from an already decoded RGB image (letterbox,
+model, decode + NMS; reading and JPEG-decoding the file is not timed) over the bundle's golden
+images (or ``--image`` files, or one synthetic 640x480 image), and
 reports percentiles, throughput, peak RSS, model size and the device. Needs only numpy,
 onnxruntime and pillow (OpenVINO when asked for).
 """

@@ -21,6 +21,9 @@ class Latency:
     p50_ms: float
     p90_ms: float
     p99_ms: float
+    p25_ms: float  # the spread: p25-p75
+    p75_ms: float
+    min_ms: float
     mean_ms: float
     std_ms: float
     runs: int
@@ -33,9 +36,10 @@ class Latency:
 
 def summarize(times_ms: list[float], threads: int, provider: str) -> Latency:
     """Percentiles, mean and spread of per-call times."""
-    q = np.percentile(times_ms, [50, 90, 99])
+    q = np.percentile(times_ms, [50, 90, 99, 25, 75])
     return Latency(
-        p50_ms=float(q[0]), p90_ms=float(q[1]), p99_ms=float(q[2]),
+        p50_ms=float(q[0]), p90_ms=float(q[1]), p99_ms=float(q[2]), p25_ms=float(q[3]),
+        p75_ms=float(q[4]), min_ms=float(min(times_ms)),
         mean_ms=statistics.fmean(times_ms), std_ms=statistics.pstdev(times_ms),
         runs=len(times_ms), threads=threads, provider=provider,
     )  # fmt: skip

@@ -16,12 +16,7 @@ from yeo.evaluation import evaluate
 from yeo.optimize import settings
 from yeo.optimize.dataset import split_images
 from yeo.optimize.model import QuantSummary
-from yeo.optimize.quantize import (
-    QuantTrial,
-    autotune_inc,
-    calibration_images,
-    quantize_within_budget,
-)  # fmt: skip
+from yeo.optimize.quantize import calibration_images, int8_within_budget
 from yeo.tracking import mlflow_run, step_metadata
 
 
@@ -47,24 +42,15 @@ def quantize_int8(
     images = calibration_images(split_images(Path(data_version.path), "train"),
                                 quant["calib_images"], quant["seed"])  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix=f"yeo-int8-{variant}-"))
-    reference, recipes = score(fp32), settings.recipes(optimize)
-    chosen, inc_records = None, []
-    if quant["backend"] == "inc":
-        chosen, inc_records = autotune_inc(fp32, work / "inc.onnx", recipes, images, imgsz, score,
-                                           reference, quant["max_map_drop"])  # fmt: skip
-    if chosen is not None:
-        m = score(chosen)
-        trials = [QuantTrial({"backend": "inc-autotune", "evaluations": inc_records},
-                             str(chosen), m, reference - m, latency(chosen), True)]  # fmt: skip
-    else:  # the direct onnxruntime path (also INC's fallback when it found nothing in budget)
-        chosen, trials = quantize_within_budget(
-            fp32, work / "trials", recipes, images, imgsz, score, latency,
-            reference_map=reference, max_drop=quant["max_map_drop"],
-        )  # fmt: skip
+    chosen, trials, _ = int8_within_budget(
+        fp32, work, settings.recipes(optimize), images, imgsz, score, latency,
+        quant["max_map_drop"], quant["backend"],
+    )  # fmt: skip
     out = Path(tempfile.mkdtemp(prefix=f"yeo-{variant}-int8-"))
     shutil.copy(chosen, out / MODEL_FILE)
     shutil.rmtree(work, ignore_errors=True)
-    summary = QuantSummary(variant=variant, chosen=Path(chosen).stem,
+    recipe = next((t.recipe.get("name") for t in trials if t.path == str(chosen)), None)
+    summary = QuantSummary(variant=variant, chosen=recipe or Path(chosen).stem,
                            passed=any(t.passed for t in trials),
                            trials=[vars(t) for t in trials])  # fmt: skip
     with mlflow_run(f"quantize_{variant}"):

@@ -76,3 +76,24 @@ def test_onnx_is_scored_on_the_cpu_whatever_the_training_device(
         pytest.skip("this machine has CUDA: the point is a device that does not exist here")
     res = evaluate(onnx_model, tiny_data, EvalSettings(imgsz=128, device="cuda:0"))
     assert res.n_images > 0 and res.format == "onnx"
+
+
+@pytest.mark.slow
+def test_gpu_check_script_dry_run_on_cpu(tmp_path: Path) -> None:
+    """The prepared GPU script runs end to end (on the CPU here) and refuses without CUDA."""
+    import json
+    import subprocess
+    import sys
+
+    script = [sys.executable, str(CODE_ROOT / "benchmarks" / "gpu_check.py")]
+    if not torch.cuda.is_available():
+        out = subprocess.run(script, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert out.returncode == 2 and "no CUDA device" in out.stderr
+    report = tmp_path / "gpu.json"
+    out = subprocess.run([*script, "--allow-cpu", "--epochs", "1", "--images", "16", "--out",
+                          str(report)], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=600)  # fmt: skip
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    rep = json.loads(report.read_text())
+    assert rep["params"][1] < rep["params"][0]  # pruned, and the checkpoint kept it
+    assert set(rep["mAP50-95"]) == {"base_pt", "pruned_pt", "pruned_onnx_cpu"}

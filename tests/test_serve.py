@@ -11,15 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient  # fastapi is a hard dependency: no skip
 from PIL import Image
 
 from edge.runtime import Detector
+from edge.serve import BundleError, Limits, create_app
 from tests.conftest import CODE_ROOT, run_cli
-
-fastapi = pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
-
-from edge.serve import BundleError, Limits, create_app  # noqa: E402
 
 
 @pytest.fixture(scope="module")

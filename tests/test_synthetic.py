@@ -56,15 +56,30 @@ def test_labels_are_sane_and_varied(tmp_path: Path) -> None:
 
 
 def test_defects_change_the_pixels_inside_their_boxes() -> None:
-    """Each box covers a visible defect: the box region differs from the same clean render."""
+    """Each box covers a visible defect: against the same background rendered clean (same
+    seed, no defects), pixels change inside every box and hardly at all outside them."""
+    from yeo.data.synthetic import _background
+
     spec = SyntheticSpec(seed=5, imgsz=128)
+    checked = 0
     for i in range(20):
         img, boxes = render(spec, i)
-        if boxes:
-            break
-    arr = np.asarray(img, np.float32).mean(axis=2)
-    _c, cx, cy, w, h = boxes[0]
-    x0, x1 = int((cx - w / 2) * 128), int(np.ceil((cx + w / 2) * 128))
-    y0, y1 = int((cy - h / 2) * 128), int(np.ceil((cy + h / 2) * 128))
-    inside = arr[y0:y1, x0:x1]
-    assert inside.std() > 2.0  # not a flat patch: a defect was drawn there
+        if not boxes:
+            continue
+        clean = _background(np.random.default_rng([spec.seed, i]), 128)  # drawn first
+        arr = np.asarray(img, np.float32).mean(axis=2)
+        outside = np.ones_like(arr, bool)
+        spans = []
+        for _c, cx, cy, w, h in boxes:
+            x0, x1 = int((cx - w / 2) * 128), int(np.ceil((cx + w / 2) * 128))
+            y0, y1 = int((cy - h / 2) * 128), int(np.ceil((cy + h / 2) * 128))
+            outside[max(y0 - 2, 0) : y1 + 2, max(x0 - 2, 0) : x1 + 2] = False
+            spans.append((slice(y0, y1), slice(x0, x1)))
+        valid = outside & (clean > 5) & (clean < 240)  # away from clipping
+        tint = np.median(arr[valid] / clean[valid])  # the image's colour tint, about 1.0
+        diff = np.abs(arr - tint * clean)
+        assert diff[valid].mean() < 2.0, diff[valid].mean()  # clean where there is no box
+        for span in spans:
+            assert diff[span].max() > 10.0, (i, diff[span].max())  # a defect in every box
+        checked += len(boxes)
+    assert checked >= 10

@@ -106,8 +106,12 @@ def compare(run: Path, out: Path, rounds: int, runs: int, threads: int,
     """Time the run's ONNX variants and the requested peers; the rows and the peer status."""
     table = json.loads((run / "variants.json").read_text())
     report = run / "report.json"
-    data = json.loads(report.read_text())["data"] if report.is_file() else {}
-    data_yaml = Path(data.get("data_yaml") or workspace().data / "processed/synthetic/data.yaml")
+    if not report.is_file():  # never score peers on another dataset than the run's
+        raise UserError(
+            f"{report}: missing, so the run's dataset is unknown; re-run the "
+            "optimize pipeline (it writes the report even when the budget fails)"
+        )
+    data_yaml = Path(json.loads(report.read_text())["data"]["data_yaml"])
     variants = {v["name"]: v for v in table["variants"]}
     imgsz = onnx_imgsz(Path(variants["base_fp32"]["path"]))
     base_pt = Path(variants["base_pt"]["path"])

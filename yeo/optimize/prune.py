@@ -20,7 +20,10 @@ from yeo.train.config import TrainConfig
 from yeo.train.trainer import Callback
 
 log = logging.getLogger(__name__)
-IMPORTANCE = ("magnitude", "taylor", "bn_scale")
+# Taylor importance was offered with gradients of a made-up loss on a noise batch, in train
+# mode (BatchNorm absorbed the noise): a placeholder, so it is gone until it uses the
+# detection loss on real train images.
+IMPORTANCE = ("magnitude", "bn_scale")
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class PruneConfig:
     ratio: float = 0.3  # target fraction of channels removed (after all steps)
     steps: int = 2  # iterative: prune a little, fine-tune, repeat
     finetune_epochs: int = 15  # epochs of fine-tuning after each step
-    importance: str = "magnitude"  # magnitude | taylor | bn_scale
+    importance: str = "magnitude"  # magnitude | bn_scale
     round_to: int = 8  # channel counts become multiples of this (SIMD-friendly)
     lr0: float = 0.001  # fine-tuning learning rate (cosine schedule)
     enabled: bool = True
@@ -39,7 +42,8 @@ class PruneConfig:
         if self.steps < 1 or self.finetune_epochs < 0:
             raise ConfigError("optimize.prune.steps >= 1 and finetune_epochs >= 0 required")
         if self.importance not in IMPORTANCE:
-            raise ConfigError(f"optimize.prune.importance must be one of {IMPORTANCE}")
+            raise ConfigError(f"optimize.prune.importance must be one of {IMPORTANCE}, "
+                              f"got {self.importance!r}")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,6 @@ def _importance(name: str) -> Any:
 
     return {
         "magnitude": lambda: tp.importance.MagnitudeImportance(p=2),
-        "taylor": lambda: tp.importance.TaylorImportance(),
         "bn_scale": lambda: tp.importance.BNScaleImportance(),
     }[name]()
 
@@ -101,21 +104,9 @@ def make_pruner(model: nn.Module, cfg: PruneConfig, imgsz: int) -> Any:
     )
 
 
-def taylor_gradients(model: nn.Module, imgsz: int) -> None:
-    """Taylor importance needs gradients: one backward pass on a random batch is a proxy."""
-    model.zero_grad()
-    out = model(example_input(model, imgsz, batch=2, random=True))
-    loss = sum(o.float().abs().mean() for o in (out if isinstance(out, list | tuple) else [out]))
-    loss.backward()
-
-
-def prune_step(pruner: Any, model: nn.Module, cfg: PruneConfig, imgsz: int) -> None:
+def prune_step(pruner: Any, model: nn.Module) -> None:
     """One pruning step (of ``cfg.steps``), in eval mode so BN statistics stay untouched."""
     model.eval()
-    if cfg.importance == "taylor":
-        model.train()
-        taylor_gradients(model, imgsz)
-        model.eval()
     pruner.step()
 
 
@@ -158,7 +149,7 @@ def prune_and_finetune(
     steps: list[dict[str, Any]] = []
     weights = None
     for i in range(cfg.steps):
-        prune_step(pruner, model, cfg, imgsz)
+        prune_step(pruner, model)
         fp = footprint(model, imgsz)
         record: dict[str, Any] = {"step": i + 1, "params": fp.params, "macs": fp.macs}
         if cfg.finetune_epochs > 0:

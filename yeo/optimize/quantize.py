@@ -259,6 +259,44 @@ def quantize_within_budget(
     return Path(best.path), trials
 
 
+def int8_within_budget(
+    fp32: Path, work: Path, recipes: list[QuantRecipe], images: list[Path], imgsz: int,
+    score: Any, latency: Any, max_drop: float, backend: str = "ort",
+) -> tuple[Path, list[QuantTrial], float]:  # fmt: skip
+    """INT8 ``fp32`` within ``max_drop`` of its own mAP50-95: INC's autotune first when
+    ``backend == "inc"`` (its pick re-scored by ``score``: passed only if our own number says
+    so), else or then onnxruntime's recipes in order. Returns the chosen model, every trial,
+    and the FP32 reference mAP."""
+    reference = score(fp32)
+    trials: list[QuantTrial] = []
+    if backend == "inc":
+        chosen, records, recipe = autotune_inc(fp32, work / "inc.onnx", recipes, images, imgsz,
+                                               score, reference, max_drop)  # fmt: skip
+        if chosen is not None and recipe is not None:
+            m = score(chosen)
+            trial = QuantTrial(recipe.as_dict() | {"backend": "inc-autotune",
+                                                   "evaluations": records},
+                               str(chosen), m, reference - m, latency(chosen),
+                               reference - m <= max_drop)  # fmt: skip
+            trials.append(trial)
+            log.info(
+                "INC picked %s: mAP50-95 %.4f (drop %+.4f) -> %s",
+                recipe.name,
+                m,
+                trial.drop,
+                "pass" if trial.passed else "over budget: onnxruntime recipes",
+            )
+            if trial.passed:
+                return chosen, trials, reference
+        else:
+            log.info("INC found no INT8 model within the budget: onnxruntime recipes next")
+    chosen, ort_trials = quantize_within_budget(
+        fp32, work / "trials", recipes, images, imgsz, score, latency,
+        reference_map=reference, max_drop=max_drop,
+    )  # fmt: skip
+    return chosen, trials + ort_trials, reference
+
+
 def calibration_method(name: str) -> Any:
     """onnxruntime's CalibrationMethod for a recipe's ``calibrate`` name."""
     from onnxruntime.quantization import CalibrationMethod
@@ -286,12 +324,16 @@ def finish(model_path: Path, source: Any, out: Path, quantization: dict[str, Any
 def autotune_inc(
     fp32: Path, out: Path, recipes: list[QuantRecipe], images: list[Path], imgsz: int,
     score: Any, reference_map: float, max_drop: float,
-) -> tuple[Path | None, list[dict[str, Any]]]:  # fmt: skip
+) -> tuple[Path | None, list[dict[str, Any]], QuantRecipe | None]:  # fmt: skip
     """Intel Neural Compressor's (ONNX line) accuracy-aware ``autotune`` over ``recipes``.
 
     Its eval function is ``score`` (the project's evaluator); its criterion is the absolute
-    ``max_drop`` expressed as INC's relative ``tolerable_loss``. Returns the model it picks
-    (None if no recipe met the budget) and one record per evaluation.
+    ``max_drop`` expressed as INC's relative ``tolerable_loss``. Returns the model it returns
+    (None if it found none), one record per evaluation, and the recipe of that model.
+
+    INC's verdict is not trusted: its tuning monitor also stops on the last trial whatever the
+    accuracy, and it calls ``exit(0)`` when nothing meets the budget (caught here). Callers
+    re-score the model (:func:`quantize_int8`).
     """
     import onnx
     import onnxruntime as ort
@@ -331,22 +373,29 @@ def autotune_inc(
         def eval_fn(model_path: str) -> float:
             candidate = finish(Path(model_path), source, Path(tmp) / "candidate.onnx", None)
             m = score(candidate)
-            records.append({"evaluation": len(records), "map50_95": m})
+            # evaluation 0 is INC's FP32 baseline; evaluation i > 0 is configs[i - 1]
+            recipe = recipes[len(records) - 1].name if records else "fp32 baseline"
+            records.append({"evaluation": len(records), "recipe": recipe, "map50_95": m})
             return m
 
         tolerable = max_drop / reference_map if reference_map > 0 else 0.0
-        best = tuning.autotune(
-            str(fp32), tuning.TuningConfig(config_set=configs, tolerable_loss=tolerable,
-                                           max_trials=len(configs)),
-            eval_fn=eval_fn, calibration_data_reader=reader,
-            optimization_level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL,  # keep node names
-        )  # fmt: skip
-        if best is None:
-            return None, records
-        if all(r.portable for r in recipes) and (overflows := pair_overflows(best)):
+        try:
+            best = tuning.autotune(
+                str(fp32), tuning.TuningConfig(config_set=configs, tolerable_loss=tolerable,
+                                               max_trials=len(configs)),
+                eval_fn=eval_fn, calibration_data_reader=reader,
+                optimization_level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL,  # node names
+            )  # fmt: skip
+        except SystemExit:  # INC's "found nothing" (and failed baseline) path calls exit(0)
+            log.warning("INC autotune found no model within the budget (it called exit)")
+            best = None
+        if best is None or len(records) < 2:
+            return None, records, None
+        chosen = next(r for r in recipes if r.name == records[-1]["recipe"])  # last evaluated
+        if chosen.portable and (overflows := pair_overflows(best)):
             raise RuntimeError(f"INC returned a model that is not saturation-free: {overflows[0]}")
         raw = Path(tmp) / "best.onnx"
         onnx.save(best, str(raw))
-        portable = all(r.portable for r in recipes)
-        finish(raw, source, out, {"backend": "inc-autotune", "portable": portable})
-    return out, records
+        finish(raw, source, out, chosen.as_dict() | {"backend": "inc-autotune",
+                                                     "portable": chosen.portable})  # fmt: skip
+    return out, records, chosen

@@ -50,6 +50,16 @@ def check(cfg: dict[str, Any]) -> None:
             ) from None
     if cfg["threads"] < 1 or cfg["quant"]["calib_images"] < 1:
         raise ConfigError("optimize.threads and optimize.quant.calib_images must be >= 1")
+    for key, value in (("max_map_drop", cfg["max_map_drop"]),
+                       ("quant.max_map_drop", cfg["quant"]["max_map_drop"])):  # fmt: skip
+        if not isinstance(value, int | float) or value > 1:
+            raise ConfigError(f"optimize.{key} must be a number <= 1 (mAP50-95), got {value!r}")
+    lat = cfg["latency"]
+    if lat["runs"] < 1 or lat["warmup"] < 0 or lat["min_seconds"] < 0:
+        raise ConfigError("optimize.latency: runs must be >= 1, warmup and min_seconds >= 0, "
+                          f"got {lat}")  # fmt: skip
+    if not 11 <= cfg["opset"] <= 21:
+        raise ConfigError(f"optimize.opset must be in 11..21, got {cfg['opset']}")
     bundle = cfg["bundle"]
     if not (0 <= bundle["conf"] <= 1 and 0 < bundle["iou"] <= 1):
         raise ConfigError("optimize.bundle: conf must be in [0, 1], iou in (0, 1]")

@@ -1,0 +1,117 @@
+"""What saturation-free INT8 costs: weight ranges side by side on one optimize run's models.
+
+    python benchmarks/int8_portability.py [--run outputs/optimize/<run>] [--rounds 5] [--runs 30]
+
+For the run's base and pruned FP32 ONNX files, quantizes with the default recipe's settings
+and each weight range (``pairsafe``: the default, ``7bit``: onnxruntime's reduce_range,
+``full``: 8-bit, CPU-dependent), then reports per model: mAP50-95 on the run's val split
+(the same evaluator), p50 latency (onnxruntime, 2 threads, interleaved rounds, with p25-p75),
+and the largest box / score difference between onnxruntime's fused int8 kernels and the
+same graph run unfused (what a CPU without int16 saturation computes). Prints the CPU and
+its flags; compare only ratios measured in one run. Writes ``int8_portability.{json,md}``
+under ``outputs/benchmarks/<run>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from yeo import env
+
+WS = env.configure()
+
+from edge.device import describe  # noqa: E402
+from edge.engine import session  # noqa: E402
+from edge.latency import interleaved, ort_runner  # noqa: E402
+from edge.verify import output_errors  # noqa: E402
+from yeo.benchmark import latest_run  # noqa: E402
+from yeo.evaluation import EvalSettings, evaluate  # noqa: E402
+from yeo.io import atomic_write_text, write_json  # noqa: E402
+from yeo.optimize.dataset import split_images  # noqa: E402
+from yeo.optimize.export import image_batch, onnx_metadata  # noqa: E402
+from yeo.optimize.quantize import (  # noqa: E402
+    DEFAULT_RECIPES,
+    WEIGHT_RANGES,
+    calibration_images,
+    pair_overflows,
+    quantize,
+)
+
+
+def kernel_vs_exact(model: Path, images: list[Path], imgsz: int, conf: float) -> list[float]:
+    fused, plain = session(model, 2), session(model, 2, optimize=False)
+    name = fused.get_inputs()[0].name
+    errs = [output_errors(plain.run(None, {name: x})[0], fused.run(None, {name: x})[0], conf)
+            for x in image_batch(images, imgsz)]  # fmt: skip
+    return [max(e[0] for e in errs), max(e[1] for e in errs)]
+
+
+def main() -> int:
+    import onnx
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--run", type=Path, default=None)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--conf", type=float, default=0.25, help="anchors compared: score >= this")
+    args = ap.parse_args()
+    run = args.run or latest_run()
+    data = json.loads((run / "report.json").read_text())["data"]
+    data_yaml, processed = Path(data["data_yaml"]), Path(data["path"])
+    out = WS.outputs / "benchmarks" / run.name
+    out.mkdir(parents=True, exist_ok=True)
+    calib = calibration_images(split_images(processed, "train"), 64, seed=0)
+    probe = sorted(split_images(processed, "val"))[:16]
+    rows: dict[str, dict] = {}
+    models: dict[str, Path] = {}
+    for prefix in ("base", "pruned"):
+        fp32 = run / "variants" / f"{prefix}_fp32.onnx"
+        if not fp32.is_file():
+            continue
+        imgsz = int(onnx_metadata(fp32)[0]["imgsz"][0])
+        models[f"{prefix}_fp32"] = fp32
+        for weights in WEIGHT_RANGES:
+            recipe = replace(DEFAULT_RECIPES[0], name=f"{prefix}-{weights}", weights=weights)
+            path = quantize(fp32, out / "int8" / f"{prefix}_{weights}.onnx", recipe, calib, imgsz)
+            models[f"{prefix}_int8_{weights}"] = path
+            rows[f"{prefix}_int8_{weights}"] = {
+                "pair_overflows": len(pair_overflows(onnx.load(str(path)))),
+                "kernel_vs_exact_box_score": kernel_vs_exact(path, probe, imgsz, args.conf),
+            }
+        for name in [n for n in models if n.startswith(prefix)]:
+            score = evaluate(models[name], data_yaml, EvalSettings(imgsz=imgsz)).map50_95
+            rows.setdefault(name, {})["map50_95"] = score
+            rows[name]["size_mb"] = models[name].stat().st_size / 1e6
+    lat = interleaved({n: ort_runner(p, 2) for n, p in models.items()}, args.rounds, args.runs)
+    for name, latency in lat.items():
+        rows[name] |= {"p50_ms": latency.p50_ms, "p25_ms": latency.p25_ms,
+                       "p75_ms": latency.p75_ms}  # fmt: skip
+    dev = describe()
+    lines = [
+        f"CPU: {dev['cpu']}, {dev['usable_cores']} cores, flags {' '.join(dev['isa'])}",
+        "",
+        "| model | mAP50-95 (val) | p50 ms (p25-p75) | size MB | pair overflows | "
+        f"kernel vs exact, anchors >= {args.conf}: box px / score |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        ke = r.get("kernel_vs_exact_box_score")
+        lines.append(
+            f"| {name} | {r['map50_95']:.4f} | {r['p50_ms']:.2f} ({r['p25_ms']:.2f}-"
+            f"{r['p75_ms']:.2f}) | {r['size_mb']:.2f} | {r.get('pair_overflows', '-')} | "
+            f"{f'{ke[0]:.2f} / {ke[1]:.3f}' if ke else '-'} |"
+        )
+    text = "\n".join(lines)
+    write_json(out / "int8_portability.json", {"device": dev, "run": run.name, "rows": rows})
+    atomic_write_text(out / "int8_portability.md", text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

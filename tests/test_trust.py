@@ -1,0 +1,59 @@
+"""Numbers the toolkit prints must be what was measured: targets that can fail, no mixed
+datasets in one table, pruning importance that is not a placeholder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from yeo.errors import ConfigError, UserError
+
+
+def _result(speedup: float, size: float, delta: float) -> dict:
+    row = {"model": "pruned_int8", "speedup_vs_base_fp32": speedup, "size_ratio": size,
+           "map_delta_vs_base_pt": delta, "p50_ms": 3.0, "map50_95": 0.35}  # fmt: skip
+    return {"selected": "pruned_int8", "rows": [row]}
+
+
+def test_optimize_ratios_exits_1_when_a_target_is_short() -> None:
+    from benchmarks.optimize_ratios import exit_code, targets
+
+    assert exit_code(targets(_result(3.2, 7.0, -0.005))) == 0
+    assert exit_code(targets(_result(1.8, 7.0, -0.005))) == 1  # latency SHORT
+    assert exit_code(targets(_result(3.2, 7.0, -0.02))) == 1  # accuracy SHORT
+    assert exit_code(targets({"selected": None, "rows": []})) == 1  # nothing selected
+
+
+def test_benchmark_refuses_a_run_without_its_report(tmp_path: Path) -> None:
+    """Peers are scored on the run's own dataset; without the report it is unknown."""
+    from yeo.benchmark import compare
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "variants.json").write_text(json.dumps({"selected": None, "variants": []}))
+    with pytest.raises(UserError, match=r"report\.json: missing"):
+        compare(run, tmp_path / "out", 1, 1, 1, [])
+
+
+def test_taylor_placeholder_is_gone() -> None:
+    from yeo.optimize.prune import PruneConfig
+
+    with pytest.raises(ConfigError, match=r"importance must be one of .*'taylor'"):
+        PruneConfig(importance="taylor")
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("optimize.latency.runs=0", "optimize.latency: runs must be >= 1"),
+    ("optimize.max_map_drop=2", "optimize.max_map_drop must be a number <= 1"),
+    ("optimize.quant.recipes=[u8-magic]", "optimize.quant.recipes: unknown ['u8-magic']"),
+    ("optimize.prune.importance=taylor", "optimize.prune.importance must be one of"),
+    ("optimize.opset=7", "optimize.opset must be in 11..21"),
+])  # fmt: skip
+def test_optimize_config_mistakes_stop_before_any_step(override: str, message: str) -> None:
+    out = run_cli("--pipeline", "optimize", override)
+    assert out.returncode == 2, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
