@@ -62,6 +62,7 @@ class Detector:
                  precision: str | None = None):  # fmt: skip
         path = Path(model)
         onnx_file = path / "model.onnx" if path.is_dir() else path
+        self.model_path = onnx_file
         self.engine = load(onnx_file, backend, threads, precision)
         meta = self.engine.metadata
         if not meta:  # OpenVINO does not expose ONNX metadata

@@ -120,6 +120,31 @@ def test_golden_outputs_are_judged_on_anchors_that_decoding_keeps(built: Path, t
     assert any("000.output.npy: model output off tolerance on anchors" in f for f in faults)
 
 
+def test_golden_records_the_unfused_reference_and_refuses_cpu_dependent_int8(
+    built: Path, onnx_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """golden.json says how far the exact-arithmetic run is from the golden outputs; an INT8
+    model whose fused kernels saturate here (full-range weights, no VNNI) is not bundled."""
+    from edge.device import describe
+    from yeo.optimize.dataset import split_images
+    from yeo.optimize.quantize import EXTRA_RECIPES, calibration_images, quantize
+
+    golden = json.loads((built / "golden" / "golden.json").read_text())
+    seen, tol = golden["observed"]["unfused_reference"], golden["tolerance"]
+    assert 0 <= seen["box_px"] <= tol["box_atol_px"] and 0 <= seen["score"] <= tol["score_atol"]
+    if any("VNNI" in f for f in describe()["isa"]):
+        pytest.skip("VNNI CPU: full-range INT8 does not saturate here")
+    calib = calibration_images(split_images(tiny_data.parent, "train"), 16, seed=0)
+    full = next(r for r in EXTRA_RECIPES if r.weights == "full")
+    model = quantize(onnx_model, tmp_path / "w8.onnx", full, calib, 128)
+    images = sorted((tiny_data.parent / "images" / "train").glob("*.jpg"))[:8]
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(bundle.PortabilityError, match="depend on the CPU"):
+        bundle.build(model, out / "w8-v1", META | {"precision": "int8"}, images, benchmark_runs=2)
+    assert list(out.iterdir()) == []
+
+
 def test_failed_build_leaves_nothing(onnx_model: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         bundle.build(onnx_model, tmp_path / "x-v1", META, [tmp_path / "missing.jpg"])

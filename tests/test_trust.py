@@ -57,3 +57,20 @@ def test_optimize_config_mistakes_stop_before_any_step(override: str, message: s
     assert out.returncode == 2, out.stderr[-2000:]
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_serve_never_picks_a_half_written_bundle(tmp_path: Path, monkeypatch) -> None:
+    """A build killed mid-way leaves ``.NAME-vN.tmp-*``; the newest *bundle* is still served."""
+    import os
+
+    from yeo import cli
+
+    bundles = tmp_path / "edge" / "bundles"
+    real = bundles / "yolov8n-x-v1"
+    real.mkdir(parents=True)
+    (real / "metadata.json").write_text("{}")
+    half = bundles / ".yolov8n-x-v2.tmp-k1ll3d"
+    half.mkdir()
+    os.utime(real, (1, 1))  # the half-written one is newer
+    monkeypatch.setattr(cli, "workspace", lambda: type("W", (), {"root": tmp_path})())
+    assert cli.serve_bundle({"serve": {"bundle": None}}) == real

@@ -167,14 +167,18 @@ def build(sel: Selection, data: DataVersion, parent: Path, name: str,
     version = next_version(parent, name)
     meta = metadata(name, version, chosen, data, thresholds, lineage)
     images = busiest_images(Path(data.path), "val", n_golden)
-    dest, archive = edge_bundle.build(
-        Path(chosen.path), parent / f"{name}-{version}", meta, images,
-        card=lambda full_meta: model_card(full_meta, sel, chosen),
-        benchmark_runs=benchmark_runs, threads=threads,
-    )  # fmt: skip
+    try:
+        dest, archive = edge_bundle.build(
+            Path(chosen.path), parent / f"{name}-{version}", meta, images,
+            card=lambda full_meta: model_card(full_meta, sel, chosen),
+            benchmark_runs=benchmark_runs, threads=threads,
+        )  # fmt: skip
+    except edge_bundle.PortabilityError as e:
+        raise UserError(str(e)) from None
     faults, summary = verify(dest)
     if faults:
         raise UserError(f"{dest}: the new bundle fails edge.verify: {faults[0]}")
+
     bench = edge_bundle.read_json(dest / "benchmark.json")
     return BundleInfo(name=name, version=version, path=str(dest), archive=str(archive),
                       variant=chosen.name, verify=summary,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,10 +79,12 @@ def check_benchmark(cfg: dict[str, Any]) -> None:
 
 
 def serve_bundle(cfg: dict[str, Any]) -> Path:
-    """``serve.bundle`` or the newest bundle folder in ``<workspace>/edge/bundles``."""
+    """``serve.bundle`` or the newest bundle folder in ``<workspace>/edge/bundles``: named
+    ``<name>-v<N>`` (a killed build's hidden ``.<name>-vN.tmp-*`` folder is never one)."""
     if cfg["serve"]["bundle"]:
         return Path(cfg["serve"]["bundle"])
-    found = sorted((p for p in (workspace().root / "edge" / "bundles").glob("*-v*") if p.is_dir()),
+    found = sorted((p for p in (workspace().root / "edge" / "bundles").glob("*-v*")
+                    if p.is_dir() and re.fullmatch(r"[^.].*-v\d+", p.name)),
                    key=lambda p: p.stat().st_mtime)  # fmt: skip
     if not found:
         raise ConfigError("no bundle in edge/bundles: run `python run.py --pipeline optimize` "
