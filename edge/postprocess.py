@@ -46,8 +46,13 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
+MAX_DET = 300  # detections kept per image after NMS (ultralytics' default)
+CLASS_OFFSET = 7680.0  # ultralytics' max_wh: boxes of class c shift by c * this before NMS
+NMS_MODE = "class-aware greedy NMS (boxes offset by class id * 7680), score > conf, IoU > iou"
+
+
 def decode(
-    output: np.ndarray, conf: float = 0.25, iou: float = 0.7, max_det: int = 300
+    output: np.ndarray, conf: float = 0.25, iou: float = 0.7, max_det: int = MAX_DET
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(1, 4+nc, anchors) -> boxes xyxy (input pixels), scores, class ids; class-aware NMS.
 
@@ -62,7 +67,7 @@ def decode(
     boxes, scores, cls = xywh2xyxy(pred[mask, :4]), scores[mask], cls[mask]
     if not len(scores):
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
-    offset = cls[:, None].astype(np.float32) * 7680.0  # ultralytics' max_wh class offset
+    offset = cls[:, None].astype(np.float32) * CLASS_OFFSET
     keep = nms(boxes + offset, scores, iou)[:max_det]
     return boxes[keep], scores[keep], cls[keep]
 

@@ -4,6 +4,7 @@ datasets in one table, pruning importance that is not a placeholder."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -52,11 +53,19 @@ def test_taylor_placeholder_is_gone() -> None:
     ("optimize.prune.importance=taylor", "optimize.prune.importance must be one of"),
     ("optimize.opset=7", "optimize.opset must be in 11..21"),
 ])  # fmt: skip
-def test_optimize_config_mistakes_stop_before_any_step(override: str, message: str) -> None:
-    out = run_cli("--pipeline", "optimize", override)
+def test_optimize_config_mistakes_are_caught_by_the_cli_check(override: str, message: str):
+    from yeo.cli import check_optimize, compose_config
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_optimize(compose_config([override]))
+
+
+def test_a_config_mistake_stops_run_py_before_any_step() -> None:
+    """``latency.runs=0`` used to crash after training had finished."""
+    out = run_cli("--pipeline", "optimize", "optimize.latency.runs=0")
     assert out.returncode == 2, out.stderr[-2000:]
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], lines
+    assert len(lines) == 1 and "optimize.latency: runs must be >= 1" in lines[0], lines
 
 
 def test_serve_never_picks_a_half_written_bundle(tmp_path: Path, monkeypatch) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from edge import bundle as edge_bundle
+from edge import postprocess
 from edge.verify import verify
 from yeo.data.model import DataVersion
 from yeo.env import CODE_ROOT
@@ -74,8 +75,8 @@ def metadata(name: str, version: str, chosen: VariantScore, data: DataVersion,
                   "macs": chosen.macs, "quantization": facts["quantization"]},
         "classes": dict(enumerate(data.names)),
         "stride": facts["stride"],
-        "thresholds": {"conf": thresholds["conf"], "iou": thresholds["iou"], "max_det": 300,
-                       "class_aware_nms": True},
+        "thresholds": {"conf": thresholds["conf"], "iou": thresholds["iou"],
+                       "max_det": postprocess.MAX_DET, "nms": postprocess.NMS_MODE},
         "metrics": {"map50_95": chosen.map50_95, "map50": chosen.map50,
                     "precision": chosen.precision_, "recall": chosen.recall,
                     "p50_ms_build_machine": chosen.p50_ms, "split": "val"},
@@ -144,8 +145,8 @@ Latency: onnxruntime, batch 1, on the build machine; `benchmark.json` has this b
 run with device details. Run `python -m edge.benchmark .` on the target for its numbers.
 
 ## Thresholds
-conf {meta["thresholds"]["conf"]}, IoU {meta["thresholds"]["iou"]}, class-aware NMS, at most
-{meta["thresholds"]["max_det"]} detections.
+conf {meta["thresholds"]["conf"]}, IoU {meta["thresholds"]["iou"]}, at most
+{meta["thresholds"]["max_det"]} detections; {meta["thresholds"]["nms"]}.
 
 ## Limits
 {int8}- Trained on a small dataset; expect lower recall on small or low-contrast objects.

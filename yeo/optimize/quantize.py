@@ -273,19 +273,19 @@ def int8_within_budget(
         chosen, records, recipe = autotune_inc(fp32, work / "inc.onnx", recipes, images, imgsz,
                                                score, reference, max_drop)  # fmt: skip
         if chosen is not None and recipe is not None:
+            from yeo.optimize.export import onnx_metadata
+
             m = score(chosen)
-            trial = QuantTrial(recipe.as_dict() | {"backend": "inc-autotune",
+            portable = onnx_metadata(chosen)[0]["quantization"]["portable"]
+            ok = reference - m <= max_drop and (portable or not recipe.portable)
+            trial = QuantTrial(recipe.as_dict() | {"backend": "inc-autotune", "portable": portable,
                                                    "evaluations": records},
-                               str(chosen), m, reference - m, latency(chosen),
-                               reference - m <= max_drop)  # fmt: skip
+                               str(chosen), m, reference - m, latency(chosen), ok)  # fmt: skip
             trials.append(trial)
-            log.info(
-                "INC picked %s: mAP50-95 %.4f (drop %+.4f) -> %s",
-                recipe.name,
-                m,
-                trial.drop,
-                "pass" if trial.passed else "over budget: onnxruntime recipes",
-            )
+            verdict = "pass" if ok else "over budget" if portable else "not saturation-free"
+            verdict += "" if ok else ": onnxruntime recipes next"
+            log.info("INC picked %s: mAP50-95 %.4f (drop %+.4f) -> %s", recipe.name, m,
+                     trial.drop, verdict)  # fmt: skip
             if trial.passed:
                 return chosen, trials, reference
         else:
@@ -360,7 +360,7 @@ def autotune_inc(
             activation_type=QuantType.QUInt8 if r.activation == "u8" else QuantType.QInt8,
             weight_type=QuantType.QInt8,
             per_channel=r.per_channel,
-            reduce_range=r.portable,  # INC has no per-channel range overrides: 7-bit weights
+            reduce_range=r.portable,  # asked for; INC 1.0's autotune does not apply it (below)
             nodes_to_exclude=excluded_nodes(source, r.exclude),
             extra_options={"CalibPercentile": r.percentile},
             execution_provider="CPUExecutionProvider",
@@ -392,10 +392,11 @@ def autotune_inc(
         if best is None or len(records) < 2:
             return None, records, None
         chosen = next(r for r in recipes if r.name == records[-1]["recipe"])  # last evaluated
-        if chosen.portable and (overflows := pair_overflows(best)):
-            raise RuntimeError(f"INC returned a model that is not saturation-free: {overflows[0]}")
+        # INC 1.0's autotune does not apply reduce_range to the weights (seen: up to +-127),
+        # so whether its model is portable is read off the model, not the recipe
+        portable = not pair_overflows(best)
         raw = Path(tmp) / "best.onnx"
         onnx.save(best, str(raw))
         finish(raw, source, out, chosen.as_dict() | {"backend": "inc-autotune",
-                                                     "portable": chosen.portable})  # fmt: skip
+                                                     "portable": portable})  # fmt: skip
     return out, records, chosen
