@@ -34,6 +34,7 @@ from PIL import Image
 
 from edge.preprocess import preprocess
 from yeo.errors import ConfigError
+from yeo.optimize.export import onnx_metadata
 
 log = logging.getLogger(__name__)
 Exclude = Literal["none", "tail", "head"]
@@ -273,8 +274,6 @@ def int8_within_budget(
         chosen, records, recipe = autotune_inc(fp32, work / "inc.onnx", recipes, images, imgsz,
                                                score, reference, max_drop)  # fmt: skip
         if chosen is not None and recipe is not None:
-            from yeo.optimize.export import onnx_metadata
-
             m = score(chosen)
             portable = onnx_metadata(chosen)[0]["quantization"]["portable"]
             ok = reference - m <= max_drop and (portable or not recipe.portable)
