@@ -73,12 +73,17 @@ def main(argv: list[str] | None = None) -> int:
         report["train_s"] = round(time.perf_counter() - t, 1)
         prune = PruneConfig(ratio=0.3, steps=1, finetune_epochs=1)
         res = prune_and_finetune(trained.best, data_yaml, prune, cfg, root / "prune")
-        report |= {"prune_s": round(res.seconds, 1), "params": [res.before.params,
-                   res.after.params], "macs": [res.before.macs, res.after.macs]}  # fmt: skip
+        report |= {
+            "prune_s": round(res.seconds, 1),
+            "params": [res.before.params, res.after.params],
+            "macs": [res.before.macs, res.after.macs],
+        }
         kept = footprint(load_module(res.weights), cfg.imgsz).params
         if kept != res.after.params:
-            print(f"gpu_check: FAIL pruned checkpoint has {kept} params, expected "
-                  f"{res.after.params}", file=sys.stderr)  # fmt: skip
+            print(
+                f"gpu_check: FAIL pruned checkpoint has {kept} params, expected {res.after.params}",
+                file=sys.stderr,
+            )
             return 1
         onnx = export_onnx(res.weights, root / "pruned.onnx", cfg.imgsz).path
         settings = EvalSettings(imgsz=cfg.imgsz, device=resolve_device(cfg.device))

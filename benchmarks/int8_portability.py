@@ -46,8 +46,10 @@ from yeo.optimize.quantize import (  # noqa: E402
 def kernel_vs_exact(model: Path, images: list[Path], imgsz: int, conf: float) -> list[float]:
     fused, plain = session(model, 2), session(model, 2, optimize=False)
     name = fused.get_inputs()[0].name
-    errs = [output_errors(plain.run(None, {name: x})[0], fused.run(None, {name: x})[0], conf)
-            for x in image_batch(images, imgsz)]  # fmt: skip
+    errs = [
+        output_errors(plain.run(None, {name: x})[0], fused.run(None, {name: x})[0], conf)
+        for x in image_batch(images, imgsz)
+    ]
     return [max(e[0] for e in errs), max(e[1] for e in errs)]
 
 
@@ -89,8 +91,7 @@ def main() -> int:
             rows[name]["size_mb"] = models[name].stat().st_size / 1e6
     lat = interleaved({n: ort_runner(p, 2) for n, p in models.items()}, args.rounds, args.runs)
     for name, latency in lat.items():
-        rows[name] |= {"p50_ms": latency.p50_ms, "p25_ms": latency.p25_ms,
-                       "p75_ms": latency.p75_ms}  # fmt: skip
+        rows[name] |= {"p50_ms": latency.p50_ms, "p25_ms": latency.p25_ms, "p75_ms": latency.p75_ms}
     dev = describe()
     lines = [
         f"CPU: {dev['cpu']}, {dev['usable_cores']} cores, flags {' '.join(dev['isa'])}",

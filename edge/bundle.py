@@ -106,8 +106,10 @@ def write_golden(folder: Path, detector: Detector, images: list[Path], precision
         x, box = preprocess(image, detector.imgsz)
         out = detector.raw(x)
         box_err, score_err = output_errors(out, unfused.run(None, {in_name: x})[0], detector.conf)
-        observed = {"box_px": max(observed["box_px"], box_err),
-                    "score": max(observed["score"], score_err)}  # fmt: skip
+        observed = {
+            "box_px": max(observed["box_px"], box_err),
+            "score": max(observed["score"], score_err),
+        }
         dets = detector.detections(out, box, image.width, image.height)
         np.save(folder / f"{stem}.input.npy", x)
         np.save(folder / f"{stem}.output.npy", out)
@@ -123,8 +125,13 @@ def write_golden(folder: Path, detector: Detector, images: list[Path], precision
             f"reference; tolerance {tol['box_atol_px']} px / {tol['score_atol']}): quantize "
             "with a portable recipe (pairsafe or 7bit) so the bundle verifies on every CPU"
         )
-    golden = {"tolerance": tol, "conf": detector.conf, "iou": detector.iou,
-              "observed": {"unfused_reference": observed}, "cases": cases}  # fmt: skip
+    golden = {
+        "tolerance": tol,
+        "conf": detector.conf,
+        "iou": detector.iou,
+        "observed": {"unfused_reference": observed},
+        "cases": cases,
+    }
     write_json(folder / "golden.json", golden)
     return golden
 

@@ -14,8 +14,9 @@ import numpy as np
 BACKENDS = ("onnxruntime", "openvino")
 
 
-def session(model: Path, threads: int = 2, provider: str = "CPUExecutionProvider",
-            optimize: bool = True):  # fmt: skip
+def session(
+    model: Path, threads: int = 2, provider: str = "CPUExecutionProvider", optimize: bool = True
+):
     """An onnxruntime session with a fixed thread count (intra-op) and sequential execution.
 
     ``optimize=False`` runs the graph as written: a QDQ model then executes as
@@ -29,9 +30,10 @@ def session(model: Path, threads: int = 2, provider: str = "CPUExecutionProvider
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = (
-        ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+        ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if optimize
         else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    )  # fmt: skip
+    )
     return ort.InferenceSession(str(model), opts, providers=[provider])
 
 

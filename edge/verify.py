@@ -130,9 +130,11 @@ def check_golden(root: Path) -> tuple[list[str], str]:
         problem = check_detections(want, got, golden["conf"], tol, case["letterbox_scale"])
         if problem:
             faults.append(f"golden/{stem}.detections.json: {problem}")
-    summary = (f"{len(golden['cases'])} golden cases, max error: input {worst['input']:.4f}, "
-               f"box {worst['box']:.4f} px, score {worst['score']:.5f} (over "
-               f"{worst['anchors']} anchors scoring >= {golden['conf']})")  # fmt: skip
+    summary = (
+        f"{len(golden['cases'])} golden cases, max error: input {worst['input']:.4f}, "
+        f"box {worst['box']:.4f} px, score {worst['score']:.5f} (over "
+        f"{worst['anchors']} anchors scoring >= {golden['conf']})"
+    )
     return faults, summary
 
 

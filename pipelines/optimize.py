@@ -34,8 +34,17 @@ def optimize_pipeline(
         _, weights_dir = train_model.with_options(enable_cache=True)(data_version, train, model)
 
     def score(model_dir: Any, filename: str, name: str) -> Any:
-        return score_variant(model_dir, filename, data_version, eval_cfg, imgsz, optimize, name,
-                             train["device"], id=f"score_{name}")  # fmt: skip
+        return score_variant(
+            model_dir,
+            filename,
+            data_version,
+            eval_cfg,
+            imgsz,
+            optimize,
+            name,
+            train["device"],
+            id=f"score_{name}",
+        )
 
     def onnx_variants(model_dir: Any, prefix: str) -> tuple[Any, Any]:
         onnx_dir, _ = export_model(model_dir, data_version, imgsz, optimize, prefix,

@@ -33,8 +33,11 @@ def evaluate_model(
     """
     import mlflow
 
-    result = evaluate(Path(model_dir) / filename, Path(data_version.data_yaml),
-                      settings_from_config(eval_cfg, imgsz, device))  # fmt: skip
+    result = evaluate(
+        Path(model_dir) / filename,
+        Path(data_version.data_yaml),
+        settings_from_config(eval_cfg, imgsz, device),
+    )
     with mlflow_run(f"evaluate_{variant}"):
         mlflow.log_metrics(result.metrics(f"{variant}/"))
         mlflow.log_dict(result.model_dump(), f"eval/{variant}.json")

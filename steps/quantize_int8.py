@@ -43,9 +43,16 @@ def quantize_int8(
                                 quant["calib_images"], quant["seed"])  # fmt: skip
     work = Path(tempfile.mkdtemp(prefix=f"yeo-int8-{variant}-"))
     chosen, trials, _ = int8_within_budget(
-        fp32, work, settings.recipes(optimize), images, imgsz, score, latency,
-        quant["max_map_drop"], quant["backend"],
-    )  # fmt: skip
+        fp32,
+        work,
+        settings.recipes(optimize),
+        images,
+        imgsz,
+        score,
+        latency,
+        quant["max_map_drop"],
+        quant["backend"],
+    )
     out = Path(tempfile.mkdtemp(prefix=f"yeo-{variant}-int8-"))
     shutil.copy(chosen, out / MODEL_FILE)
     shutil.rmtree(work, ignore_errors=True)

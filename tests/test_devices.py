@@ -90,9 +90,13 @@ def test_gpu_check_script_dry_run_on_cpu(tmp_path: Path) -> None:
         out = subprocess.run(script, capture_output=True, text=True, cwd=tmp_path, timeout=120)
         assert out.returncode == 2 and "no CUDA device" in out.stderr
     report = tmp_path / "gpu.json"
-    out = subprocess.run([*script, "--allow-cpu", "--epochs", "1", "--images", "16", "--out",
-                          str(report)], capture_output=True, text=True, cwd=tmp_path,
-                         timeout=600)  # fmt: skip
+    out = subprocess.run(
+        [*script, "--allow-cpu", "--epochs", "1", "--images", "16", "--out", str(report)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     rep = json.loads(report.read_text())
     assert rep["params"][1] < rep["params"][0]  # pruned, and the checkpoint kept it

@@ -35,10 +35,19 @@ def test_split_free_c2f_gives_identical_outputs() -> None:
 
 def _score(name: str, m: float, p50: float | None, pruned: bool = False) -> VariantScore:
     return VariantScore(
-        name=name, path=f"{name}.onnx", format="onnx" if p50 else "pt", precision="fp32",
-        pruned=pruned, map50=m, map50_95=m, precision_=0.5, recall=0.5, per_class_ap50_95={},
-        p50_ms=p50, size_bytes=1,
-    )  # fmt: skip
+        name=name,
+        path=f"{name}.onnx",
+        format="onnx" if p50 else "pt",
+        precision="fp32",
+        pruned=pruned,
+        map50=m,
+        map50_95=m,
+        precision_=0.5,
+        recall=0.5,
+        per_class_ap50_95={},
+        p50_ms=p50,
+        size_bytes=1,
+    )
 
 
 def test_selection_picks_the_fastest_within_budget() -> None:
@@ -193,9 +202,16 @@ def test_budget_loop_falls_back_and_records_every_trial(fp32_onnx: Path, tmp_pat
 
     Image.new("RGB", (128, 128), (100, 100, 100)).save(images[0])
     chosen, trials = quantize_within_budget(
-        fp32_onnx, tmp_path, recipes, images, 128, score=lambda p: next(maps),
-        latency=lambda p: 1.0, reference_map=0.4, max_drop=0.01,
-    )  # fmt: skip
+        fp32_onnx,
+        tmp_path,
+        recipes,
+        images,
+        128,
+        score=lambda p: next(maps),
+        latency=lambda p: 1.0,
+        reference_map=0.4,
+        max_drop=0.01,
+    )
     assert [t.passed for t in trials] == [False, True]
     assert chosen.name == "ok.onnx"
     shutil.rmtree(tmp_path)
@@ -216,10 +232,15 @@ def test_inc_autotune_uses_our_evaluator_and_budget(
     calib = calibration_images(split_images(tiny_data.parent, "train"), 8, seed=0)
     recipes = [QuantRecipe("collapse", exclude="none"), QuantRecipe("tail")]
     out, records, recipe = autotune_inc(
-        fp32_onnx, tmp_path / "inc.onnx", recipes, calib, 128,
+        fp32_onnx,
+        tmp_path / "inc.onnx",
+        recipes,
+        calib,
+        128,
         score=lambda p: evaluate(p, tiny_data, settings).map50_95,
-        reference_map=ref, max_drop=0.02,
-    )  # fmt: skip
+        reference_map=ref,
+        max_drop=0.02,
+    )
     assert records[0]["map50_95"] == pytest.approx(ref, abs=1e-6)  # INC's FP32 baseline
     assert [r["recipe"] for r in records[:2]] == ["fp32 baseline", "collapse"]
     assert out is not None and out.is_file() and recipe is not None
@@ -249,10 +270,16 @@ def test_inc_is_not_trusted_when_every_recipe_fails(
     calib = calibration_images(split_images(tiny_data.parent, "train"), 8, seed=0)
     recipes = [QuantRecipe("collapse", exclude="none")]
     chosen, trials, ref = int8_within_budget(
-        fp32_onnx, tmp_path, recipes, calib, 128,
-        score=lambda p: evaluate(p, tiny_data, settings).map50_95, latency=lambda p: 1.0,
-        max_drop=0.0, backend="inc",
-    )  # fmt: skip
+        fp32_onnx,
+        tmp_path,
+        recipes,
+        calib,
+        128,
+        score=lambda p: evaluate(p, tiny_data, settings).map50_95,
+        latency=lambda p: 1.0,
+        max_drop=0.0,
+        backend="inc",
+    )
     assert ref > 0.05 and chosen.is_file()
     assert trials and not any(t.passed for t in trials)  # nobody claims a pass
     assert trials[-1].recipe["name"] == "collapse" and trials[-1].drop > 0.0

@@ -96,8 +96,16 @@ def clone(tmp_path_factory) -> Path:
         pytest.skip(f"{SHARED} not present")
     top = tmp_path_factory.mktemp("user")
     root = top / "yolo-edge-optimizer"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=CODE_ROOT,
-                           capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+    files = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+            cwd=CODE_ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, files):
         src = CODE_ROOT / rel
         if src.is_file():
@@ -118,8 +126,9 @@ def user(root: Path, command: str, extra: str = "", **subs: str) -> subprocess.C
     argv = shlex.split(command) + shlex.split(extra)
     assert argv[0] == "python"
     env = {k: v for k, v in os.environ.items() if k != "YEO_HOME"} | {"YEO_OFFLINE": "1"}
-    return subprocess.run([sys.executable, *argv[1:]], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=900)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, *argv[1:]], cwd=root, env=env, capture_output=True, text=True, timeout=900
+    )
 
 
 def ok(out: subprocess.CompletedProcess) -> str:
@@ -134,8 +143,10 @@ def dvc_md5(root: Path, name: str) -> str:
 def test_readme_data_commands_on_real_and_user_datasets(clone: Path, tmp_path: Path) -> None:
     cmd = dict.fromkeys(RUN_HERE, "")
     assert "--pipeline data" in ok(user(clone, "python run.py --help"))
-    for name, source, images, boxes in (("voc", "neu-det", 1800, 4189),
-                                        ("coco128", "coco128", 128, 929)):  # fmt: skip
+    for name, source, images, boxes in (
+        ("voc", "neu-det", 1800, 4189),
+        ("coco128", "coco128", 128, 929),
+    ):
         readme = next(c for c in cmd if f"data.path=../shared/datasets/{source}" in c)
         if not (SHARED / source).is_dir():
             pytest.skip(f"{SHARED / source} not present")
@@ -160,8 +171,10 @@ def test_readme_data_commands_on_real_and_user_datasets(clone: Path, tmp_path: P
     assert second != first and second in out
     status = subprocess.run(
         [sys.executable, "-m", "dvc", "status", "-c", "data/processed/yolo.dvc"],
-        cwd=clone, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=clone,
+        capture_output=True,
+        text=True,
+    )
     assert status.returncode == 0 and "new:" not in status.stdout, status.stdout + status.stderr
 
 
@@ -172,8 +185,13 @@ def test_readme_optimize_verify_benchmark_serve_on_coco128(clone: Path) -> None:
 
     if not (SHARED / "coco128").is_dir():
         pytest.skip(f"{SHARED / 'coco128'} not present")
-    out = ok(user(clone, "python run.py --pipeline optimize data=coco128 "
-                         "data.path=../shared/datasets/coco128", TINY_TRAIN))  # fmt: skip
+    out = ok(
+        user(
+            clone,
+            "python run.py --pipeline optimize data=coco128 data.path=../shared/datasets/coco128",
+            TINY_TRAIN,
+        )
+    )
     bundle = "edge/bundles/yolov8n-coco128-v1"
     assert f"bundle       {clone / bundle}" in out
     sub = {"yolov8n-synthetic-v1": "yolov8n-coco128-v1"}
@@ -189,8 +207,9 @@ def test_readme_optimize_verify_benchmark_serve_on_coco128(clone: Path) -> None:
     port = str(free_port())
     env = {k: v for k, v in os.environ.items() if k != "YEO_HOME"}
     argv = [sys.executable, "run.py", "--pipeline", "serve", f"serve.port={port}"]
-    proc = subprocess.Popen(argv, cwd=clone, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(
+        argv, cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc, timeout=120)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metadata", timeout=10) as r:

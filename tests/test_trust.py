@@ -14,8 +14,14 @@ from yeo.errors import ConfigError, UserError
 
 
 def _result(speedup: float, size: float, delta: float) -> dict:
-    row = {"model": "pruned_int8", "speedup_vs_base_fp32": speedup, "size_ratio": size,
-           "map_delta_vs_base_pt": delta, "p50_ms": 3.0, "map50_95": 0.35}  # fmt: skip
+    row = {
+        "model": "pruned_int8",
+        "speedup_vs_base_fp32": speedup,
+        "size_ratio": size,
+        "map_delta_vs_base_pt": delta,
+        "p50_ms": 3.0,
+        "map50_95": 0.35,
+    }
     return {"selected": "pruned_int8", "rows": [row]}
 
 
@@ -46,13 +52,16 @@ def test_taylor_placeholder_is_gone() -> None:
         PruneConfig(importance="taylor")
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("optimize.latency.runs=0", "optimize.latency: runs must be >= 1"),
-    ("optimize.max_map_drop=2", "optimize.max_map_drop must be a number <= 1"),
-    ("optimize.quant.recipes=[u8-magic]", "optimize.quant.recipes: unknown ['u8-magic']"),
-    ("optimize.prune.importance=taylor", "optimize.prune.importance must be one of"),
-    ("optimize.opset=7", "optimize.opset must be in 11..21"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimize.latency.runs=0", "optimize.latency: runs must be >= 1"),
+        ("optimize.max_map_drop=2", "optimize.max_map_drop must be a number <= 1"),
+        ("optimize.quant.recipes=[u8-magic]", "optimize.quant.recipes: unknown ['u8-magic']"),
+        ("optimize.prune.importance=taylor", "optimize.prune.importance must be one of"),
+        ("optimize.opset=7", "optimize.opset must be in 11..21"),
+    ],
+)
 def test_optimize_config_mistakes_are_caught_by_the_cli_check(override: str, message: str):
     from yeo.cli import check_optimize, compose_config
 

@@ -89,11 +89,11 @@ KEPT_FP32 = {"tail": "the Detect head's decode tail (DFL softmax, box decode, co
              "head": "the whole Detect head", "none": "none"}  # fmt: skip
 WEIGHT_RANGE = {
     "pairsafe": "int8 per-channel weights scaled so that any two of a channel add up to at "
-                "most 128 (no int16 saturation on CPUs without VNNI)",
+    "most 128 (no int16 saturation on CPUs without VNNI)",
     "7bit": "7-bit weights in [-64, 64] (onnxruntime reduce_range; no int16 saturation)",
     "full": "full-range int8 weights: on x86 CPUs without VNNI onnxruntime's int16 pair sums "
-            "can saturate, so outputs and accuracy depend on the CPU",
-}  # fmt: skip
+    "can saturate, so outputs and accuracy depend on the CPU",
+}
 
 
 def int8_limits(q: dict[str, Any]) -> str:
@@ -104,9 +104,9 @@ def int8_limits(q: dict[str, Any]) -> str:
         weights = WEIGHT_RANGE["7bit" if q.get("portable") else "full"]
     portable = (
         "The same outputs on every x86 CPU kind (checked statically when it was built)."
-        if q.get("portable") else
-        "Run `python -m edge.verify` on each target CPU kind before trusting it there."
-    )  # fmt: skip
+        if q.get("portable")
+        else "Run `python -m edge.verify` on each target CPU kind before trusting it there."
+    )
     return f"activations {acts}, {weights}. {portable}"
 
 
@@ -123,8 +123,9 @@ def model_card(meta: dict[str, Any], sel: Selection, chosen: VariantScore) -> st
         "sensors or scales can shift activations outside the calibrated ranges. Recalibrate on "
         "target-domain images before trusting it there.\n"
         f"- Integer types: {int8_limits(q or {})}\n"
-        if chosen.precision == "int8" else "- FP32 model: no quantization limits apply.\n"
-    )  # fmt: skip
+        if chosen.precision == "int8"
+        else "- FP32 model: no quantization limits apply.\n"
+    )
     return f"""# Model card: {meta["name"]} {meta["version"]}
 
 ## Intended use
@@ -170,10 +171,14 @@ def build(sel: Selection, data: DataVersion, parent: Path, name: str,
     images = busiest_images(Path(data.path), "val", n_golden)
     try:
         dest, archive = edge_bundle.build(
-            Path(chosen.path), parent / f"{name}-{version}", meta, images,
+            Path(chosen.path),
+            parent / f"{name}-{version}",
+            meta,
+            images,
             card=lambda full_meta: model_card(full_meta, sel, chosen),
-            benchmark_runs=benchmark_runs, threads=threads,
-        )  # fmt: skip
+            benchmark_runs=benchmark_runs,
+            threads=threads,
+        )
     except edge_bundle.PortabilityError as e:
         raise UserError(str(e)) from None
     faults, summary = verify(dest)

@@ -42,8 +42,9 @@ class PruneConfig:
         if self.steps < 1 or self.finetune_epochs < 0:
             raise ConfigError("optimize.prune.steps >= 1 and finetune_epochs >= 0 required")
         if self.importance not in IMPORTANCE:
-            raise ConfigError(f"optimize.prune.importance must be one of {IMPORTANCE}, "
-                              f"got {self.importance!r}")  # fmt: skip
+            raise ConfigError(
+                f"optimize.prune.importance must be one of {IMPORTANCE}, got {self.importance!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -193,7 +193,7 @@ def quantize(fp32: Path, out: Path, recipe: QuantRecipe, images: list[Path], img
         QuantType,
         quant_pre_process,
         quantize_static,
-    )  # fmt: skip
+    )
 
     model = onnx.load(str(fp32))
     exclude = excluded_nodes(model, recipe.exclude)
@@ -209,8 +209,9 @@ def quantize(fp32: Path, out: Path, recipe: QuantRecipe, images: list[Path], img
             log.warning("quant_pre_process failed (%s); quantizing the model as exported", e)
             prepped = fp32
         if recipe.weights == "pairsafe":
-            extra["TensorQuantOverrides"] = pairsafe_overrides(onnx.load(str(prepped)),
-                                                               recipe.per_channel)  # fmt: skip
+            extra["TensorQuantOverrides"] = pairsafe_overrides(
+                onnx.load(str(prepped)), recipe.per_channel
+            )
         reader = ImageCalibrationReader(images, imgsz, model.graph.input[0].name)
         tmp_out = Path(tmp) / "int8.onnx"
         quantize_static(
@@ -261,9 +262,16 @@ def quantize_within_budget(
 
 
 def int8_within_budget(
-    fp32: Path, work: Path, recipes: list[QuantRecipe], images: list[Path], imgsz: int,
-    score: Any, latency: Any, max_drop: float, backend: str = "ort",
-) -> tuple[Path, list[QuantTrial], float]:  # fmt: skip
+    fp32: Path,
+    work: Path,
+    recipes: list[QuantRecipe],
+    images: list[Path],
+    imgsz: int,
+    score: Any,
+    latency: Any,
+    max_drop: float,
+    backend: str = "ort",
+) -> tuple[Path, list[QuantTrial], float]:
     """INT8 ``fp32`` within ``max_drop`` of its own mAP50-95: INC's autotune first when
     ``backend == "inc"`` (its pick re-scored by ``score``: passed only if our own number says
     so), else or then onnxruntime's recipes in order. Returns the chosen model, every trial,
@@ -271,28 +279,47 @@ def int8_within_budget(
     reference = score(fp32)
     trials: list[QuantTrial] = []
     if backend == "inc":
-        chosen, records, recipe = autotune_inc(fp32, work / "inc.onnx", recipes, images, imgsz,
-                                               score, reference, max_drop)  # fmt: skip
+        chosen, records, recipe = autotune_inc(
+            fp32, work / "inc.onnx", recipes, images, imgsz, score, reference, max_drop
+        )
         if chosen is not None and recipe is not None:
             m = score(chosen)
             portable = onnx_metadata(chosen)[0]["quantization"]["portable"]
             ok = reference - m <= max_drop and (portable or not recipe.portable)
-            trial = QuantTrial(recipe.as_dict() | {"backend": "inc-autotune", "portable": portable,
-                                                   "evaluations": records},
-                               str(chosen), m, reference - m, latency(chosen), ok)  # fmt: skip
+            trial = QuantTrial(
+                recipe.as_dict()
+                | {"backend": "inc-autotune", "portable": portable, "evaluations": records},
+                str(chosen),
+                m,
+                reference - m,
+                latency(chosen),
+                ok,
+            )
             trials.append(trial)
             verdict = "pass" if ok else "over budget" if portable else "not saturation-free"
             verdict += "" if ok else ": onnxruntime recipes next"
-            log.info("INC picked %s: mAP50-95 %.4f (drop %+.4f) -> %s", recipe.name, m,
-                     trial.drop, verdict)  # fmt: skip
+            log.info(
+                "INC picked %s: mAP50-95 %.4f (drop %+.4f) -> %s",
+                recipe.name,
+                m,
+                trial.drop,
+                verdict,
+            )
             if trial.passed:
                 return chosen, trials, reference
         else:
             log.info("INC found no INT8 model within the budget: onnxruntime recipes next")
     chosen, ort_trials = quantize_within_budget(
-        fp32, work / "trials", recipes, images, imgsz, score, latency,
-        reference_map=reference, max_drop=max_drop,
-    )  # fmt: skip
+        fp32,
+        work / "trials",
+        recipes,
+        images,
+        imgsz,
+        score,
+        latency,
+        reference_map=reference,
+        max_drop=max_drop,
+    )
     return chosen, trials + ort_trials, reference
 
 
@@ -321,9 +348,15 @@ def finish(model_path: Path, source: Any, out: Path, quantization: dict[str, Any
 
 
 def autotune_inc(
-    fp32: Path, out: Path, recipes: list[QuantRecipe], images: list[Path], imgsz: int,
-    score: Any, reference_map: float, max_drop: float,
-) -> tuple[Path | None, list[dict[str, Any]], QuantRecipe | None]:  # fmt: skip
+    fp32: Path,
+    out: Path,
+    recipes: list[QuantRecipe],
+    images: list[Path],
+    imgsz: int,
+    score: Any,
+    reference_map: float,
+    max_drop: float,
+) -> tuple[Path | None, list[dict[str, Any]], QuantRecipe | None]:
     """Intel Neural Compressor's (ONNX line) accuracy-aware ``autotune`` over ``recipes``.
 
     Its eval function is ``score`` (the project's evaluator); its criterion is the absolute
@@ -380,11 +413,14 @@ def autotune_inc(
         tolerable = max_drop / reference_map if reference_map > 0 else 0.0
         try:
             best = tuning.autotune(
-                str(fp32), tuning.TuningConfig(config_set=configs, tolerable_loss=tolerable,
-                                               max_trials=len(configs)),
-                eval_fn=eval_fn, calibration_data_reader=reader,
+                str(fp32),
+                tuning.TuningConfig(
+                    config_set=configs, tolerable_loss=tolerable, max_trials=len(configs)
+                ),
+                eval_fn=eval_fn,
+                calibration_data_reader=reader,
                 optimization_level=ort.GraphOptimizationLevel.ORT_DISABLE_ALL,  # node names
-            )  # fmt: skip
+            )
         except SystemExit:  # INC's "found nothing" (and failed baseline) path calls exit(0)
             log.warning("INC autotune found no model within the budget (it called exit)")
             best = None
@@ -396,6 +432,7 @@ def autotune_inc(
         portable = not pair_overflows(best)
         raw = Path(tmp) / "best.onnx"
         onnx.save(best, str(raw))
-        finish(raw, source, out, chosen.as_dict() | {"backend": "inc-autotune",
-                                                     "portable": portable})  # fmt: skip
+        finish(
+            raw, source, out, chosen.as_dict() | {"backend": "inc-autotune", "portable": portable}
+        )
     return out, records, chosen

@@ -50,14 +50,17 @@ def check(cfg: dict[str, Any]) -> None:
             ) from None
     if cfg["threads"] < 1 or cfg["quant"]["calib_images"] < 1:
         raise ConfigError("optimize.threads and optimize.quant.calib_images must be >= 1")
-    for key, value in (("max_map_drop", cfg["max_map_drop"]),
-                       ("quant.max_map_drop", cfg["quant"]["max_map_drop"])):  # fmt: skip
+    for key, value in (
+        ("max_map_drop", cfg["max_map_drop"]),
+        ("quant.max_map_drop", cfg["quant"]["max_map_drop"]),
+    ):
         if not isinstance(value, int | float) or value > 1:
             raise ConfigError(f"optimize.{key} must be a number <= 1 (mAP50-95), got {value!r}")
     lat = cfg["latency"]
     if lat["runs"] < 1 or lat["warmup"] < 0 or lat["min_seconds"] < 0:
-        raise ConfigError("optimize.latency: runs must be >= 1, warmup and min_seconds >= 0, "
-                          f"got {lat}")  # fmt: skip
+        raise ConfigError(
+            f"optimize.latency: runs must be >= 1, warmup and min_seconds >= 0, got {lat}"
+        )
     if not 11 <= cfg["opset"] <= 21:
         raise ConfigError(f"optimize.opset must be in 11..21, got {cfg['opset']}")
     bundle = cfg["bundle"]
