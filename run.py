@@ -32,8 +32,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         "train=tuned",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--pipeline", required=True, choices=list(PIPELINES), metavar="NAME",
-                        help="which pipeline to run (see below)")  # fmt: skip
+    parser.add_argument(
+        "--pipeline",
+        required=True,
+        choices=list(PIPELINES),
+        metavar="NAME",
+        help="which pipeline to run (see below)",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
     args, unknown = parser.parse_known_args(argv)
     return args, list(args.overrides) + unknown

@@ -72,10 +72,17 @@ async def _load(url: str, image: bytes, n: int, concurrency: int) -> dict[str, f
         await asyncio.gather(*(client(http) for _ in range(concurrency)))
     wall = time.perf_counter() - start
     q = np.percentile(times, [50, 90, 99])
-    return {"requests": n, "concurrency": concurrency, "errors": len(errors),
-            "first_error": errors[0] if errors else "", "p50_ms": float(q[0]),
-            "p90_ms": float(q[1]), "p99_ms": float(q[2]), "throughput_rps": n / wall,
-            "wall_s": wall}  # fmt: skip
+    return {
+        "requests": n,
+        "concurrency": concurrency,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
+        "p50_ms": float(q[0]),
+        "p90_ms": float(q[1]),
+        "p99_ms": float(q[2]),
+        "throughput_rps": n / wall,
+        "wall_s": wall,
+    }
 
 
 def run_load(url: str, image: bytes, n: int = 500, concurrency: int = 8) -> dict:
@@ -94,8 +101,9 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--image", type=Path, default=None)
     args = ap.parse_args()
-    bundle = args.bundle or max((ROOT / "edge" / "bundles").glob("*-v*/"),
-                                key=lambda p: p.stat().st_mtime)  # fmt: skip
+    bundle = args.bundle or max(
+        (ROOT / "edge" / "bundles").glob("*-v*/"), key=lambda p: p.stat().st_mtime
+    )
     golden = json.loads((bundle / "golden" / "golden.json").read_text())
     image = (args.image or bundle / "golden" / golden["cases"][0]["image"]).read_bytes()
     port = free_port()

@@ -65,9 +65,14 @@ def _stats(times: list[float], threads: int, backend: str) -> dict[str, float | 
 
 
 def run(
-    target: Path, backend: str = "onnxruntime", threads: int = 2, runs: int = 100,
-    warmup: int = 10, precision: str | None = None, images: list[Path] | None = None,
-) -> dict[str, object]:  # fmt: skip
+    target: Path,
+    backend: str = "onnxruntime",
+    threads: int = 2,
+    runs: int = 100,
+    warmup: int = 10,
+    precision: str | None = None,
+    images: list[Path] | None = None,
+) -> dict[str, object]:
     """Benchmark ``target`` (bundle dir or .onnx) and return the versioned report."""
     target = Path(target)
     model_file = target / "model.onnx" if target.is_dir() else target
@@ -76,8 +81,10 @@ def run(
     det = Detector(target, threads, backend=backend, precision=precision)
     imgs, source = _images(target, images or [])
     x, _ = preprocess(imgs[0], det.imgsz)
-    print(f"benchmark: {model_file.name} on {backend}, {threads} thread(s): model only ...",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"benchmark: {model_file.name} on {backend}, {threads} thread(s): model only ...",
+        file=sys.stderr,
+    )
     model_ms = time_calls(lambda: det.raw(x), warmup, runs, min_seconds=0)
     pre: list[float] = []
     post: list[float] = []
@@ -95,13 +102,21 @@ def run(
         "schema": SCHEMA,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": {
-            "path": str(target), "file": model_file.name, "size_bytes": model_file.stat().st_size,
-            "imgsz": det.imgsz, "classes": len(det.names),
+            "path": str(target),
+            "file": model_file.name,
+            "size_bytes": model_file.stat().st_size,
+            "imgsz": det.imgsz,
+            "classes": len(det.names),
         },
         "device": device.describe(),
         "settings": {
-            "backend": backend, "threads": threads, "runs": runs, "warmup": warmup,
-            "precision_hint": det.engine.precision_hint, "batch": 1, "images": source,
+            "backend": backend,
+            "threads": threads,
+            "runs": runs,
+            "warmup": warmup,
+            "precision_hint": det.engine.precision_hint,
+            "batch": 1,
+            "images": source,
         },
         "model_ms": model,
         "end_to_end_ms": e2e,
@@ -110,33 +125,37 @@ def run(
         "pre_post_share_of_model": (np.median(pre) + np.median(post)) / model["p50_ms"],
         "throughput_fps": {"model": 1000 / model["mean_ms"], "end_to_end": 1000 / e2e["mean_ms"]},
         "peak_rss_mb": peak_rss_mb(),
-    }  # fmt: skip
+    }
 
 
 def render(report: dict) -> str:
     """A short human-readable summary of one report."""
     m, e, d, s = report["model_ms"], report["end_to_end_ms"], report["device"], report["settings"]
     rss = report.get("peak_rss_mb")
-    return "\n".join([
-        f"model        {report['model']['path']} ({report['model']['size_bytes'] / 1e6:.2f} MB, "
-        f"imgsz {report['model']['imgsz']})",
-        f"device       {d['cpu']} ({d['arch']}, {d['usable_cores']} cores, "
-        f"{' '.join(d['isa']) or 'no listed ISA flags'}), {d['os']}",
-        f"runtime      {s['backend']} {d['runtimes'].get(s['backend'], '')}, "
-        f"{s['threads']} thread(s), precision {s['precision_hint']}, {s['runs']} runs",
-        "",
-        "|            | p50 ms | p90 ms | p99 ms | mean ms | std ms | fps |",
-        "|---|---|---|---|---|---|---|",
-        f"| model      | {m['p50_ms']:.2f} | {m['p90_ms']:.2f} | {m['p99_ms']:.2f} | "
-        f"{m['mean_ms']:.2f} | {m['std_ms']:.2f} | {report['throughput_fps']['model']:.1f} |",
-        f"| end to end | {e['p50_ms']:.2f} | {e['p90_ms']:.2f} | {e['p99_ms']:.2f} | "
-        f"{e['mean_ms']:.2f} | {e['std_ms']:.2f} | {report['throughput_fps']['end_to_end']:.1f} |",
-        "",
-        f"pre {report['preprocess_ms']['p50_ms']:.2f} ms + post "
-        f"{report['postprocess_ms']['p50_ms']:.2f} ms = "
-        f"{report['pre_post_share_of_model']:.0%} of model p50; images: {s['images']}; "
-        + (f"peak RSS {rss:.0f} MB" if rss else "peak RSS n/a"),
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"model        {report['model']['path']} "
+            f"({report['model']['size_bytes'] / 1e6:.2f} MB, "
+            f"imgsz {report['model']['imgsz']})",
+            f"device       {d['cpu']} ({d['arch']}, {d['usable_cores']} cores, "
+            f"{' '.join(d['isa']) or 'no listed ISA flags'}), {d['os']}",
+            f"runtime      {s['backend']} {d['runtimes'].get(s['backend'], '')}, "
+            f"{s['threads']} thread(s), precision {s['precision_hint']}, {s['runs']} runs",
+            "",
+            "|            | p50 ms | p90 ms | p99 ms | mean ms | std ms | fps |",
+            "|---|---|---|---|---|---|---|",
+            f"| model      | {m['p50_ms']:.2f} | {m['p90_ms']:.2f} | {m['p99_ms']:.2f} | "
+            f"{m['mean_ms']:.2f} | {m['std_ms']:.2f} | {report['throughput_fps']['model']:.1f} |",
+            f"| end to end | {e['p50_ms']:.2f} | {e['p90_ms']:.2f} | {e['p99_ms']:.2f} | "
+            f"{e['mean_ms']:.2f} | {e['std_ms']:.2f} | "
+            f"{report['throughput_fps']['end_to_end']:.1f} |",
+            "",
+            f"pre {report['preprocess_ms']['p50_ms']:.2f} ms + post "
+            f"{report['postprocess_ms']['p50_ms']:.2f} ms = "
+            f"{report['pre_post_share_of_model']:.0%} of model p50; images: {s['images']}; "
+            + (f"peak RSS {rss:.0f} MB" if rss else "peak RSS n/a"),
+        ]
+    )
 
 
 def load_report(path: Path) -> dict:
@@ -154,33 +173,56 @@ def load_report(path: Path) -> dict:
 
 
 MERGE_COLUMNS = (
-    "device", "cpu", "cores", "isa", "backend", "threads", "precision", "model", "size_mb",
-    "p50_ms", "p90_ms", "p99_ms", "e2e_p50_ms", "fps", "peak_rss_mb",
-)  # fmt: skip
+    "device",
+    "cpu",
+    "cores",
+    "isa",
+    "backend",
+    "threads",
+    "precision",
+    "model",
+    "size_mb",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "e2e_p50_ms",
+    "fps",
+    "peak_rss_mb",
+)
 
 
 def merge_rows(reports: list[dict]) -> list[dict[str, object]]:
     rows = []
     for r in reports:
         d, s, m = r["device"], r["settings"], r["model_ms"]
-        rows.append({
-            "device": d["hostname"], "cpu": d["cpu"], "cores": d["usable_cores"],
-            "isa": " ".join(d["isa"]), "backend": s["backend"], "threads": s["threads"],
-            "precision": s["precision_hint"], "model": Path(r["model"]["path"]).name,
-            "size_mb": round(r["model"]["size_bytes"] / 1e6, 2),
-            "p50_ms": round(m["p50_ms"], 3), "p90_ms": round(m["p90_ms"], 3),
-            "p99_ms": round(m["p99_ms"], 3),
-            "e2e_p50_ms": round(r["end_to_end_ms"]["p50_ms"], 3),
-            "fps": round(r["throughput_fps"]["end_to_end"], 1),
-            "peak_rss_mb": round(r["peak_rss_mb"], 1) if r.get("peak_rss_mb") else None,
-        })  # fmt: skip
+        rows.append(
+            {
+                "device": d["hostname"],
+                "cpu": d["cpu"],
+                "cores": d["usable_cores"],
+                "isa": " ".join(d["isa"]),
+                "backend": s["backend"],
+                "threads": s["threads"],
+                "precision": s["precision_hint"],
+                "model": Path(r["model"]["path"]).name,
+                "size_mb": round(r["model"]["size_bytes"] / 1e6, 2),
+                "p50_ms": round(m["p50_ms"], 3),
+                "p90_ms": round(m["p90_ms"], 3),
+                "p99_ms": round(m["p99_ms"], 3),
+                "e2e_p50_ms": round(r["end_to_end_ms"]["p50_ms"], 3),
+                "fps": round(r["throughput_fps"]["end_to_end"], 1),
+                "peak_rss_mb": round(r["peak_rss_mb"], 1) if r.get("peak_rss_mb") else None,
+            }
+        )
     return rows
 
 
 def merge_markdown(rows: list[dict[str, object]]) -> str:
     lines = ["| " + " | ".join(MERGE_COLUMNS) + " |", "|" + "---|" * len(MERGE_COLUMNS)]
-    lines += ["| " + " | ".join("" if r[c] is None else str(r[c]) for c in MERGE_COLUMNS) + " |"
-              for r in rows]  # fmt: skip
+    lines += [
+        "| " + " | ".join("" if r[c] is None else str(r[c]) for c in MERGE_COLUMNS) + " |"
+        for r in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -193,8 +235,9 @@ def merge_csv(rows: list[dict[str, object]]) -> str:
 
 
 def _merge(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m edge.benchmark merge",
-                                 description="Join device reports into one table.")  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m edge.benchmark merge", description="Join device reports into one table."
+    )
     ap.add_argument("reports", nargs="+", type=Path)
     ap.add_argument("--out", type=Path, default=None, help="prefix: writes PREFIX.md, PREFIX.csv")
     args = ap.parse_args(argv)
@@ -215,8 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["merge"]:
         return _merge(argv[1:])
-    ap = argparse.ArgumentParser(prog="python -m edge.benchmark", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m edge.benchmark",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("target", type=Path, help="bundle directory, bundle .tar.gz or .onnx file")
     ap.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "openvino"))
     ap.add_argument("--threads", type=int, default=2)
@@ -235,8 +281,15 @@ def main(argv: list[str] | None = None) -> int:
                 from edge.bundle import extract
 
                 target = extract(target, Path(tmp))
-            report = run(target, args.backend, args.threads, args.runs, args.warmup,
-                         args.precision, args.image)  # fmt: skip
+            report = run(
+                target,
+                args.backend,
+                args.threads,
+                args.runs,
+                args.warmup,
+                args.precision,
+                args.image,
+            )
             report["model"]["path"] = str(args.target)
     except (OSError, ValueError, ImportError, tarfile.TarError) as e:
         print(f"edge.benchmark: error: {e}", file=sys.stderr)

@@ -43,9 +43,10 @@ class PortabilityError(ValueError):
 def bundle_files(root: Path) -> list[str]:
     """Every file of the bundle (relative, sorted), without the manifest and Python caches."""
     return sorted(
-        p.relative_to(root).as_posix() for p in root.rglob("*")
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
         if p.is_file() and p.name != MANIFEST and not any(i in p.as_posix() for i in IGNORED)
-    )  # fmt: skip
+    )
 
 
 def write_manifest(root: Path) -> Path:
@@ -59,26 +60,34 @@ def io_spec(detector: Detector) -> dict[str, dict[str, object]]:
     engine = detector.engine
     return {
         "input": {
-            "name": engine.input_name, "shape": list(engine.input_shape), "dtype": "float32",
-            "layout": "NCHW", "color": "RGB",
-            "scale": 1 / 255, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0],
+            "name": engine.input_name,
+            "shape": list(engine.input_shape),
+            "dtype": "float32",
+            "layout": "NCHW",
+            "color": "RGB",
+            "scale": 1 / 255,
+            "mean": [0.0, 0.0, 0.0],
+            "std": [1.0, 1.0, 1.0],
             "letterbox": {
                 "resize": "cv2 INTER_LINEAR (half-pixel centres, no antialiasing, 11-bit "
-                          "fixed-point weights) to round(w*r) x round(h*r), r = min(S/w, S/h)",
-                "pad_value": 114, "square": detector.imgsz,
+                "fixed-point weights) to round(w*r) x round(h*r), r = min(S/w, S/h)",
+                "pad_value": 114,
+                "square": detector.imgsz,
                 "padding": "left = round((S - new_w)/2 - 0.1), top = round((S - new_h)/2 - 0.1)",
                 "boxes_back": "x = (x - left) / (new_w / w), y = (y - top) / (new_h / h)",
             },
             "orientation": "EXIF applied before letterbox",
         },
         "output": {
-            "name": engine.output_name, "shape": list(engine.output_shape), "dtype": "float32",
+            "name": engine.output_name,
+            "shape": list(engine.output_shape),
+            "dtype": "float32",
             "layout": "(1, 4 + num_classes, anchors): cx, cy, w, h in input pixels, then one "
-                      "sigmoid score per class; decode = best class per anchor, conf filter, "
-                      "class-aware NMS, undo letterbox",
+            "sigmoid score per class; decode = best class per anchor, conf filter, "
+            "class-aware NMS, undo letterbox",
             "num_classes": len(detector.names),
         },
-    }  # fmt: skip
+    }
 
 
 def write_golden(folder: Path, detector: Detector, images: list[Path], precision: str) -> dict:
@@ -114,9 +123,16 @@ def write_golden(folder: Path, detector: Detector, images: list[Path], precision
         np.save(folder / f"{stem}.input.npy", x)
         np.save(folder / f"{stem}.output.npy", out)
         write_json(folder / f"{stem}.detections.json", [d.as_dict() for d in dets])
-        cases.append({"image": name, "source": Path(src).name, "width": image.width,
-                      "height": image.height, "letterbox_scale": box.scale,
-                      "detections": len(dets)})  # fmt: skip
+        cases.append(
+            {
+                "image": name,
+                "source": Path(src).name,
+                "width": image.width,
+                "height": image.height,
+                "letterbox_scale": box.scale,
+                "detections": len(dets),
+            }
+        )
     tol = TOLERANCE[precision]
     if observed["box_px"] > tol["box_atol_px"] or observed["score"] > tol["score_atol"]:
         raise PortabilityError(
@@ -137,9 +153,14 @@ def write_golden(folder: Path, detector: Detector, images: list[Path], precision
 
 
 def build(
-    model: Path, dest: Path, metadata: dict, golden_images: list[Path],
-    card: Callable[[dict], str] | None = None, benchmark_runs: int = 100, threads: int = 2,
-) -> tuple[Path, Path]:  # fmt: skip
+    model: Path,
+    dest: Path,
+    metadata: dict,
+    golden_images: list[Path],
+    card: Callable[[dict], str] | None = None,
+    benchmark_runs: int = 100,
+    threads: int = 2,
+) -> tuple[Path, Path]:
     """Write the bundle to ``dest`` and ``dest``.tar.gz; nothing is left behind on failure.
 
     ``metadata`` must hold ``name``, ``version``, ``classes`` (id -> name), ``thresholds``
@@ -163,9 +184,14 @@ def build(
 
 
 def _assemble(
-    tmp: Path, model: Path, metadata: dict, golden_images: list[Path],
-    card: Callable[[dict], str] | None, benchmark_runs: int, threads: int,
-) -> None:  # fmt: skip
+    tmp: Path,
+    model: Path,
+    metadata: dict,
+    golden_images: list[Path],
+    card: Callable[[dict], str] | None,
+    benchmark_runs: int,
+    threads: int,
+) -> None:
     """Every file of the bundle, into the folder ``tmp``, the manifest last."""
     shutil.copy(model, tmp / "model.onnx")
     classes = {str(k): v for k, v in metadata["classes"].items()}
@@ -175,12 +201,16 @@ def _assemble(
     write_json(tmp / "metadata.json", meta)  # thresholds must be readable by the Detector
     detector = Detector(tmp, threads)
     meta |= io_spec(detector)
-    meta["model"] = {**meta.get("model", {}), "file": "model.onnx",
-                     "sha256": sha256(tmp / "model.onnx")}  # fmt: skip
+    meta["model"] = {
+        **meta.get("model", {}),
+        "file": "model.onnx",
+        "sha256": sha256(tmp / "model.onnx"),
+    }
     write_json(tmp / "metadata.json", meta)
     write_golden(tmp / "golden", detector, golden_images, metadata["precision"])
-    shutil.copytree(EDGE_SOURCE, tmp / "edge",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "bundles"))  # fmt: skip
+    shutil.copytree(
+        EDGE_SOURCE, tmp / "edge", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "bundles")
+    )
     if card is not None:
         write_text(tmp / "MODEL_CARD.md", card(meta))
     write_json(tmp / "benchmark.json", run_benchmark(tmp, threads=threads, runs=benchmark_runs))

@@ -15,10 +15,16 @@ from pathlib import Path
 
 # flag as the kernel spells it in /proc/cpuinfo -> the name reports use
 X86_FLAGS = {
-    "avx2": "AVX2", "fma": "FMA", "avx512f": "AVX512F", "avx512_vnni": "AVX512-VNNI",
-    "avx_vnni": "AVX-VNNI", "avx512_bf16": "AVX512-BF16", "amx_tile": "AMX",
-    "amx_int8": "AMX-INT8", "amx_bf16": "AMX-BF16",
-}  # fmt: skip
+    "avx2": "AVX2",
+    "fma": "FMA",
+    "avx512f": "AVX512F",
+    "avx512_vnni": "AVX512-VNNI",
+    "avx_vnni": "AVX-VNNI",
+    "avx512_bf16": "AVX512-BF16",
+    "amx_tile": "AMX",
+    "amx_int8": "AMX-INT8",
+    "amx_bf16": "AMX-BF16",
+}
 ARM_FLAGS = {"asimd": "NEON", "asimddp": "DOTPROD", "i8mm": "I8MM", "bf16": "BF16", "sve": "SVE"}
 RUNTIMES = ("onnxruntime", "openvino", "numpy", "pillow")
 
@@ -45,8 +51,12 @@ def cpu_model(info: str) -> str:
         return name
     if platform.system() == "Darwin":
         try:
-            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"],
-                                 capture_output=True, text=True, timeout=5)  # fmt: skip
+            out = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+            )
             return out.stdout.strip() or platform.processor()
         except (OSError, subprocess.SubprocessError):
             pass

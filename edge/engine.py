@@ -55,8 +55,9 @@ class ModelLoadError(ValueError):
     """The runtime refused the model file (corrupt, wrong format, bad option): one line."""
 
 
-def load(model: Path, backend: str = "onnxruntime", threads: int = 2,
-         precision: str | None = None) -> Engine:  # fmt: skip
+def load(
+    model: Path, backend: str = "onnxruntime", threads: int = 2, precision: str | None = None
+) -> Engine:
     """Load ``model`` with ``backend``. ``precision`` (OpenVINO only): None lets the device
     choose (bf16 on CPUs with AMX/AVX512-BF16, even for an FP32 model); ``f32`` forces FP32.
     Raises :class:`ModelLoadError` naming the file and the runtime's reason."""
@@ -81,8 +82,16 @@ def _load(model: Path, backend: str, threads: int, precision: str | None) -> Eng
         meta = dict(sess.get_modelmeta().custom_metadata_map)
         out = sess.get_outputs()[0]
         out_shape = tuple(d if isinstance(d, int) else -1 for d in out.shape)
-        return Engine(lambda x: sess.run(None, {name: x})[0], shape, backend, "fp32/int8 as stored",
-                      meta, name, out.name, out_shape)  # fmt: skip
+        return Engine(
+            lambda x: sess.run(None, {name: x})[0],
+            shape,
+            backend,
+            "fp32/int8 as stored",
+            meta,
+            name,
+            out.name,
+            out_shape,
+        )
     try:  # openvino
         import openvino as ov
     except ImportError:
@@ -95,5 +104,10 @@ def _load(model: Path, backend: str, threads: int, precision: str | None) -> Eng
     shape = tuple(d.get_length() for d in compiled.input(0).get_partial_shape())
     hint = compiled.get_property("INFERENCE_PRECISION_HINT")
     hint = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
-    return Engine(lambda x: request.infer({0: x})[0], shape, backend,
-                  f"{precision or 'default'} (runs {hint})", {})  # fmt: skip
+    return Engine(
+        lambda x: request.infer({0: x})[0],
+        shape,
+        backend,
+        f"{precision or 'default'} (runs {hint})",
+        {},
+    )

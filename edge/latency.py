@@ -38,18 +38,30 @@ def summarize(times_ms: list[float], threads: int, provider: str) -> Latency:
     """Percentiles, mean and spread of per-call times."""
     q = np.percentile(times_ms, [50, 90, 99, 25, 75])
     return Latency(
-        p50_ms=float(q[0]), p90_ms=float(q[1]), p99_ms=float(q[2]), p25_ms=float(q[3]),
-        p75_ms=float(q[4]), min_ms=float(min(times_ms)),
-        mean_ms=statistics.fmean(times_ms), std_ms=statistics.pstdev(times_ms),
-        runs=len(times_ms), threads=threads, provider=provider,
-    )  # fmt: skip
+        p50_ms=float(q[0]),
+        p90_ms=float(q[1]),
+        p99_ms=float(q[2]),
+        p25_ms=float(q[3]),
+        p75_ms=float(q[4]),
+        min_ms=float(min(times_ms)),
+        mean_ms=statistics.fmean(times_ms),
+        std_ms=statistics.pstdev(times_ms),
+        runs=len(times_ms),
+        threads=threads,
+        provider=provider,
+    )
 
 
 Runner = Callable[[], object]
 
 
-def time_calls(run: Runner, warmup: int = 10, runs: int = 50, min_seconds: float = 1.0,
-               progress: Callable[[int], None] | None = None) -> list[float]:  # fmt: skip
+def time_calls(
+    run: Runner,
+    warmup: int = 10,
+    runs: int = 50,
+    min_seconds: float = 1.0,
+    progress: Callable[[int], None] | None = None,
+) -> list[float]:
     """Milliseconds of ``runs`` calls (more if under ``min_seconds``) after ``warmup`` untimed."""
     for _ in range(warmup):
         run()
@@ -65,19 +77,27 @@ def time_calls(run: Runner, warmup: int = 10, runs: int = 50, min_seconds: float
 
 
 def measure(
-    model: Path, threads: int = 2, warmup: int = 10, runs: int = 50, min_seconds: float = 1.0,
+    model: Path,
+    threads: int = 2,
+    warmup: int = 10,
+    runs: int = 50,
+    min_seconds: float = 1.0,
     inputs: np.ndarray | None = None,
-) -> Latency:  # fmt: skip
+) -> Latency:
     """onnxruntime latency of ``model`` on ``inputs`` (or noise)."""
     times = time_calls(ort_runner(model, threads, inputs), warmup, runs, min_seconds)
     return summarize(times, threads, "CPUExecutionProvider")
 
 
-def _runner(model: Path, backend: str, threads: int, precision: str | None,
-            inputs: np.ndarray | None) -> Runner:  # fmt: skip
+def _runner(
+    model: Path, backend: str, threads: int, precision: str | None, inputs: np.ndarray | None
+) -> Runner:
     engine = load(model, backend, threads, precision)
-    x = inputs if inputs is not None else np.random.default_rng(0).random(engine.input_shape,
-                                                                           np.float32)  # fmt: skip
+    x = (
+        inputs
+        if inputs is not None
+        else np.random.default_rng(0).random(engine.input_shape, np.float32)
+    )
     return lambda: engine.run(x)
 
 
@@ -92,9 +112,14 @@ def openvino_runner(model: Path, threads: int = 2, precision: str | None = None)
     return _runner(model, "openvino", threads, precision, None)
 
 
-def interleaved(runners: dict[str, Runner], rounds: int = 5, runs: int = 30, warmup: int = 10,
-                threads: int = 2, on_round: Callable[[int], None] | None = None,
-                ) -> dict[str, Latency]:  # fmt: skip
+def interleaved(
+    runners: dict[str, Runner],
+    rounds: int = 5,
+    runs: int = 30,
+    warmup: int = 10,
+    threads: int = 2,
+    on_round: Callable[[int], None] | None = None,
+) -> dict[str, Latency]:
     """Time several models in alternating rounds, so drift on a noisy machine hits all alike.
 
     ``runners`` maps a name to a no-argument callable (see :func:`ort_runner`); each gets

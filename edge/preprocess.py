@@ -100,8 +100,9 @@ def load_image(source, max_pixels: int | None = None) -> Image.Image:
     """
     with Image.open(source) as img:
         if max_pixels is not None and img.width * img.height > max_pixels:
-            raise ImageTooLarge(f"{img.width}x{img.height} image is over the limit of "
-                                f"{max_pixels} pixels")  # fmt: skip
+            raise ImageTooLarge(
+                f"{img.width}x{img.height} image is over the limit of {max_pixels} pixels"
+            )
         img.load()  # decode now, so a truncated file fails here, not mid-inference
         img = ImageOps.exif_transpose(img)
         if img.mode in {"I;16", "I;16B", "I;16L", "I"}:  # 16/32-bit grey: scale to 8 bit

@@ -57,9 +57,15 @@ class Detector:
     directory (its model.onnx and metadata.json) or an ONNX file; ``conf``/``iou`` override
     the thresholds the bundle was built with."""
 
-    def __init__(self, model: Path, threads: int = 2, conf: float | None = None,
-                 iou: float | None = None, backend: str = "onnxruntime",
-                 precision: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model: Path,
+        threads: int = 2,
+        conf: float | None = None,
+        iou: float | None = None,
+        backend: str = "onnxruntime",
+        precision: str | None = None,
+    ):
         path = Path(model)
         onnx_file = path / "model.onnx" if path.is_dir() else path
         self.model_path = onnx_file
@@ -77,8 +83,9 @@ class Detector:
         """The model's raw output (1, 4+nc, anchors) for an input tensor."""
         return self.engine.run(x)
 
-    def __call__(self, image: Image.Image | Path | str, conf: float | None = None,
-                 iou: float | None = None) -> list[Detection]:  # fmt: skip
+    def __call__(
+        self, image: Image.Image | Path | str, conf: float | None = None, iou: float | None = None
+    ) -> list[Detection]:
         if not isinstance(image, Image.Image):
             image = load_image(image)
         return self.timed(image, conf, iou)[0]
@@ -98,9 +105,14 @@ class Detector:
         return dets, {k: v * 1000 for k, v in ms.items()}
 
     def detections(
-        self, out: np.ndarray, box: Letterbox, width: int, height: int,
-        conf: float | None = None, iou: float | None = None,
-    ) -> list[Detection]:  # fmt: skip
+        self,
+        out: np.ndarray,
+        box: Letterbox,
+        width: int,
+        height: int,
+        conf: float | None = None,
+        iou: float | None = None,
+    ) -> list[Detection]:
         """Decode + NMS a raw output and map its boxes back to a ``width`` x ``height`` image."""
         conf = self.conf if conf is None else conf
         iou = self.iou if iou is None else iou

@@ -106,9 +106,16 @@ class BodyLimit:
 
     async def _reject(self, send: Any) -> None:
         body = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -123,8 +130,9 @@ def decode(data: bytes, limits: Limits) -> Image.Image:
     except Image.DecompressionBombError as e:
         raise HTTPException(413, f"image too large: {e}") from None
     except UnidentifiedImageError:
-        raise HTTPException(415, "not an image format this server can decode "
-                                 "(JPEG, PNG, BMP, TIFF, WebP, GIF)") from None  # fmt: skip
+        raise HTTPException(
+            415, "not an image format this server can decode (JPEG, PNG, BMP, TIFF, WebP, GIF)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated / corrupt data
         raise HTTPException(
             400, f"corrupt or truncated image: {' '.join(str(e).split())}"
@@ -154,20 +162,28 @@ PREDICT_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "multipart/form-data": {"schema": {
-                "type": "object", "required": ["file"],
-                "properties": {"file": {"type": "string", "format": "binary"}},
-            }},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
             "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
             "image/png": {"schema": {"type": "string", "format": "binary"}},
         },
     }
-}  # fmt: skip
+}
 
 
-def create_app(bundle: Path, threads: int = 1, workers: int | None = None,
-               limits: Limits = Limits(), check: bool = True) -> FastAPI:  # fmt: skip
+def create_app(
+    bundle: Path,
+    threads: int = 1,
+    workers: int | None = None,
+    limits: Limits = Limits(),
+    check: bool = True,
+) -> FastAPI:
     """The app for ``bundle``; raises :class:`BundleError` if it fails edge.verify."""
     bundle = Path(bundle)
     if check:
@@ -179,8 +195,11 @@ def create_app(bundle: Path, threads: int = 1, workers: int | None = None,
     pool = anyio.CapacityLimiter(workers or os.cpu_count() or 1)
     started = time.monotonic()
     model_id = f"{meta['name']}-{meta['version']}"
-    app = FastAPI(title=f"YOLO Edge Optimizer: {model_id}", version=meta["version"],
-                  description="Object detection with a verified edge bundle.")  # fmt: skip
+    app = FastAPI(
+        title=f"YOLO Edge Optimizer: {model_id}",
+        version=meta["version"],
+        description="Object detection with a verified edge bundle.",
+    )
 
     @app.get("/health")
     def health() -> Health:
@@ -189,11 +208,16 @@ def create_app(bundle: Path, threads: int = 1, workers: int | None = None,
     @app.get("/metadata")
     def metadata() -> dict[str, Any]:
         return {
-            "name": meta["name"], "version": meta["version"], "classes": meta["classes"],
-            "input_size": meta["input"]["shape"][-1], "precision": meta["precision"],
-            "thresholds": meta["thresholds"], "data_version": meta["source"].get("data_dvc_hash"),
-            "source": meta["source"], "metrics": meta.get("metrics", {}),
-        }  # fmt: skip
+            "name": meta["name"],
+            "version": meta["version"],
+            "classes": meta["classes"],
+            "input_size": meta["input"]["shape"][-1],
+            "precision": meta["precision"],
+            "thresholds": meta["thresholds"],
+            "data_version": meta["source"].get("data_dvc_hash"),
+            "source": meta["source"],
+            "metrics": meta.get("metrics", {}),
+        }
 
     def infer(data: bytes, conf: float, iou: float) -> Prediction:
         t0 = time.perf_counter()
@@ -202,19 +226,30 @@ def create_app(bundle: Path, threads: int = 1, workers: int | None = None,
         dets, stages = detector.timed(image, conf, iou)
         ms = {"decode": decode_ms, **stages, "total": decode_ms + sum(stages.values())}
         return Prediction(
-            detections=[DetectionOut(class_id=d.class_id, class_name=d.class_name,
-                                     score=round(d.score, 5), box=Box(**dict(zip(
-                                         ("x1", "y1", "x2", "y2"), d.box, strict=True))))
-                        for d in dets],
-            width=image.width, height=image.height,
+            detections=[
+                DetectionOut(
+                    class_id=d.class_id,
+                    class_name=d.class_name,
+                    score=round(d.score, 5),
+                    box=Box(**dict(zip(("x1", "y1", "x2", "y2"), d.box, strict=True))),
+                )
+                for d in dets
+            ],
+            width=image.width,
+            height=image.height,
             timing_ms={k: round(v, 3) for k, v in ms.items()},
             thresholds={"conf": conf, "iou": iou},
-        )  # fmt: skip
+        )
 
-    @app.post("/predict", openapi_extra=PREDICT_BODY, responses={
-        400: {"description": "empty, truncated or malformed body"},
-        413: {"description": "body or image over the configured limits"},
-        415: {"description": "not a decodable image"}})  # fmt: skip
+    @app.post(
+        "/predict",
+        openapi_extra=PREDICT_BODY,
+        responses={
+            400: {"description": "empty, truncated or malformed body"},
+            413: {"description": "body or image over the configured limits"},
+            415: {"description": "not a decodable image"},
+        },
+    )
     async def predict(
         request: Request,
         conf: Annotated[float | None, Query(ge=0.0, le=1.0, description="confidence")] = None,
@@ -231,8 +266,11 @@ def create_app(bundle: Path, threads: int = 1, workers: int | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m edge.serve", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m edge.serve",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("bundle", type=Path)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8000)
@@ -241,13 +279,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-bytes", type=int, default=Limits.max_bytes)
     ap.add_argument("--max-pixels", type=int, default=Limits.max_pixels)
     args = ap.parse_args(argv)
-    serve(args.bundle, args.host, args.port, args.threads, args.workers,
-          Limits(args.max_bytes, args.max_pixels))  # fmt: skip
+    serve(
+        args.bundle,
+        args.host,
+        args.port,
+        args.threads,
+        args.workers,
+        Limits(args.max_bytes, args.max_pixels),
+    )
     return 0
 
 
-def serve(bundle: Path, host: str, port: int, threads: int = 1, workers: int | None = None,
-          limits: Limits = Limits()) -> None:  # fmt: skip
+def serve(
+    bundle: Path,
+    host: str,
+    port: int,
+    threads: int = 1,
+    workers: int | None = None,
+    limits: Limits = Limits(),
+) -> None:
     """Verify the bundle, then run uvicorn until interrupted; exit 1 on a bad bundle."""
     import uvicorn
 

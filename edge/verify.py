@@ -52,13 +52,15 @@ def check_manifest(root: Path) -> list[str]:
 
 
 def _boxes_match(a: dict, b: dict, atol: float) -> bool:
-    return a["class_id"] == b["class_id"] and max(
-        abs(x - y) for x, y in zip(a["box"], b["box"], strict=True)
-    ) <= atol  # fmt: skip
+    return (
+        a["class_id"] == b["class_id"]
+        and max(abs(x - y) for x, y in zip(a["box"], b["box"], strict=True)) <= atol
+    )
 
 
-def check_detections(expected: list[dict], got: list[dict], conf: float, tol: dict,
-                     scale: float) -> str | None:  # fmt: skip
+def check_detections(
+    expected: list[dict], got: list[dict], conf: float, tol: dict, scale: float
+) -> str | None:
     """Every confident detection on one side has a same-class box within tolerance on the
     other; detections within ``score_atol`` of the threshold may come and go."""
     atol = tol["box_atol_px"] / scale + 1.0  # input pixels -> original pixels, plus rounding
@@ -66,8 +68,10 @@ def check_detections(expected: list[dict], got: list[dict], conf: float, tol: di
     for side, mine, theirs in (("expected", expected, got), ("produced", got, expected)):
         for d in mine:
             if d["score"] >= sure and not any(_boxes_match(d, o, atol) for o in theirs):
-                return f"{side} detection {d['class_name']} {d['score']:.3f} at " \
-                       f"{[round(v, 1) for v in d['box']]} has no match"  # fmt: skip
+                return (
+                    f"{side} detection {d['class_name']} {d['score']:.3f} at "
+                    f"{[round(v, 1) for v in d['box']]} has no match"
+                )
     return None
 
 
@@ -96,8 +100,10 @@ def check_golden(root: Path) -> tuple[list[str], str]:
     except Exception as e:  # onnxruntime raises its own exception types for a bad model
         return [f"model.onnx: does not load ({' '.join(str(e).split())[:200]})"], ""
     if list(det.engine.input_shape) != list(meta["input"]["shape"]):
-        return [f"model.onnx: input shape {list(det.engine.input_shape)} but metadata.json "
-                f"says {meta['input']['shape']}"], ""  # fmt: skip
+        return [
+            f"model.onnx: input shape {list(det.engine.input_shape)} but metadata.json "
+            f"says {meta['input']['shape']}"
+        ], ""
     faults, worst = [], {"input": 0.0, "box": 0.0, "score": 0.0, "anchors": 0}
     for case in golden["cases"]:
         stem = Path(case["image"]).stem
@@ -108,12 +114,15 @@ def check_golden(root: Path) -> tuple[list[str], str]:
         in_err = float(np.abs(x_here - x).max())
         worst["input"] = max(worst["input"], in_err)
         if in_err > tol["input_atol"]:  # this case's error, not the running maximum
-            faults.append(f"golden/{case['image']}: preprocessing differs from {stem}.input.npy "
-                          f"by {in_err:.4f} > {tol['input_atol']:.4f}")  # fmt: skip
+            faults.append(
+                f"golden/{case['image']}: preprocessing differs from {stem}.input.npy "
+                f"by {in_err:.4f} > {tol['input_atol']:.4f}"
+            )
         out = det.raw(x)
         if out.shape != expected.shape:
-            faults.append(f"golden/{stem}.output.npy: shape {expected.shape}, model gives "
-                          f"{out.shape}")  # fmt: skip
+            faults.append(
+                f"golden/{stem}.output.npy: shape {expected.shape}, model gives {out.shape}"
+            )
             continue
         box_err, score_err = output_errors(expected, out, golden["conf"])
         worst["box"], worst["score"] = max(worst["box"], box_err), max(worst["score"], score_err)

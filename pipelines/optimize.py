@@ -21,9 +21,12 @@ from steps.train_model import train_model
 
 @pipeline(enable_cache=False)
 def optimize_pipeline(
-    data: dict[str, Any], train: dict[str, Any], model: dict[str, Any],
-    eval_cfg: dict[str, Any], optimize: dict[str, Any],
-) -> Any:  # fmt: skip
+    data: dict[str, Any],
+    train: dict[str, Any],
+    model: dict[str, Any],
+    eval_cfg: dict[str, Any],
+    optimize: dict[str, Any],
+) -> Any:
     """From a trained YOLOv8n to the fastest ONNX model within the accuracy budget, reported
     and bundled for the edge."""
     imgsz = train["imgsz"]
@@ -47,13 +50,15 @@ def optimize_pipeline(
         )
 
     def onnx_variants(model_dir: Any, prefix: str) -> tuple[Any, Any]:
-        onnx_dir, _ = export_model(model_dir, data_version, imgsz, optimize, prefix,
-                                   id=f"export_{prefix}")  # fmt: skip
+        onnx_dir, _ = export_model(
+            model_dir, data_version, imgsz, optimize, prefix, id=f"export_{prefix}"
+        )
         fp32 = score(onnx_dir, MODEL_FILE, f"{prefix}_fp32")
         int8 = None
         if optimize["quant"]["enabled"]:
-            int8_dir, _ = quantize_int8(onnx_dir, data_version, eval_cfg, imgsz, optimize, prefix,
-                                        id=f"quantize_{prefix}")  # fmt: skip
+            int8_dir, _ = quantize_int8(
+                onnx_dir, data_version, eval_cfg, imgsz, optimize, prefix, id=f"quantize_{prefix}"
+            )
             int8 = score(int8_dir, MODEL_FILE, f"{prefix}_int8")
         return fp32, int8
 
@@ -64,9 +69,14 @@ def optimize_pipeline(
         prune_summary, pruned_dir = prune_model(weights_dir, data_version, train, optimize)
         pruned_fp32, pruned_int8 = onnx_variants(pruned_dir, "pruned")
     selection, _ = select_variant(
-        optimize, base_pt, base_fp32, base_int8=base_int8, pruned_fp32=pruned_fp32,
-        pruned_int8=pruned_int8, prune_summary=prune_summary,
-    )  # fmt: skip
+        optimize,
+        base_pt,
+        base_fp32,
+        base_int8=base_int8,
+        pruned_fp32=pruned_fp32,
+        pruned_int8=pruned_int8,
+        prune_summary=prune_summary,
+    )
     config = {"data": data, "train": train, "model": model, "eval": eval_cfg, "optimize": optimize}
     report_optimize(selection, data_version, config)  # fails the run here if none qualified
     if optimize["bundle"]["enabled"]:

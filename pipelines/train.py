@@ -24,9 +24,13 @@ def prepared_data(data: dict[str, Any]) -> Any:
 
 @pipeline(enable_cache=False)
 def train_pipeline(
-    data: dict[str, Any], train: dict[str, Any], model: dict[str, Any],
-    eval_cfg: dict[str, Any], registry_name: str, wandb: bool = False,
-) -> Any:  # fmt: skip
+    data: dict[str, Any],
+    train: dict[str, Any],
+    model: dict[str, Any],
+    eval_cfg: dict[str, Any],
+    registry_name: str,
+    wandb: bool = False,
+) -> Any:
     """Train YOLOv8n on the processed dataset, evaluate it, register it in MLflow."""
     data_version = prepared_data(data)
     summary, weights_dir = train_model(data_version, train, model, wandb)

@@ -32,8 +32,14 @@ def benchmark_variants(benchmark: dict[str, Any]) -> Annotated[MarkdownString, "
 
     run = Path(benchmark["run"]) if benchmark["run"] else latest_run()
     out = workspace().outputs / "benchmarks" / run.name
-    result = compare(run, out, benchmark["rounds"], benchmark["runs"], benchmark["threads"],
-                     list(benchmark["peers"]))  # fmt: skip
+    result = compare(
+        run,
+        out,
+        benchmark["rounds"],
+        benchmark["runs"],
+        benchmark["threads"],
+        list(benchmark["peers"]),
+    )
     js = write_json(out / "benchmark.json", result)
     md = atomic_write_text(out / "benchmark.md", markdown(result))
     with mlflow_run("benchmark"):

@@ -23,16 +23,26 @@ def build_bundle(
     cfg = optimize["bundle"]
     name = cfg["name"] or f"yolov8n-{data_version.name}"
     with mlflow_run("bundle") as run:
-        lineage = {"zenml_run_id": zenml_run_id() or "none", "zenml_run_name": run_name(),
-                   "mlflow_run_id": run.info.run_id}  # fmt: skip
+        lineage = {
+            "zenml_run_id": zenml_run_id() or "none",
+            "zenml_run_name": run_name(),
+            "mlflow_run_id": run.info.run_id,
+        }
         info = build(
-            selection, data_version, workspace().root / "edge" / "bundles", name,
-            {"conf": cfg["conf"], "iou": cfg["iou"]}, lineage, cfg["golden_images"],
-            cfg["benchmark_runs"], optimize["threads"],
-        )  # fmt: skip
+            selection,
+            data_version,
+            workspace().root / "edge" / "bundles",
+            name,
+            {"conf": cfg["conf"], "iou": cfg["iou"]},
+            lineage,
+            cfg["golden_images"],
+            cfg["benchmark_runs"],
+            optimize["threads"],
+        )
         mlflow.log_artifact(info.archive, "bundle")
-        mlflow.log_metrics({"bundle/p50_ms": info.benchmark_p50_ms,
-                            "bundle/e2e_p50_ms": info.end_to_end_p50_ms})  # fmt: skip
+        mlflow.log_metrics(
+            {"bundle/p50_ms": info.benchmark_p50_ms, "bundle/e2e_p50_ms": info.end_to_end_p50_ms}
+        )
         mlflow.set_tags({"bundle.path": info.path, "bundle.version": info.version})
     step_metadata(info.model_dump())
     return info

@@ -23,9 +23,14 @@ def settings_from_config(
 
 @step(enable_cache=False)
 def evaluate_model(
-    model_dir: Path, data_version: DataVersion, eval_cfg: dict[str, Any], imgsz: int,
-    filename: str = "best.pt", variant: str = "base", device: str = "auto",
-) -> Annotated[EvalResult, "eval_result"]:  # fmt: skip
+    model_dir: Path,
+    data_version: DataVersion,
+    eval_cfg: dict[str, Any],
+    imgsz: int,
+    filename: str = "best.pt",
+    variant: str = "base",
+    device: str = "auto",
+) -> Annotated[EvalResult, "eval_result"]:
     """Score ``model_dir/filename`` on the val split; MLflow metrics are ``<variant>/...``.
 
     Models travel between steps as folders (ZenML's Path materializer keeps folder contents,

@@ -26,13 +26,21 @@ def export_model(
 
     folder = Path(tempfile.mkdtemp(prefix=f"yeo-{variant}-"))
     res = export_onnx(
-        Path(model_dir) / "best.pt", folder / MODEL_FILE, imgsz, opset=optimize["opset"],
-        dynamic=optimize["dynamic"], simplify=optimize["simplify"],
+        Path(model_dir) / "best.pt",
+        folder / MODEL_FILE,
+        imgsz,
+        opset=optimize["opset"],
+        dynamic=optimize["dynamic"],
+        simplify=optimize["simplify"],
         check_images=split_images(Path(data_version.path), "val")[:4],
-    )  # fmt: skip
-    summary = ExportSummary(variant=variant, simplified=res.simplified,
-                            max_abs_diff=res.max_abs_diff, opset=res.opset,
-                            size_bytes=res.size_bytes)  # fmt: skip
+    )
+    summary = ExportSummary(
+        variant=variant,
+        simplified=res.simplified,
+        max_abs_diff=res.max_abs_diff,
+        opset=res.opset,
+        size_bytes=res.size_bytes,
+    )
     with mlflow_run(f"export_{variant}"):
         mlflow.log_dict(summary.model_dump(), f"export/{variant}.json")
     step_metadata(summary.model_dump())

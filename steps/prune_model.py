@@ -32,27 +32,44 @@ def prune_model(
     with mlflow_run("prune"):
         mlflow.log_params({f"prune.{k}": v for k, v in vars(cfg).items()})
         res = prune_and_finetune(
-            Path(weights_dir) / "best.pt", Path(data_version.data_yaml), cfg, train_cfg, out,
+            Path(weights_dir) / "best.pt",
+            Path(data_version.data_yaml),
+            cfg,
+            train_cfg,
+            out,
             on_epoch_end=[tracking.log_epoch("prune/")],
-        )  # fmt: skip
+        )
         summary = PruneSummary(
-            enabled=True, ratio=cfg.ratio, steps=res.steps, params_before=res.before.params,
-            params_after=res.after.params, macs_before=res.before.macs,
-            macs_after=res.after.macs, seconds=res.seconds, imgsz=train_cfg.imgsz,
-        )  # fmt: skip
-        mlflow.log_metrics({
-            "prune/params_before": res.before.params, "prune/params_after": res.after.params,
-            "prune/macs_before": res.before.macs, "prune/macs_after": res.after.macs,
-            "prune/seconds": res.seconds,
-        })  # fmt: skip
+            enabled=True,
+            ratio=cfg.ratio,
+            steps=res.steps,
+            params_before=res.before.params,
+            params_after=res.after.params,
+            macs_before=res.before.macs,
+            macs_after=res.after.macs,
+            seconds=res.seconds,
+            imgsz=train_cfg.imgsz,
+        )
+        mlflow.log_metrics(
+            {
+                "prune/params_before": res.before.params,
+                "prune/params_after": res.after.params,
+                "prune/macs_before": res.before.macs,
+                "prune/macs_after": res.after.macs,
+                "prune/seconds": res.seconds,
+            }
+        )
         mlflow.log_dict(summary.model_dump(), "prune/summary.json")
     loaded = footprint(load_module(res.weights), train_cfg.imgsz)
     if loaded.params != res.after.params:  # the saved model must be the pruned one
-        raise RuntimeError(f"pruned checkpoint has {loaded.params} params, expected "
-                           f"{res.after.params}: architecture was not kept")  # fmt: skip
+        raise RuntimeError(
+            f"pruned checkpoint has {loaded.params} params, expected "
+            f"{res.after.params}: architecture was not kept"
+        )
     folder = out / "model"
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(res.weights, folder / "best.pt")
-    step_metadata({"params": [res.before.params, res.after.params],
-                   "macs": [res.before.macs, res.after.macs]})  # fmt: skip
+    step_metadata(
+        {"params": [res.before.params, res.after.params], "macs": [res.before.macs, res.after.macs]}
+    )
     return summary, folder

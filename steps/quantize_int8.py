@@ -22,9 +22,13 @@ from yeo.tracking import mlflow_run, step_metadata
 
 @step(enable_cache=False)
 def quantize_int8(
-    onnx_dir: Path, data_version: DataVersion, eval_cfg: dict[str, Any], imgsz: int,
-    optimize: dict[str, Any], variant: str,
-) -> tuple[Annotated[Path, "int8_dir"], Annotated[QuantSummary, "quant_summary"]]:  # fmt: skip
+    onnx_dir: Path,
+    data_version: DataVersion,
+    eval_cfg: dict[str, Any],
+    imgsz: int,
+    optimize: dict[str, Any],
+    variant: str,
+) -> tuple[Annotated[Path, "int8_dir"], Annotated[QuantSummary, "quant_summary"]]:
     """Calibrate on train images only; every trial (recipe, mAP, latency) goes to MLflow."""
     import mlflow
 
@@ -39,8 +43,9 @@ def quantize_int8(
     def latency(path: Path) -> float:
         return settings.measure_latency(path, optimize).p50_ms
 
-    images = calibration_images(split_images(Path(data_version.path), "train"),
-                                quant["calib_images"], quant["seed"])  # fmt: skip
+    images = calibration_images(
+        split_images(Path(data_version.path), "train"), quant["calib_images"], quant["seed"]
+    )
     work = Path(tempfile.mkdtemp(prefix=f"yeo-int8-{variant}-"))
     chosen, trials, _ = int8_within_budget(
         fp32,
@@ -57,13 +62,21 @@ def quantize_int8(
     shutil.copy(chosen, out / MODEL_FILE)
     shutil.rmtree(work, ignore_errors=True)
     recipe = next((t.recipe.get("name") for t in trials if t.path == str(chosen)), None)
-    summary = QuantSummary(variant=variant, chosen=recipe or Path(chosen).stem,
-                           passed=any(t.passed for t in trials),
-                           trials=[vars(t) for t in trials])  # fmt: skip
+    summary = QuantSummary(
+        variant=variant,
+        chosen=recipe or Path(chosen).stem,
+        passed=any(t.passed for t in trials),
+        trials=[vars(t) for t in trials],
+    )
     with mlflow_run(f"quantize_{variant}"):
         for i, t in enumerate(trials):
-            mlflow.log_metrics({f"int8_{variant}/trial_mAP50-95": t.map50_95,
-                                f"int8_{variant}/trial_p50_ms": t.p50_ms}, step=i)  # fmt: skip
+            mlflow.log_metrics(
+                {
+                    f"int8_{variant}/trial_mAP50-95": t.map50_95,
+                    f"int8_{variant}/trial_p50_ms": t.p50_ms,
+                },
+                step=i,
+            )
         mlflow.log_dict(summary.model_dump(), f"quantize/{variant}.json")
     step_metadata({"chosen": summary.chosen, "passed": summary.passed, "trials": len(trials)})
     return out, summary

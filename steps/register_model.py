@@ -18,8 +18,12 @@ def register_model(
     summary: TrainSummary, weights_dir: Path, result: EvalResult, name: str
 ) -> Annotated[RegisteredModel, "registered_model"]:
     """Log the weights as an MLflow pyfunc model and register a new version under ``name``."""
-    tags = {"data_dvc_hash": summary.data_dvc_hash or "", "mAP50-95": f"{result.map50_95:.4f}",
-            "mAP50": f"{result.map50:.4f}", "imgsz": str(summary.imgsz)}  # fmt: skip
+    tags = {
+        "data_dvc_hash": summary.data_dvc_hash or "",
+        "mAP50-95": f"{result.map50_95:.4f}",
+        "mAP50": f"{result.map50:.4f}",
+        "imgsz": str(summary.imgsz),
+    }
     with mlflow_run("register"):
         version = log_and_register(Path(weights_dir) / "best.pt", name, tags)
     registered = RegisteredModel(

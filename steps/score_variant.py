@@ -20,9 +20,15 @@ from yeo.tracking import mlflow_run, run_name, step_metadata
 
 @step(enable_cache=False)
 def score_variant(
-    model_dir: Path, filename: str, data_version: DataVersion, eval_cfg: dict[str, Any],
-    imgsz: int, optimize: dict[str, Any], name: str, device: str = "auto",
-) -> Annotated[VariantScore, "variant_score"]:  # fmt: skip
+    model_dir: Path,
+    filename: str,
+    data_version: DataVersion,
+    eval_cfg: dict[str, Any],
+    imgsz: int,
+    optimize: dict[str, Any],
+    name: str,
+    device: str = "auto",
+) -> Annotated[VariantScore, "variant_score"]:
     """Evaluate ``model_dir/filename``; ONNX files are also timed (batch 1, warm-up)."""
     import mlflow
 
@@ -32,13 +38,22 @@ def score_variant(
     lat = measure_latency(path, optimize) if path.suffix == ".onnx" else None
     recipe = _quant_recipe(path)
     score = VariantScore(
-        name=name, path=str(path), format=path.suffix.lstrip("."),
-        precision="int8" if recipe else "fp32", pruned=name.startswith("pruned"),
-        map50=res.map50, map50_95=res.map50_95, precision_=res.precision, recall=res.recall,
+        name=name,
+        path=str(path),
+        format=path.suffix.lstrip("."),
+        precision="int8" if recipe else "fp32",
+        pruned=name.startswith("pruned"),
+        map50=res.map50,
+        map50_95=res.map50_95,
+        precision_=res.precision,
+        recall=res.recall,
         per_class_ap50_95=res.per_class_ap50_95,
-        p50_ms=lat.p50_ms if lat else None, p90_ms=lat.p90_ms if lat else None,
-        p99_ms=lat.p99_ms if lat else None, size_bytes=path.stat().st_size, recipe=recipe,
-    )  # fmt: skip
+        p50_ms=lat.p50_ms if lat else None,
+        p90_ms=lat.p90_ms if lat else None,
+        p99_ms=lat.p99_ms if lat else None,
+        size_bytes=path.stat().st_size,
+        recipe=recipe,
+    )
     with mlflow_run(f"score_{name}"):
         metrics = res.metrics(f"{name}/") | {f"{name}/size_bytes": score.size_bytes}
         if lat:

@@ -17,10 +17,14 @@ Outputs = tuple[Annotated[Selection, "selection"], Annotated[MarkdownString, "va
 
 @step(enable_cache=False)
 def select_variant(
-    optimize: dict[str, Any], base_pt: VariantScore, base_fp32: VariantScore,
-    base_int8: VariantScore | None = None, pruned_fp32: VariantScore | None = None,
-    pruned_int8: VariantScore | None = None, prune_summary: PruneSummary | None = None,
-) -> Outputs:  # fmt: skip
+    optimize: dict[str, Any],
+    base_pt: VariantScore,
+    base_fp32: VariantScore,
+    base_int8: VariantScore | None = None,
+    pruned_fp32: VariantScore | None = None,
+    pruned_int8: VariantScore | None = None,
+    prune_summary: PruneSummary | None = None,
+) -> Outputs:
     """Write the variants table (JSON + Markdown) and pick. No qualifying variant is not an
     error here: the report step writes the report first, then fails the run."""
     import mlflow

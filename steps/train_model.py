@@ -41,9 +41,12 @@ def train_model(
     with mlflow_run("train") as run:
         tracking.log_params(cfg, {f"model.{k}": v for k, v in model.items()})
         outcome = trainer.train(
-            Path(data_version.data_yaml), cfg, model_cfg, save_dir,
+            Path(data_version.data_yaml),
+            cfg,
+            model_cfg,
+            save_dir,
             on_epoch_end=[tracking.log_epoch()],
-        )  # fmt: skip
+        )
         tracking.log_outputs(save_dir)
     per_epoch = sum(outcome.epoch_seconds) / max(len(outcome.epoch_seconds), 1)
     summary = TrainSummary(
@@ -57,6 +60,7 @@ def train_model(
         data_dvc_hash=data_version.dvc_hash,
         imgsz=cfg.imgsz,
     )
-    step_metadata({"epochs": outcome.epochs_run, "seconds_per_epoch": per_epoch,
-                   "weights": str(outcome.best)})  # fmt: skip
+    step_metadata(
+        {"epochs": outcome.epochs_run, "seconds_per_epoch": per_epoch, "weights": str(outcome.best)}
+    )
     return summary, outcome.best.parent

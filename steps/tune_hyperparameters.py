@@ -29,10 +29,16 @@ def tune_hyperparameters(
         mlflow.log_params({f"tune.{k}": v for k, v in tune.items() if k != "space"})
         mlflow.log_dict(cfg.space, "tune/space.json")
         result = run_study(
-            Path(data_version.data_yaml), TrainConfig.from_dict(train), ModelConfig(**model),
-            cfg, name, ws.state / "optuna", out / "runs", ws.root / "conf" / "train" / "tuned.yaml",
+            Path(data_version.data_yaml),
+            TrainConfig.from_dict(train),
+            ModelConfig(**model),
+            cfg,
+            name,
+            ws.state / "optuna",
+            out / "runs",
+            ws.root / "conf" / "train" / "tuned.yaml",
             out / "plots",
-        )  # fmt: skip
+        )
         mlflow.log_metric("tune/best_mAP50-95", result.best_value)
         mlflow.log_params({f"tuned.{k}": v for k, v in result.best_params.items()})
         mlflow.log_artifact(result.config_file, "tune")

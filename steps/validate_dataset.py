@@ -48,9 +48,13 @@ def validate_dataset(
         if report.data_docs:
             mlflow.log_artifacts(str(Path(report.data_docs).parent), "data/gx_data_docs")
     step_metadata(
-        {"validation_success": report.success, "errors": len(report.errors),
-         "warnings": len(report.warnings), "report": str(folder / "validation.md")}
-    )  # fmt: skip
+        {
+            "validation_success": report.success,
+            "errors": len(report.errors),
+            "warnings": len(report.warnings),
+            "report": str(folder / "validation.md"),
+        }
+    )
     for fault in report.faults:
         (log.error if fault.severity == "error" else log.warning)(fault.line())
     if not report.success:

@@ -24,8 +24,14 @@ def version_dataset(
     raw_dir = settings.raw_dir(ws, raw.name) if raw.generated else None
     dv = versioning.version(staged, ws.root, ws.dvc_remote, raw_dir, push=bool(data.get("push")))
     with mlflow_run("version"):
-        mlflow.set_tags({"data.dvc_hash": dv.dvc_hash, "data.name": dv.name,
-                         "data.tracked_by": dv.tracked_by, "data.path": dv.path})  # fmt: skip
+        mlflow.set_tags(
+            {
+                "data.dvc_hash": dv.dvc_hash,
+                "data.name": dv.name,
+                "data.tracked_by": dv.tracked_by,
+                "data.path": dv.path,
+            }
+        )
         if dv.raw_dvc_hash:
             mlflow.set_tag("data.raw_dvc_hash", dv.raw_dvc_hash)
         mlflow.log_artifact(dv.data_yaml, "data")

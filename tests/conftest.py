@@ -94,9 +94,16 @@ def run_cli(*args: str, env_extra: dict[str, str] | None = None, guard: Path | N
 
 
 TINY_TRAIN = {
-    "imgsz": 64, "epochs": 1, "batch": 8, "workers": 0, "device": "cpu", "seed": 0,
-    "mosaic": 0.0, "close_mosaic": 0, "warmup_epochs": 0.0,
-}  # fmt: skip
+    "imgsz": 64,
+    "epochs": 1,
+    "batch": 8,
+    "workers": 0,
+    "device": "cpu",
+    "seed": 0,
+    "mosaic": 0.0,
+    "close_mosaic": 0,
+    "warmup_epochs": 0.0,
+}
 
 
 @pytest.fixture(scope="session")
@@ -129,9 +136,20 @@ def trained_model(tmp_path_factory, tiny_data: Path) -> Path:
     data_yaml = root / "data.yaml"
     data_yaml.write_text(yaml_dump({**data, "path": str(tiny_data.parent)}))
     cfg = TrainConfig.from_dict(
-        TINY_TRAIN | {"imgsz": 128, "epochs": 80, "batch": 4, "lr0": 0.01, "optimizer": "AdamW",
-                      "flipud": 0.0, "fliplr": 0.0, "scale": 0.0, "translate": 0.0, "hsv_v": 0.0}
-    )  # fmt: skip
+        TINY_TRAIN
+        | {
+            "imgsz": 128,
+            "epochs": 80,
+            "batch": 4,
+            "lr0": 0.01,
+            "optimizer": "AdamW",
+            "flipud": 0.0,
+            "fliplr": 0.0,
+            "scale": 0.0,
+            "translate": 0.0,
+            "hsv_v": 0.0,
+        }
+    )
     outcome = trainer.train(data_yaml, cfg, ModelConfig(), root / "run")
     return outcome.best
 
@@ -144,10 +162,14 @@ def onnx_model(trained_model: Path, tmp_path_factory) -> Path:
     return export_onnx(trained_model, tmp_path_factory.mktemp("onnx") / "m.onnx", 128).path
 
 
-BUNDLE_META = {"name": "tiny", "version": "v1", "precision": "fp32",
-               "classes": {0: "scratch", 1: "pits", 2: "stain", 3: "crack"},
-               "thresholds": {"conf": 0.01, "iou": 0.7},
-               "source": {"data_dvc_hash": "test"}}  # fmt: skip
+BUNDLE_META = {
+    "name": "tiny",
+    "version": "v1",
+    "precision": "fp32",
+    "classes": {0: "scratch", 1: "pits", 2: "stain", 3: "crack"},
+    "thresholds": {"conf": 0.01, "iou": 0.7},
+    "source": {"data_dvc_hash": "test"},
+}
 
 
 @pytest.fixture(scope="session")
@@ -157,9 +179,13 @@ def edge_bundle(onnx_model: Path, tiny_data: Path, tmp_path_factory) -> Path:
 
     images = sorted((tiny_data.parent / "images" / "train").glob("*.jpg"))[:8]
     dest, _ = bundle.build(
-        onnx_model, tmp_path_factory.mktemp("bundle") / "tiny-v1", BUNDLE_META, images,
-        card=lambda m: f"# {m['name']}\n", benchmark_runs=5,
-    )  # fmt: skip
+        onnx_model,
+        tmp_path_factory.mktemp("bundle") / "tiny-v1",
+        BUNDLE_META,
+        images,
+        card=lambda m: f"# {m['name']}\n",
+        benchmark_runs=5,
+    )
     return dest
 
 

@@ -56,9 +56,11 @@ def test_data_pipeline_end_to_end_offline(home: dict[str, str], tmp_path: Path) 
     shutil.rmtree(processed)
     pull = subprocess.run(
         [sys.executable, "-m", "dvc", "pull", "data/processed/synthetic.dvc"],
-        cwd=root, capture_output=True, text=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
         env={**os.environ, **home, "DVC_NO_ANALYTICS": "1"},
-    )  # fmt: skip
+    )
     assert pull.returncode == 0, pull.stderr
     assert (processed / "metadata.parquet").is_file()
 
@@ -81,9 +83,13 @@ def test_bad_data_fails_with_one_line_and_publishes_nothing(
     assert label.stem in report.read_text()
     # with on_error=skip the same data passes, the bad image dropped and reported
     out = run_cli(
-        "--pipeline", "data", "data=yolo", f"data.path={src}", "data.on_error=skip",
+        "--pipeline",
+        "data",
+        "data=yolo",
+        f"data.path={src}",
+        "data.on_error=skip",
         env_extra=home,
-    )  # fmt: skip
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "11 images" in out.stdout
     assert (root / "data" / "processed" / "yolo" / "metadata.parquet").is_file()

@@ -23,14 +23,24 @@ def built(edge_bundle: Path) -> Path:
 
 
 def _edge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_bundle_layout_and_self_contained_verify(built: Path) -> None:
-    for name in ("model.onnx", "labels.txt", "metadata.json", "MODEL_CARD.md", "benchmark.json",
-                 "MANIFEST.sha256", "golden/golden.json", "golden/000.input.npy",
-                 "edge/runtime.py", "edge/verify.py"):  # fmt: skip
+    for name in (
+        "model.onnx",
+        "labels.txt",
+        "metadata.json",
+        "MODEL_CARD.md",
+        "benchmark.json",
+        "MANIFEST.sha256",
+        "golden/golden.json",
+        "golden/000.input.npy",
+        "edge/runtime.py",
+        "edge/verify.py",
+    ):
         assert (built / name).is_file(), name
     meta = json.loads((built / "metadata.json").read_text())
     assert meta["input"]["shape"] == [1, 3, 128, 128] and meta["format"] == bundle.FORMAT
@@ -78,14 +88,20 @@ def _other_model(b: Path) -> None:  # a different model, re-signed: golden outpu
     bundle.write_manifest(b)
 
 
-@pytest.mark.parametrize(("fault", "expect"), [
-    (_changed_byte, "model.onnx: SHA-256 differs"),
-    (lambda b: (b / "labels.txt").unlink(), "labels.txt: listed in MANIFEST.sha256 but missing"),
-    (lambda b: (b / "extra.bin").write_bytes(b"x"), "extra.bin: not listed"),
-    (lambda b: (b / "MANIFEST.sha256").unlink(), "MANIFEST.sha256: missing"),
-    (_off_tolerance, "golden/000.output.npy: model output off tolerance"),
-    (_other_model, "off tolerance"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("fault", "expect"),
+    [
+        (_changed_byte, "model.onnx: SHA-256 differs"),
+        (
+            lambda b: (b / "labels.txt").unlink(),
+            "labels.txt: listed in MANIFEST.sha256 but missing",
+        ),
+        (lambda b: (b / "extra.bin").write_bytes(b"x"), "extra.bin: not listed"),
+        (lambda b: (b / "MANIFEST.sha256").unlink(), "MANIFEST.sha256: missing"),
+        (_off_tolerance, "golden/000.output.npy: model output off tolerance"),
+        (_other_model, "off tolerance"),
+    ],
+)
 def test_verify_names_each_fault(built: Path, tmp_path: Path, fault, expect: str) -> None:
     b = _broken(built, tmp_path)
     fault(b)
@@ -164,8 +180,16 @@ def test_benchmark_cli_and_merge(built: Path, tmp_path: Path) -> None:
     assert e2e["p50_ms"] >= 0.8 * rep["model_ms"]["p50_ms"] + pre["p50_ms"]
     assert rep["device"]["usable_cores"] >= 1 and rep["device"]["runtimes"]["onnxruntime"]
     assert rep["settings"]["images"].startswith("8 golden")
-    out = _edge("edge.benchmark", str(built / "model.onnx"), "--runs", "3", "--threads", "1",
-                "--out", str(b))  # fmt: skip
+    out = _edge(
+        "edge.benchmark",
+        str(built / "model.onnx"),
+        "--runs",
+        "3",
+        "--threads",
+        "1",
+        "--out",
+        str(b),
+    )
     assert out.returncode == 0, out.stderr
     out = _edge("edge.benchmark", "merge", str(a), str(b), "--out", str(tmp_path / "table"))
     assert out.returncode == 0, out.stderr

@@ -53,8 +53,9 @@ def _compare(detector: Detector, reference, image, name: str, imgsz: int, conf: 
     return len(ours)
 
 
-@pytest.mark.parametrize(("dataset", "pattern"), [("coco128", "images/train2017/*.jpg"),
-                                                  ("neu-det", "IMAGES/*.jpg")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("dataset", "pattern"), [("coco128", "images/train2017/*.jpg"), ("neu-det", "IMAGES/*.jpg")]
+)
 def test_edge_matches_ultralytics_on_real_images(
     onnx_model: Path, shared_dataset, dataset: str, pattern: str
 ) -> None:

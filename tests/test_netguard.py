@@ -37,6 +37,8 @@ def test_guard_records_a_real_attempt(tmp_path: Path) -> None:
     script.write_text(PROBE)
     subprocess.run(
         [sys.executable, "-m", "tests.netguard", str(script)],
-        cwd=CODE_ROOT, env={"NETGUARD_LOG": str(log), "PATH": "/usr/bin:/bin"}, check=True,
-    )  # fmt: skip
+        cwd=CODE_ROOT,
+        env={"NETGUARD_LOG": str(log), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
     assert log.read_text().splitlines() == ["getaddrinfo 203.0.113.7:443"]

@@ -15,8 +15,11 @@ NOTEBOOKS = sorted((CODE_ROOT / "notebooks").glob("*.ipynb"))
 
 
 def test_notebooks_are_committed_without_outputs() -> None:
-    assert [p.name for p in NOTEBOOKS] == ["01_data.ipynb", "02_training.ipynb",
-                                           "03_optimization.ipynb"]  # fmt: skip
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_data.ipynb",
+        "02_training.ipynb",
+        "03_optimization.ipynb",
+    ]
     for path in NOTEBOOKS:
         for cell in json.loads(path.read_text())["cells"]:
             if cell["cell_type"] == "code":
@@ -38,8 +41,12 @@ def test_notebooks_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         # the network audit hook, in the kernel, before the notebook's own first cell
         guard = f"from tests.netguard import install\ninstall({str(log)!r})"
         book.cells.insert(0, nbformat.v4.new_code_cell(guard))
-        NotebookClient(book, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(CODE_ROOT)}}).execute()  # fmt: skip
+        NotebookClient(
+            book,
+            timeout=600,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(CODE_ROOT)}},
+        ).execute()
         errors = [
             o for c in book.cells for o in c.get("outputs", []) if o["output_type"] == "error"
         ]

@@ -52,10 +52,12 @@ def _score(name: str, m: float, p50: float | None, pruned: bool = False) -> Vari
 
 def test_selection_picks_the_fastest_within_budget() -> None:
     variants = [
-        _score("base_pt", 0.500, None), _score("base_fp32", 0.500, 8.0),
-        _score("base_int8", 0.495, 6.0), _score("pruned_fp32", 0.492, 5.0, True),
+        _score("base_pt", 0.500, None),
+        _score("base_fp32", 0.500, 8.0),
+        _score("base_int8", 0.495, 6.0),
+        _score("pruned_fp32", 0.492, 5.0, True),
         _score("pruned_int8", 0.480, 3.0, True),  # fastest, but 0.02 below: out of budget
-    ]  # fmt: skip
+    ]
     sel = select(variants, "base_pt", 0.01)
     assert sel.selected == "pruned_fp32"
     assert select(variants, "base_pt", 0.03).selected == "pruned_int8"
@@ -91,8 +93,9 @@ def fp32_onnx(trained_model: Path, tiny_data: Path, tmp_path_factory) -> Path:
     from yeo.optimize.export import export_onnx
 
     images = split_images(tiny_data.parent, "val")
-    res = export_onnx(trained_model, tmp_path_factory.mktemp("onnx") / "m.onnx", 128,
-                      check_images=images)  # fmt: skip
+    res = export_onnx(
+        trained_model, tmp_path_factory.mktemp("onnx") / "m.onnx", 128, check_images=images
+    )
     assert res.simplified and res.max_abs_diff is not None and res.max_abs_diff <= 1e-4
     return res.path
 

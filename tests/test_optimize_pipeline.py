@@ -13,12 +13,21 @@ from tests.conftest import CODE_ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 TINY = [
-    "data.synthetic.num_images=24", "data.synthetic.imgsz=128", "data.synthetic.contrast=3",
-    "train.imgsz=128", "train.epochs=2", "train.batch=8", "optimize.prune.steps=1",
-    "optimize.prune.finetune_epochs=1", "optimize.quant.calib_images=8",
-    "optimize.latency.runs=10", "optimize.latency.min_seconds=0.2", "optimize.latency.warmup=2",
-    "optimize.bundle.benchmark_runs=5", "optimize.bundle.golden_images=2",
-]  # fmt: skip
+    "data.synthetic.num_images=24",
+    "data.synthetic.imgsz=128",
+    "data.synthetic.contrast=3",
+    "train.imgsz=128",
+    "train.epochs=2",
+    "train.batch=8",
+    "optimize.prune.steps=1",
+    "optimize.prune.finetune_epochs=1",
+    "optimize.quant.calib_images=8",
+    "optimize.latency.runs=10",
+    "optimize.latency.min_seconds=0.2",
+    "optimize.latency.warmup=2",
+    "optimize.bundle.benchmark_runs=5",
+    "optimize.bundle.golden_images=2",
+]
 
 
 def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
@@ -26,8 +35,9 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
     root.mkdir()
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     env, guard = {"YEO_HOME": str(root)}, tmp_path / "net.log"
-    out = run_cli("--pipeline", "optimize", *TINY, "optimize.max_map_drop=1.0",
-                  env_extra=env, guard=guard)  # fmt: skip
+    out = run_cli(
+        "--pipeline", "optimize", *TINY, "optimize.max_map_drop=1.0", env_extra=env, guard=guard
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert not guard.exists() or guard.read_text() == "", guard.read_text()
     (table,) = (root / "outputs" / "optimize").rglob("variants.json")
@@ -54,13 +64,24 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
     assert source["zenml_run_id"] != "none" and len(source["mlflow_run_id"]) == 32
     assert source["data_dvc_hash"] and source["git_commit"]
     assert f"bundle       {bundle}" in out.stdout
-    check = subprocess.run([sys.executable, "-m", "edge.verify", str(bundle)], capture_output=True,
-                           text=True, cwd=CODE_ROOT)  # fmt: skip
+    check = subprocess.run(
+        [sys.executable, "-m", "edge.verify", str(bundle)],
+        capture_output=True,
+        text=True,
+        cwd=CODE_ROOT,
+    )
     assert check.returncode == 0, check.stderr
 
     # --pipeline benchmark over that run: variants and a peer side by side, in one process
-    out = run_cli("--pipeline", "benchmark", "benchmark.rounds=1", "benchmark.runs=3",
-                  "benchmark.peers=[ultralytics_int8]", env_extra=env, guard=guard)  # fmt: skip
+    out = run_cli(
+        "--pipeline",
+        "benchmark",
+        "benchmark.rounds=1",
+        "benchmark.runs=3",
+        "benchmark.peers=[ultralytics_int8]",
+        env_extra=env,
+        guard=guard,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert not guard.read_text() if guard.exists() else True
     (bench,) = (root / "outputs" / "benchmarks").rglob("benchmark.json")
@@ -75,9 +96,14 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
     # a budget no variant can meet: exit 1, one line, the table is still written
     weights = next((root / "outputs" / "train").rglob("best.pt"))
     out = run_cli(
-        "--pipeline", "optimize", *TINY, f"optimize.base_model={weights}",
-        "optimize.max_map_drop=-1", "optimize.prune.enabled=false", env_extra=env,
-    )  # fmt: skip
+        "--pipeline",
+        "optimize",
+        *TINY,
+        f"optimize.base_model={weights}",
+        "optimize.max_map_drop=-1",
+        "optimize.prune.enabled=false",
+        env_extra=env,
+    )
     assert out.returncode == 1
     assert "Traceback" not in out.stderr
     last = out.stderr.strip().splitlines()[-1]

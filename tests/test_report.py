@@ -12,12 +12,22 @@ from yeo.report.render import write_report
 
 def _variant(name: str, map_: float, p50: float | None, size: int, precision: str = "fp32"):
     return VariantScore(
-        name=name, path=f"/m/{name}", format="pt" if p50 is None else "onnx",
-        precision=precision, pruned=name.startswith("pruned"), map50=map_ + 0.2,
-        map50_95=map_, precision_=0.6, recall=0.5, p50_ms=p50, p90_ms=p50 and p50 * 1.1,
-        size_bytes=size, per_class_ap50_95={"scratch": map_, "pits": map_ - 0.05},
-        params=3_000_000, macs=650_000_000,
-    )  # fmt: skip
+        name=name,
+        path=f"/m/{name}",
+        format="pt" if p50 is None else "onnx",
+        precision=precision,
+        pruned=name.startswith("pruned"),
+        map50=map_ + 0.2,
+        map50_95=map_,
+        precision_=0.6,
+        recall=0.5,
+        p50_ms=p50,
+        p90_ms=p50 and p50 * 1.1,
+        size_bytes=size,
+        per_class_ap50_95={"scratch": map_, "pits": map_ - 0.05},
+        params=3_000_000,
+        macs=650_000_000,
+    )
 
 
 def test_report_files_and_html_render_in_chromium(tmp_path: Path) -> None:
@@ -29,8 +39,13 @@ def test_report_files_and_html_render_in_chromium(tmp_path: Path) -> None:
     ]
     sel = select(variants, "base_pt", 0.01)
     assert sel.selected == "base_int8"
-    files = write_report(tmp_path, sel, "run-1", {"name": "tiny", "dvc_hash": "abc"},
-                         {"optimize": {"max_map_drop": 0.01}})  # fmt: skip
+    files = write_report(
+        tmp_path,
+        sel,
+        "run-1",
+        {"name": "tiny", "dvc_hash": "abc"},
+        {"optimize": {"max_map_drop": 0.01}},
+    )
     rep = json.loads(files["json"].read_text())
     assert rep["schema"] == "yeo-optimize-report/1" and rep["selected"] == "base_int8"
     assert set(rep["plots"]) == {"accuracy_vs_latency", "size_macs", "per_class_ap"}

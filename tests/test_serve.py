@@ -21,8 +21,9 @@ from tests.conftest import CODE_ROOT, run_cli
 
 @pytest.fixture(scope="module")
 def client(edge_bundle: Path) -> TestClient:
-    return TestClient(create_app(edge_bundle, limits=Limits(max_bytes=2_000_000,
-                                                            max_pixels=4_000_000)))  # fmt: skip
+    return TestClient(
+        create_app(edge_bundle, limits=Limits(max_bytes=2_000_000, max_pixels=4_000_000))
+    )
 
 
 def _png(mode: str, size=(160, 120), **save) -> bytes:
@@ -50,18 +51,25 @@ def test_upload_matches_edge_runtime(client: TestClient, edge_bundle: Path) -> N
     r = client.post("/predict", files={"file": ("a.jpg", image.read_bytes(), "image/jpeg")})
     assert r.status_code == 200, r.text
     _same(r.json(), direct)
-    raw = client.post("/predict", content=image.read_bytes(),
-                      headers={"content-type": "application/octet-stream"})  # fmt: skip
+    raw = client.post(
+        "/predict", content=image.read_bytes(), headers={"content-type": "application/octet-stream"}
+    )
     assert raw.json()["detections"] == r.json()["detections"]
-    assert set(r.json()["timing_ms"]) == {"decode", "preprocess", "inference", "postprocess",
-                                          "total"}  # fmt: skip
+    assert set(r.json()["timing_ms"]) == {
+        "decode",
+        "preprocess",
+        "inference",
+        "postprocess",
+        "total",
+    }
     strict = client.post("/predict?conf=0.9&iou=0.5", content=image.read_bytes())
     assert strict.status_code == 200 and strict.json()["thresholds"] == {"conf": 0.9, "iou": 0.5}
     assert len(strict.json()["detections"]) <= len(direct)
 
 
-def test_real_image_upload_matches_edge_runtime(client: TestClient, edge_bundle: Path,
-                                                shared_dataset) -> None:  # fmt: skip
+def test_real_image_upload_matches_edge_runtime(
+    client: TestClient, edge_bundle: Path, shared_dataset
+) -> None:
     for path in sorted((shared_dataset("coco128") / "images" / "train2017").glob("*.jpg"))[:3]:
         r = client.post("/predict", files={"file": (path.name, path.read_bytes())})
         assert r.status_code == 200, r.text
@@ -119,8 +127,13 @@ def test_refuses_a_bundle_that_fails_verify(edge_bundle: Path, tmp_path: Path) -
     (broken / "labels.txt").write_text("tampered\n")
     with pytest.raises(BundleError, match=r"labels\.txt: SHA-256 differs"):
         create_app(broken)
-    out = subprocess.run([sys.executable, "-m", "edge.serve", str(broken)], capture_output=True,
-                         text=True, timeout=120, cwd=CODE_ROOT)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "edge.serve", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=CODE_ROOT,
+    )
     assert out.returncode == 1 and "refusing to start" in out.stderr
     out = run_cli("--pipeline", "serve", f"serve.bundle={tmp_path / 'nope'}")
     assert out.returncode == 2 and "is not a bundle" in out.stderr
@@ -131,14 +144,26 @@ def test_uvicorn_load_500_requests_at_concurrency_8(edge_bundle: Path) -> None:
 
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, str(CODE_ROOT / "run.py"), "--pipeline", "serve",
-         f"serve.bundle={edge_bundle}", f"serve.port={port}"],
-        cwd=CODE_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(CODE_ROOT / "run.py"),
+            "--pipeline",
+            "serve",
+            f"serve.bundle={edge_bundle}",
+            f"serve.port={port}",
+        ],
+        cwd=CODE_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc)
-        result = run_load(f"http://127.0.0.1:{port}", (edge_bundle / "golden" / "000.jpg")
-                          .read_bytes(), n=500, concurrency=8)  # fmt: skip
+        result = run_load(
+            f"http://127.0.0.1:{port}",
+            (edge_bundle / "golden" / "000.jpg").read_bytes(),
+            n=500,
+            concurrency=8,
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -158,8 +183,9 @@ def test_schemathesis_finds_no_server_error(edge_bundle: Path) -> None:
         operation = op.ok()
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @settings(
+            max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def check(case) -> None:
             response = case.call()
             calls.append(f"{case.method} {case.path}")

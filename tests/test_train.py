@@ -52,8 +52,13 @@ def test_train_pipeline_tracks_registers_and_stays_offline(tmp_path: Path) -> No
     root.mkdir()
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     guard = tmp_path / "net.log"
-    args = ["data.synthetic.num_images=16", "data.synthetic.imgsz=64", "train.imgsz=64",
-            "train.epochs=2", "train.batch=8"]  # fmt: skip
+    args = [
+        "data.synthetic.num_images=16",
+        "data.synthetic.imgsz=64",
+        "train.imgsz=64",
+        "train.epochs=2",
+        "train.batch=8",
+    ]
     out = run_cli("--pipeline", "train", *args, env_extra={"YEO_HOME": str(root)}, guard=guard)
     assert out.returncode == 0, out.stderr[-3000:]
     assert not guard.exists() or guard.read_text() == "", guard.read_text()

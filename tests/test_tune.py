@@ -11,9 +11,15 @@ from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 ARGS = [
-    "data.synthetic.num_images=16", "data.synthetic.imgsz=64", "train.imgsz=64", "train.batch=8",
-    "tune.n_trials=2", "tune.epochs_per_trial=2", "tune.pruner_warmup_epochs=1", "tune.study=t",
-]  # fmt: skip
+    "data.synthetic.num_images=16",
+    "data.synthetic.imgsz=64",
+    "train.imgsz=64",
+    "train.batch=8",
+    "tune.n_trials=2",
+    "tune.epochs_per_trial=2",
+    "tune.pruner_warmup_epochs=1",
+    "tune.study=t",
+]
 
 
 def test_tune_runs_resumes_and_feeds_train(tmp_path: Path, monkeypatch) -> None:

@@ -28,8 +28,9 @@ PEERS = ("ultralytics_int8", "openvino")
 
 def latest_run() -> Path:
     """The newest ``outputs/optimize/<run>`` with a variants table."""
-    runs = sorted((workspace().outputs / "optimize").glob("*/variants.json"),
-                  key=lambda p: p.stat().st_mtime)  # fmt: skip
+    runs = sorted(
+        (workspace().outputs / "optimize").glob("*/variants.json"), key=lambda p: p.stat().st_mtime
+    )
     if not runs:
         raise UserError("no optimize run found; run `python run.py --pipeline optimize` first")
     return runs[-1].parent
@@ -51,8 +52,9 @@ def ultralytics_int8(base_pt: Path, data_yaml: Path, imgsz: int, out: Path) -> P
     configure_ultralytics()
     from ultralytics import YOLO
 
-    f = YOLO(str(base_pt)).export(format="onnx", quantize=8, data=str(data_yaml), imgsz=imgsz,
-                                  simplify=False, batch=1)  # fmt: skip
+    f = YOLO(str(base_pt)).export(
+        format="onnx", quantize=8, data=str(data_yaml), imgsz=imgsz, simplify=False, batch=1
+    )
     dest = out / "ultralytics_int8.onnx"
     Path(f).replace(dest)
     return dest
@@ -64,8 +66,11 @@ def ultralytics_openvino_int8(base_pt: Path, data_yaml: Path, imgsz: int, out: P
     disable_openvino_telemetry()
     from ultralytics import YOLO
 
-    f = Path(YOLO(str(base_pt)).export(format="openvino", int8=True, data=str(data_yaml),
-                                       imgsz=imgsz, batch=1))  # fmt: skip
+    f = Path(
+        YOLO(str(base_pt)).export(
+            format="openvino", int8=True, data=str(data_yaml), imgsz=imgsz, batch=1
+        )
+    )
     dest = out / "ultralytics_int8_openvino_model"  # ultralytics knows the format by this suffix
     if dest.exists():
         shutil.rmtree(dest)
@@ -80,8 +85,15 @@ def _reason(e: Exception) -> str:
     return " ".join(str(e).split())[:200]
 
 
-def _openvino_peers(models: dict[str, Model], maps: dict[str, float], selected: str | None,
-                    base_pt: Path, data_yaml: Path, imgsz: int, out: Path) -> str:  # fmt: skip
+def _openvino_peers(
+    models: dict[str, Model],
+    maps: dict[str, float],
+    selected: str | None,
+    base_pt: Path,
+    data_yaml: Path,
+    imgsz: int,
+    out: Path,
+) -> str:
     """Add OpenVINO rows to ``models`` (our files, and ultralytics' OpenVINO INT8); a status."""
     if importlib.util.find_spec("openvino") is None:
         return "not installed (pip install '.[bench]')"
@@ -101,8 +113,9 @@ def _openvino_peers(models: dict[str, Model], maps: dict[str, float], selected: 
     return "ok (openvino_* rows on our files: latency only)"
 
 
-def compare(run: Path, out: Path, rounds: int, runs: int, threads: int,
-            peers: list[str]) -> dict[str, Any]:  # fmt: skip
+def compare(
+    run: Path, out: Path, rounds: int, runs: int, threads: int, peers: list[str]
+) -> dict[str, Any]:
     """Time the run's ONNX variants and the requested peers; the rows and the peer status."""
     table = json.loads((run / "variants.json").read_text())
     report = run / "report.json"
@@ -116,8 +129,11 @@ def compare(run: Path, out: Path, rounds: int, runs: int, threads: int,
     imgsz = onnx_imgsz(Path(variants["base_fp32"]["path"]))
     base_pt = Path(variants["base_pt"]["path"])
     out.mkdir(parents=True, exist_ok=True)
-    models: dict[str, Model] = {n: (Path(v["path"]), "onnxruntime", None)
-                                for n, v in variants.items() if v["format"] == "onnx"}  # fmt: skip
+    models: dict[str, Model] = {
+        n: (Path(v["path"]), "onnxruntime", None)
+        for n, v in variants.items()
+        if v["format"] == "onnx"
+    }
     maps = {n: v["map50_95"] for n, v in variants.items()}
     status: dict[str, str] = {}
     if "ultralytics_int8" in peers:
@@ -129,30 +145,48 @@ def compare(run: Path, out: Path, rounds: int, runs: int, threads: int,
         except Exception as e:  # a peer that cannot be built is a row status, not a crash
             status["ultralytics_int8"] = f"failed: {_reason(e)}"
     if "openvino" in peers:
-        status["openvino"] = _openvino_peers(models, maps, table["selected"], base_pt, data_yaml,
-                                             imgsz, out)  # fmt: skip
+        status["openvino"] = _openvino_peers(
+            models, maps, table["selected"], base_pt, data_yaml, imgsz, out
+        )
     runners: dict[str, Runner] = {
-        name: ort_runner(path, threads) if runtime == "onnxruntime"
+        name: ort_runner(path, threads)
+        if runtime == "onnxruntime"
         else openvino_runner(path, threads, hint)
         for name, (path, runtime, hint) in models.items()
-    }  # fmt: skip
-    log.info("benchmark: timing %d models, %d interleaved rounds x %d runs", len(runners), rounds,
-             runs)  # fmt: skip
+    }
+    log.info(
+        "benchmark: timing %d models, %d interleaved rounds x %d runs", len(runners), rounds, runs
+    )
 
     def progress(i: int) -> None:
         log.info("benchmark: round %d/%d done", i, rounds)
 
     lat = interleaved(runners, rounds, runs, threads=threads, on_round=progress)
     base_ms, base_size = lat["base_fp32"].p50_ms, size_of(models["base_fp32"][0])
-    rows = [{
-        "model": name, "p50_ms": lat[name].p50_ms, "p90_ms": lat[name].p90_ms,
-        "p99_ms": lat[name].p99_ms, "speedup_vs_base_fp32": base_ms / lat[name].p50_ms,
-        "size_bytes": size_of(path), "size_ratio": base_size / size_of(path),
-        "map50_95": maps.get(name),
-        "map_delta_vs_base_pt": maps[name] - maps["base_pt"] if name in maps else None,
-    } for name, (path, _, _) in models.items()]  # fmt: skip
-    return {"run": str(run), "selected": table["selected"], "imgsz": imgsz, "threads": threads,
-            "rounds": rounds, "runs": runs, "rows": rows, "peers": status}  # fmt: skip
+    rows = [
+        {
+            "model": name,
+            "p50_ms": lat[name].p50_ms,
+            "p90_ms": lat[name].p90_ms,
+            "p99_ms": lat[name].p99_ms,
+            "speedup_vs_base_fp32": base_ms / lat[name].p50_ms,
+            "size_bytes": size_of(path),
+            "size_ratio": base_size / size_of(path),
+            "map50_95": maps.get(name),
+            "map_delta_vs_base_pt": maps[name] - maps["base_pt"] if name in maps else None,
+        }
+        for name, (path, _, _) in models.items()
+    ]
+    return {
+        "run": str(run),
+        "selected": table["selected"],
+        "imgsz": imgsz,
+        "threads": threads,
+        "rounds": rounds,
+        "runs": runs,
+        "rows": rows,
+        "peers": status,
+    }
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -174,7 +208,11 @@ def markdown(result: dict[str, Any]) -> str:
             f"{_fmt(r['map_delta_vs_base_pt'], '+.4f')} |"
         )
     peers = ", ".join(f"{k}: {v}" for k, v in result["peers"].items()) or "none"
-    lines += ["", f"onnxruntime unless the name says openvino; batch 1, {result['threads']} "
-              f"thread(s), {result['rounds']} interleaved rounds x {result['runs']} runs; "
-              "speed-up and size ratio vs base_fp32.", f"Peers: {peers}"]  # fmt: skip
+    lines += [
+        "",
+        f"onnxruntime unless the name says openvino; batch 1, {result['threads']} "
+        f"thread(s), {result['rounds']} interleaved rounds x {result['runs']} runs; "
+        "speed-up and size ratio vs base_fp32.",
+        f"Peers: {peers}",
+    ]
     return "\n".join(lines) + "\n"

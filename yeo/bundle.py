@@ -39,11 +39,21 @@ class BundleInfo(BaseModel):
 def git_commit() -> str:
     """HEAD of the code that built the bundle, with ``-dirty`` for uncommitted changes."""
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CODE_ROOT, capture_output=True,
-                              text=True, check=True, timeout=10).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=CODE_ROOT, capture_output=True, text=True,
-                               timeout=10).stdout.strip()  # fmt: skip
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=CODE_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=CODE_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("-dirty" if dirty else "")
@@ -60,33 +70,65 @@ def onnx_facts(path: Path) -> dict[str, Any]:
     """Opset, stride and the quantization recipe recorded in the ONNX file."""
     meta, opset = onnx_metadata(path)
     stride = meta.get("stride")
-    return {"opset": opset, "stride": int(stride) if stride is not None else None,
-            "quantization": meta.get("quantization")}  # fmt: skip
+    return {
+        "opset": opset,
+        "stride": int(stride) if stride is not None else None,
+        "quantization": meta.get("quantization"),
+    }
 
 
-def metadata(name: str, version: str, chosen: VariantScore, data: DataVersion,
-             thresholds: dict[str, float], lineage: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+def metadata(
+    name: str,
+    version: str,
+    chosen: VariantScore,
+    data: DataVersion,
+    thresholds: dict[str, float],
+    lineage: dict[str, str],
+) -> dict[str, Any]:
     facts = onnx_facts(Path(chosen.path))
     return {
-        "name": name, "version": version,
+        "name": name,
+        "version": version,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "precision": chosen.precision,
-        "model": {"variant": chosen.name, "opset": facts["opset"], "params": chosen.params,
-                  "macs": chosen.macs, "quantization": facts["quantization"]},
+        "model": {
+            "variant": chosen.name,
+            "opset": facts["opset"],
+            "params": chosen.params,
+            "macs": chosen.macs,
+            "quantization": facts["quantization"],
+        },
         "classes": dict(enumerate(data.names)),
         "stride": facts["stride"],
-        "thresholds": {"conf": thresholds["conf"], "iou": thresholds["iou"],
-                       "max_det": postprocess.MAX_DET, "nms": postprocess.NMS_MODE},
-        "metrics": {"map50_95": chosen.map50_95, "map50": chosen.map50,
-                    "precision": chosen.precision_, "recall": chosen.recall,
-                    "p50_ms_build_machine": chosen.p50_ms, "split": "val"},
-        "source": {"data_name": data.name, "data_dvc_hash": data.dvc_hash,
-                   "data_tracked_by": data.tracked_by, "git_commit": git_commit(), **lineage},
-    }  # fmt: skip
+        "thresholds": {
+            "conf": thresholds["conf"],
+            "iou": thresholds["iou"],
+            "max_det": postprocess.MAX_DET,
+            "nms": postprocess.NMS_MODE,
+        },
+        "metrics": {
+            "map50_95": chosen.map50_95,
+            "map50": chosen.map50,
+            "precision": chosen.precision_,
+            "recall": chosen.recall,
+            "p50_ms_build_machine": chosen.p50_ms,
+            "split": "val",
+        },
+        "source": {
+            "data_name": data.name,
+            "data_dvc_hash": data.dvc_hash,
+            "data_tracked_by": data.tracked_by,
+            "git_commit": git_commit(),
+            **lineage,
+        },
+    }
 
 
-KEPT_FP32 = {"tail": "the Detect head's decode tail (DFL softmax, box decode, concat)",
-             "head": "the whole Detect head", "none": "none"}  # fmt: skip
+KEPT_FP32 = {
+    "tail": "the Detect head's decode tail (DFL softmax, box decode, concat)",
+    "head": "the whole Detect head",
+    "none": "none",
+}
 WEIGHT_RANGE = {
     "pairsafe": "int8 per-channel weights scaled so that any two of a channel add up to at "
     "most 128 (no int16 saturation on CPUs without VNNI)",
@@ -156,9 +198,17 @@ conf {meta["thresholds"]["conf"]}, IoU {meta["thresholds"]["iou"]}, at most
 """
 
 
-def build(sel: Selection, data: DataVersion, parent: Path, name: str,
-          thresholds: dict[str, float], lineage: dict[str, str], n_golden: int,
-          benchmark_runs: int, threads: int) -> BundleInfo:  # fmt: skip
+def build(
+    sel: Selection,
+    data: DataVersion,
+    parent: Path,
+    name: str,
+    thresholds: dict[str, float],
+    lineage: dict[str, str],
+    n_golden: int,
+    benchmark_runs: int,
+    threads: int,
+) -> BundleInfo:
     """Build ``parent/<name>-vN`` (+ .tar.gz) from the selected variant, then verify it."""
     from yeo.optimize.dataset import busiest_images
 
@@ -186,7 +236,13 @@ def build(sel: Selection, data: DataVersion, parent: Path, name: str,
         raise UserError(f"{dest}: the new bundle fails edge.verify: {faults[0]}")
 
     bench = edge_bundle.read_json(dest / "benchmark.json")
-    return BundleInfo(name=name, version=version, path=str(dest), archive=str(archive),
-                      variant=chosen.name, verify=summary,
-                      benchmark_p50_ms=bench["model_ms"]["p50_ms"],
-                      end_to_end_p50_ms=bench["end_to_end_ms"]["p50_ms"])  # fmt: skip
+    return BundleInfo(
+        name=name,
+        version=version,
+        path=str(dest),
+        archive=str(archive),
+        variant=chosen.name,
+        verify=summary,
+        benchmark_p50_ms=bench["model_ms"]["p50_ms"],
+        end_to_end_p50_ms=bench["end_to_end_ms"]["p50_ms"],
+    )

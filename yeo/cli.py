@@ -83,12 +83,19 @@ def serve_bundle(cfg: dict[str, Any]) -> Path:
     ``<name>-v<N>`` (a killed build's hidden ``.<name>-vN.tmp-*`` folder is never one)."""
     if cfg["serve"]["bundle"]:
         return Path(cfg["serve"]["bundle"])
-    found = sorted((p for p in (workspace().root / "edge" / "bundles").glob("*-v*")
-                    if p.is_dir() and re.fullmatch(r"[^.].*-v\d+", p.name)),
-                   key=lambda p: p.stat().st_mtime)  # fmt: skip
+    found = sorted(
+        (
+            p
+            for p in (workspace().root / "edge" / "bundles").glob("*-v*")
+            if p.is_dir() and re.fullmatch(r"[^.].*-v\d+", p.name)
+        ),
+        key=lambda p: p.stat().st_mtime,
+    )
     if not found:
-        raise ConfigError("no bundle in edge/bundles: run `python run.py --pipeline optimize` "
-                          "or pass serve.bundle=PATH")  # fmt: skip
+        raise ConfigError(
+            "no bundle in edge/bundles: run `python run.py --pipeline optimize` "
+            "or pass serve.bundle=PATH"
+        )
     return found[-1]
 
 
@@ -120,9 +127,13 @@ def run_train(cfg: dict[str, Any]) -> Any:
     from pipelines.train import train_pipeline
 
     return train_pipeline(
-        data=cfg["data"], train=cfg["train"], model=cfg["model"], eval_cfg=cfg["eval"],
-        registry_name=registry_name(cfg), wandb=bool(cfg["tracking"].get("wandb")),
-    )  # fmt: skip
+        data=cfg["data"],
+        train=cfg["train"],
+        model=cfg["model"],
+        eval_cfg=cfg["eval"],
+        registry_name=registry_name(cfg),
+        wandb=bool(cfg["tracking"].get("wandb")),
+    )
 
 
 def run_tune(cfg: dict[str, Any]) -> Any:
@@ -135,9 +146,12 @@ def run_optimize(cfg: dict[str, Any]) -> Any:
     from pipelines.optimize import optimize_pipeline
 
     return optimize_pipeline(
-        data=cfg["data"], train=cfg["train"], model=cfg["model"], eval_cfg=cfg["eval"],
+        data=cfg["data"],
+        train=cfg["train"],
+        model=cfg["model"],
+        eval_cfg=cfg["eval"],
         optimize=cfg["optimize"],
-    )  # fmt: skip
+    )
 
 
 def run_benchmark(cfg: dict[str, Any]) -> Any:
@@ -152,8 +166,14 @@ def run_serve(cfg: dict[str, Any]) -> str:
 
     s = cfg["serve"]
     bundle = serve_bundle(cfg)
-    serve(bundle, s["host"], s["port"], s["threads"], s["workers"],
-          Limits(s["max_bytes"], s["max_pixels"]))  # fmt: skip
+    serve(
+        bundle,
+        s["host"],
+        s["port"],
+        s["threads"],
+        s["workers"],
+        Limits(s["max_bytes"], s["max_pixels"]),
+    )
     return str(bundle)
 
 
@@ -208,8 +228,11 @@ def summarize_optimize(run: Any) -> str:
     sel = _output(run, "select_variant", "selection")
     table = _output(run, "select_variant", "variants_table")
     folder = workspace().outputs / "optimize" / run.name
-    lines = [f"{table}\n", f"selected     {sel.selected}: {sel.reason}",
-             f"report       {folder / 'report.html'}"]  # fmt: skip
+    lines = [
+        f"{table}\n",
+        f"selected     {sel.selected}: {sel.reason}",
+        f"report       {folder / 'report.html'}",
+    ]
     if "build_bundle" in run.steps:
         b = _output(run, "build_bundle", "bundle")
         lines += [
@@ -217,7 +240,7 @@ def summarize_optimize(run: Any) -> str:
             f"verified     {b.verify}",
             f"edge         model p50 {b.benchmark_p50_ms:.2f} ms, end to end "
             f"{b.end_to_end_p50_ms:.2f} ms (python -m edge.benchmark {b.path})",
-        ]  # fmt: skip
+        ]
     return "\n".join(lines)
 
 
@@ -240,29 +263,41 @@ class Pipeline:
 PIPELINES: dict[str, Pipeline] = {
     "data": Pipeline(
         "ingest, convert, ETL, validate (Great Expectations), DVC-version a dataset",
-        check_data, run_data, summarize_data,
+        check_data,
+        run_data,
+        summarize_data,
     ),
     "train": Pipeline(
         "data (cached) -> train YOLOv8n -> evaluate -> register in MLflow",
-        check_train, run_train, summarize_train,
+        check_train,
+        run_train,
+        summarize_train,
     ),
     "optimize": Pipeline(
         "data -> train (cached) -> prune + fine-tune -> ONNX -> INT8 in budget -> select",
-        check_optimize, run_optimize, summarize_optimize,
+        check_optimize,
+        run_optimize,
+        summarize_optimize,
     ),
     "benchmark": Pipeline(
         "latest optimize run: every variant + ultralytics/OpenVINO peers, interleaved timing",
-        check_benchmark, run_benchmark, summarize_benchmark,
+        check_benchmark,
+        run_benchmark,
+        summarize_benchmark,
     ),
     "serve": Pipeline(
         "FastAPI over the newest (or serve.bundle=PATH) verified edge bundle, until Ctrl-C",
-        check_serve, run_serve, summarize_serve,
+        check_serve,
+        run_serve,
+        summarize_serve,
     ),
     "tune": Pipeline(
         "Optuna study over lr, momentum/decay, augmentation; writes conf train=tuned",
-        check_tune, run_tune, summarize_tune,
+        check_tune,
+        run_tune,
+        summarize_tune,
     ),
-}  # fmt: skip
+}
 
 
 class UserErrorFilter(logging.Filter):

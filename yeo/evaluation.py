@@ -48,8 +48,12 @@ class EvalResult(BaseModel):
 
     def metrics(self, prefix: str = "") -> dict[str, float]:
         """Flat numbers for MLflow."""
-        out = {"precision": self.precision, "recall": self.recall, "mAP50": self.map50,
-               "mAP50-95": self.map50_95}  # fmt: skip
+        out = {
+            "precision": self.precision,
+            "recall": self.recall,
+            "mAP50": self.map50,
+            "mAP50-95": self.map50_95,
+        }
         out |= {f"AP50-95/{k}": v for k, v in self.per_class_ap50_95.items()}
         return {f"{prefix}{k}": float(v) for k, v in out.items()}
 
@@ -69,10 +73,21 @@ def evaluate(model_path: Path, data_yaml: Path, settings: EvalSettings) -> EvalR
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="yeo-val-") as tmp:
         m = model.val(
-            data=str(data_yaml), imgsz=settings.imgsz, batch=settings.batch, conf=settings.conf,
-            iou=settings.iou, split=settings.split, device=device, rect=False,
-            plots=False, save_json=False, verbose=False, workers=0, project=tmp, name="val",
-        )  # fmt: skip
+            data=str(data_yaml),
+            imgsz=settings.imgsz,
+            batch=settings.batch,
+            conf=settings.conf,
+            iou=settings.iou,
+            split=settings.split,
+            device=device,
+            rect=False,
+            plots=False,
+            save_json=False,
+            verbose=False,
+            workers=0,
+            project=tmp,
+            name="val",
+        )
     seconds = time.perf_counter() - start
     names = m.names
     per_class = {

@@ -88,9 +88,16 @@ def write_tuned_config(path: Path, base: TrainConfig, params: dict[str, float], 
 
 
 def run_study(
-    data_yaml: Path, base: TrainConfig, model_cfg: ModelConfig, tune: TuneConfig,
-    study_name: str, storage_dir: Path, runs_dir: Path, config_out: Path, plots_dir: Path,
-) -> TuneResult:  # fmt: skip
+    data_yaml: Path,
+    base: TrainConfig,
+    model_cfg: ModelConfig,
+    tune: TuneConfig,
+    study_name: str,
+    storage_dir: Path,
+    runs_dir: Path,
+    config_out: Path,
+    plots_dir: Path,
+) -> TuneResult:
     """Run (or resume) the study; each trial trains ``epochs_per_trial`` epochs."""
     import mlflow
     import optuna
@@ -100,10 +107,13 @@ def run_study(
     storage_dir.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{storage_dir / f'{study_name}.db'}"
     study = optuna.create_study(
-        study_name=study_name, storage=storage, direction="maximize", load_if_exists=True,
+        study_name=study_name,
+        storage=storage,
+        direction="maximize",
+        load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=tune.seed),
         pruner=optuna.pruners.MedianPruner(n_warmup_steps=tune.pruner_warmup_epochs),
-    )  # fmt: skip
+    )
     done_before = len(study.trials)
 
     def objective(trial: optuna.Trial) -> float:
@@ -113,9 +123,12 @@ def run_study(
             mlflow.log_params(params | {"trial": trial.number, "epochs": cfg.epochs})
             try:
                 outcome = trainer.train(
-                    data_yaml, cfg, model_cfg, runs_dir / f"trial-{trial.number}",
+                    data_yaml,
+                    cfg,
+                    model_cfg,
+                    runs_dir / f"trial-{trial.number}",
                     on_epoch_end=[tracking.log_epoch(), pruning_callback(trial)],
-                )  # fmt: skip
+                )
             except optuna.TrialPruned:
                 mlflow.set_tag("state", "pruned")
                 raise
@@ -131,13 +144,23 @@ def run_study(
         raise ConfigError(f"study {study_name}: no trial completed; raise tune.epochs_per_trial")
     write_tuned_config(config_out, base, study.best_params, study_name)
     plots = save_plots(study, plots_dir)
-    log.info("study %s: %d new trials, best %.4f", study_name, len(study.trials) - done_before,
-             study.best_value)  # fmt: skip
+    log.info(
+        "study %s: %d new trials, best %.4f",
+        study_name,
+        len(study.trials) - done_before,
+        study.best_value,
+    )
     return TuneResult(
-        study=study_name, storage=storage, n_trials=len(study.trials), n_complete=len(complete),
-        n_pruned=states.count(optuna.trial.TrialState.PRUNED), best_value=study.best_value,
-        best_params=study.best_params, config_file=str(config_out), plots=[str(p) for p in plots],
-    )  # fmt: skip
+        study=study_name,
+        storage=storage,
+        n_trials=len(study.trials),
+        n_complete=len(complete),
+        n_pruned=states.count(optuna.trial.TrialState.PRUNED),
+        best_value=study.best_value,
+        best_params=study.best_params,
+        config_file=str(config_out),
+        plots=[str(p) for p in plots],
+    )
 
 
 def save_plots(study: Any, folder: Path) -> list[Path]:
@@ -150,8 +173,10 @@ def save_plots(study: Any, folder: Path) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for name, fn in (("optimization_history", ovm.plot_optimization_history),
-                     ("parallel_coordinate", ovm.plot_parallel_coordinate)):  # fmt: skip
+    for name, fn in (
+        ("optimization_history", ovm.plot_optimization_history),
+        ("parallel_coordinate", ovm.plot_parallel_coordinate),
+    ):
         try:
             ax = fn(study)
         except (ValueError, RuntimeError) as e:  # e.g. too few complete trials

@@ -9,8 +9,18 @@ from PIL import Image, ImageDraw
 
 Box = tuple[int, tuple[float, ...], str]  # class id, (x1, y1, x2, y2) pixels, label
 
-PALETTE = ["#E6194B", "#3CB44B", "#4363D8", "#F58231", "#911EB4", "#42D4F4", "#F032E6",
-           "#BFEF45", "#FABED4", "#469990"]  # fmt: skip
+PALETTE = [
+    "#E6194B",
+    "#3CB44B",
+    "#4363D8",
+    "#F58231",
+    "#911EB4",
+    "#42D4F4",
+    "#F032E6",
+    "#BFEF45",
+    "#FABED4",
+    "#469990",
+]
 
 
 def draw_boxes(
@@ -36,8 +46,9 @@ def yolo_boxes(
         if line.strip():
             c, cx, cy, bw, bh = line.split()
             cx, cy, bw, bh = float(cx) * w, float(cy) * h, float(bw) * w, float(bh) * h
-            boxes.append((int(c), (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2),
-                          names[int(c)]))  # fmt: skip
+            boxes.append(
+                (int(c), (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2), names[int(c)])
+            )
     return boxes
 
 

@@ -28,9 +28,9 @@ BOX_COLUMNS = ["class_id", "class_name", "cx", "cy", "w", "h"]
 IMAGE_COLUMNS = [
     "image", "source", "split", "width", "height", "channels", "source_mode",
     "source_width", "source_height", "sha256", "n_boxes",
-]  # fmt: skip
+]
 _CHANNELS = {"1": 1, "L": 1, "P": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "RGB": 3, "YCbCr": 3,
-             "LAB": 3, "HSV": 3, "RGBA": 4, "CMYK": 4}  # fmt: skip
+             "LAB": 3, "HSV": 3, "RGBA": 4, "CMYK": 4}
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,12 @@ def _process_image(
                 faults.append(
                     Fault(file=str(src), fault=f"mode {mode}: converted to RGB",
                           severity="warning", image=str(src))
-                )  # fmt: skip
+                )
             elif mode == "L":
                 faults.append(
                     Fault(file=str(src), fault="greyscale: converted to RGB",
                           severity="warning", image=str(src))
-                )  # fmt: skip
+                )
             rgb = im.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         reason = "not an image file" if isinstance(e, UnidentifiedImageError) else str(e)
@@ -156,12 +156,12 @@ def stage(ds: SourceDataset, staging: Path, target: Path, cfg: EtlConfig) -> Sta
                 continue
             img = ds.images[k]
             row = {**info, "source": img.path, "split": splits[k], "sha256": hashes[k],
-                   "n_boxes": len(img.boxes)}  # fmt: skip
+                   "n_boxes": len(img.boxes)}
             rows.append(row)
             for b in img.boxes:
                 name = ds.names[b.cls] if 0 <= b.cls < len(ds.names) else f"<unknown {b.cls}>"
                 box_rows.append({**row, "class_id": b.cls, "class_name": name,
-                                 "cx": b.cx, "cy": b.cy, "w": b.w, "h": b.h})  # fmt: skip
+                                 "cx": b.cx, "cy": b.cy, "w": b.w, "h": b.h})
             label = staging / "labels" / splits[k] / f"{stems[k]}.txt"
             label.parent.mkdir(parents=True, exist_ok=True)
             label.write_text(
@@ -175,7 +175,7 @@ def stage(ds: SourceDataset, staging: Path, target: Path, cfg: EtlConfig) -> Sta
     return StagedDataset(
         name=ds.name, staging_dir=str(staging), target_dir=str(target), names=ds.names,
         faults=faults, n_images=len(images), n_boxes=len(boxes),
-    )  # fmt: skip
+    )
 
 
 def write_tables(folder: Path, images: pd.DataFrame, boxes: pd.DataFrame) -> None:

@@ -242,7 +242,7 @@ def validate(
             images, boxes = read_tables(staging)
             results = run_gx(images, boxes, len(staged.names), limits, docs_dir)
             skipped = [f.model_copy(update={"severity": "warning", "fault": f"{f.fault} (skipped)"})
-                       for f in faults if f.severity == "error" and f.image]  # fmt: skip
+                       for f in faults if f.severity == "error" and f.image]
             faults = [f for f in faults if not (f.severity == "error" and f.image)] + skipped
             faults += [f for f in faults_from_gx(results, images) if f not in faults]
     index = docs_dir / "index.html"

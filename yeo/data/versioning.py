@@ -65,7 +65,7 @@ def dir_hash(repo, path: Path) -> str:
     _, _, obj = build(
         repo.cache.local, str(path), repo.cache.local.fs, "md5", dry_run=True,
         ignore=repo.dvcignore,
-    )  # fmt: skip
+    )
     return obj.hash_info.value
 
 

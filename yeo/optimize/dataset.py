@@ -23,6 +23,7 @@ def busiest_images(processed: Path, split: str, n: int) -> list[Path]:
     import pandas as pd
 
     images = pd.read_parquet(processed / IMAGES_FILE, columns=["image", "split", "n_boxes"])
-    rows = images[images["split"] == split].sort_values(["n_boxes", "image"],
-                                                        ascending=[False, True])  # fmt: skip
+    rows = images[images["split"] == split].sort_values(
+        ["n_boxes", "image"], ascending=[False, True]
+    )
     return [processed / p for p in rows["image"].head(n)]

@@ -61,9 +61,15 @@ def run_onnx(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def export_onnx(
-    weights: Path, out: Path, imgsz: int, opset: int = 17, dynamic: bool = False,
-    simplify: bool = True, check_images: list[Path] | None = None, tol: float = 1e-4,
-) -> ExportResult:  # fmt: skip
+    weights: Path,
+    out: Path,
+    imgsz: int,
+    opset: int = 17,
+    dynamic: bool = False,
+    simplify: bool = True,
+    check_images: list[Path] | None = None,
+    tol: float = 1e-4,
+) -> ExportResult:
     """Export ``weights`` to ``out`` (ultralytics metadata in ``metadata_props``)."""
 
     configure_ultralytics()

@@ -22,9 +22,12 @@ from yeo.train.trainer import Callback, EpochRecorder, TrainOutcome
 
 
 def finetune(
-    model: nn.Module, data_yaml: Path, cfg: TrainConfig, save_dir: Path,
+    model: nn.Module,
+    data_yaml: Path,
+    cfg: TrainConfig,
+    save_dir: Path,
     on_epoch_end: list[Callback] | None = None,
-) -> TrainOutcome:  # fmt: skip
+) -> TrainOutcome:
     """Train ``model`` (in place) on ``data_yaml``; best.pt/last.pt keep its architecture."""
     import time
 
@@ -32,10 +35,15 @@ def finetune(
     from ultralytics.models.yolo.detect import DetectionTrainer
 
     args = cfg.ultralytics_args() | {
-        "data": str(data_yaml), "project": str(save_dir.parent), "name": save_dir.name,
-        "exist_ok": True, "plots": False, "val": True, "verbose": False,
+        "data": str(data_yaml),
+        "project": str(save_dir.parent),
+        "name": save_dir.name,
+        "exist_ok": True,
+        "plots": False,
+        "val": True,
+        "verbose": False,
         "model": "pruned.pt",  # a name only: the module itself is set below
-    }  # fmt: skip
+    }
     trainer = DetectionTrainer(overrides=args)
     trainer.model = model
     recorder = EpochRecorder()

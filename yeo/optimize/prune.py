@@ -121,9 +121,13 @@ class PruneOutcome:
 
 
 def prune_and_finetune(
-    base_weights: Path, data_yaml: Path, cfg: PruneConfig, train_cfg: TrainConfig, out_dir: Path,
+    base_weights: Path,
+    data_yaml: Path,
+    cfg: PruneConfig,
+    train_cfg: TrainConfig,
+    out_dir: Path,
     on_epoch_end: list[Callback] | None = None,
-) -> PruneOutcome:  # fmt: skip
+) -> PruneOutcome:
     """Prune ``base_weights`` to ``cfg.ratio`` in ``cfg.steps`` steps, fine-tuning after each.
 
     ``train_cfg`` gives the fine-tuning recipe; its epochs and lr are replaced
@@ -144,9 +148,12 @@ def prune_and_finetune(
     before = footprint(model, imgsz)
     pruner = make_pruner(model, cfg, imgsz)
     ft_cfg = train_cfg.with_overrides(
-        epochs=max(cfg.finetune_epochs, 1), lr0=cfg.lr0, warmup_epochs=0.0, cos_lr=True,
+        epochs=max(cfg.finetune_epochs, 1),
+        lr0=cfg.lr0,
+        warmup_epochs=0.0,
+        cos_lr=True,
         close_mosaic=min(train_cfg.close_mosaic, max(cfg.finetune_epochs // 2, 0)),
-    )  # fmt: skip
+    )
     steps: list[dict[str, Any]] = []
     weights = None
     for i in range(cfg.steps):
@@ -154,8 +161,9 @@ def prune_and_finetune(
         fp = footprint(model, imgsz)
         record: dict[str, Any] = {"step": i + 1, "params": fp.params, "macs": fp.macs}
         if cfg.finetune_epochs > 0:
-            outcome = finetune(model, Path(data_yaml), ft_cfg, out_dir / f"step{i + 1}",
-                               on_epoch_end)  # fmt: skip
+            outcome = finetune(
+                model, Path(data_yaml), ft_cfg, out_dir / f"step{i + 1}", on_epoch_end
+            )
             model.load_state_dict(load_module(outcome.best).state_dict())
             weights = outcome.best
             best = max(h.get("metrics/mAP50-95", 0.0) for h in outcome.history)
@@ -165,5 +173,10 @@ def prune_and_finetune(
     if weights is None:  # no fine-tuning: save the pruned module itself
         weights = save_checkpoint(model, out_dir / "pruned.pt", dict(vars(ft_cfg)))
     after = footprint(model, imgsz)
-    return PruneOutcome(weights=Path(weights), before=before, after=after, steps=steps,
-                        seconds=time.perf_counter() - start)  # fmt: skip
+    return PruneOutcome(
+        weights=Path(weights),
+        before=before,
+        after=after,
+        steps=steps,
+        seconds=time.perf_counter() - start,
+    )

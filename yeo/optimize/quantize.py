@@ -215,11 +215,18 @@ def quantize(fp32: Path, out: Path, recipe: QuantRecipe, images: list[Path], img
         reader = ImageCalibrationReader(images, imgsz, model.graph.input[0].name)
         tmp_out = Path(tmp) / "int8.onnx"
         quantize_static(
-            str(prepped), str(tmp_out), reader, quant_format=QuantFormat.QDQ,
-            activation_type=act, weight_type=QuantType.QInt8, per_channel=recipe.per_channel,
-            reduce_range=recipe.weights == "7bit", calibrate_method=method,
-            nodes_to_exclude=exclude, extra_options=extra,
-        )  # fmt: skip
+            str(prepped),
+            str(tmp_out),
+            reader,
+            quant_format=QuantFormat.QDQ,
+            activation_type=act,
+            weight_type=QuantType.QInt8,
+            per_channel=recipe.per_channel,
+            reduce_range=recipe.weights == "7bit",
+            calibrate_method=method,
+            nodes_to_exclude=exclude,
+            extra_options=extra,
+        )
         if recipe.portable and (overflows := pair_overflows(onnx.load(str(tmp_out)))):
             raise RuntimeError(f"INT8 recipe {recipe.name} is not saturation-free: {overflows[0]}")
         finish(tmp_out, model, out, recipe.as_dict() | {"portable": recipe.portable})
@@ -237,9 +244,16 @@ class QuantTrial:
 
 
 def quantize_within_budget(
-    fp32: Path, out_dir: Path, recipes: list[QuantRecipe], images: list[Path], imgsz: int,
-    score: Any, latency: Any, reference_map: float, max_drop: float,
-) -> tuple[Path, list[QuantTrial]]:  # fmt: skip
+    fp32: Path,
+    out_dir: Path,
+    recipes: list[QuantRecipe],
+    images: list[Path],
+    imgsz: int,
+    score: Any,
+    latency: Any,
+    reference_map: float,
+    max_drop: float,
+) -> tuple[Path, list[QuantTrial]]:
     """Try ``recipes`` in order until one keeps mAP50-95 within ``max_drop`` of the reference.
 
     ``score(path) -> mAP50-95`` is the project's evaluator and ``latency(path) -> p50 ms`` its
@@ -253,8 +267,14 @@ def quantize_within_budget(
         drop = reference_map - m
         trial = QuantTrial(recipe.as_dict(), str(path), m, drop, latency(path), drop <= max_drop)
         trials.append(trial)
-        log.info("INT8 %s: mAP50-95 %.4f (drop %+.4f), p50 %.2f ms -> %s", recipe.name, m, drop,
-                 trial.p50_ms, "pass" if trial.passed else "over budget")  # fmt: skip
+        log.info(
+            "INT8 %s: mAP50-95 %.4f (drop %+.4f), p50 %.2f ms -> %s",
+            recipe.name,
+            m,
+            drop,
+            trial.p50_ms,
+            "pass" if trial.passed else "over budget",
+        )
         if trial.passed:
             return path, trials
     best = max(trials, key=lambda t: t.map50_95)
@@ -327,8 +347,11 @@ def calibration_method(name: str) -> Any:
     """onnxruntime's CalibrationMethod for a recipe's ``calibrate`` name."""
     from onnxruntime.quantization import CalibrationMethod
 
-    return {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-            "entropy": CalibrationMethod.Entropy}[name]  # fmt: skip
+    return {
+        "minmax": CalibrationMethod.MinMax,
+        "percentile": CalibrationMethod.Percentile,
+        "entropy": CalibrationMethod.Entropy,
+    }[name]
 
 
 def finish(model_path: Path, source: Any, out: Path, quantization: dict[str, Any] | None) -> Path:

@@ -58,15 +58,25 @@ def select(variants: list[VariantScore], base: str, max_drop: float) -> Selectio
         best = max(timed, key=lambda v: v.map50_95, default=None)
         gap = f"; closest: {best.name} at {base_map - best.map50_95:+.4f}" if best else ""
         reason = f"no ONNX variant within {max_drop} mAP50-95 of {base} ({base_map:.4f}){gap}"
-        return Selection(selected=None, base_map50_95=base_map, max_map_drop=max_drop,
-                         reason=reason, variants=variants)  # fmt: skip
+        return Selection(
+            selected=None,
+            base_map50_95=base_map,
+            max_map_drop=max_drop,
+            reason=reason,
+            variants=variants,
+        )
     pick = min(ok, key=lambda v: v.p50_ms)
     reason = (
         f"fastest of {len(ok)} variants within {max_drop} of {base} "
         f"(mAP50-95 {pick.map50_95:.4f} vs {base_map:.4f}, p50 {pick.p50_ms:.2f} ms)"
     )
-    return Selection(selected=pick.name, base_map50_95=base_map, max_map_drop=max_drop,
-                     reason=reason, variants=variants)  # fmt: skip
+    return Selection(
+        selected=pick.name,
+        base_map50_95=base_map,
+        max_map_drop=max_drop,
+        reason=reason,
+        variants=variants,
+    )
 
 
 def _ms(value: float | None) -> str:
@@ -77,18 +87,34 @@ def table_cells(sel: Selection) -> list[dict[str, str]]:
     """One formatted row per variant (column name -> text), for every rendering of the table;
     speed-up is against base_fp32."""
     ref = next((v.p50_ms for v in sel.variants if v.name == "base_fp32"), None)
-    return [{
-        "variant": v.name, "mAP50-95": f"{v.map50_95:.4f}", "mAP50": f"{v.map50:.4f}",
-        "Δ mAP50-95": f"{v.map50_95 - sel.base_map50_95:+.4f}", "p50 ms": _ms(v.p50_ms),
-        "p90 ms": _ms(v.p90_ms), "speed-up": f"{ref / v.p50_ms:.2f}x" if ref and v.p50_ms else "-",
-        "size MB": f"{v.size_bytes / 1e6:.2f}",
-        "params": f"{v.params / 1e6:.2f}M" if v.params else "-",
-        "GMACs": f"{v.macs / 1e9:.3f}" if v.macs else "-",
-    } for v in sel.variants]  # fmt: skip
+    return [
+        {
+            "variant": v.name,
+            "mAP50-95": f"{v.map50_95:.4f}",
+            "mAP50": f"{v.map50:.4f}",
+            "Δ mAP50-95": f"{v.map50_95 - sel.base_map50_95:+.4f}",
+            "p50 ms": _ms(v.p50_ms),
+            "p90 ms": _ms(v.p90_ms),
+            "speed-up": f"{ref / v.p50_ms:.2f}x" if ref and v.p50_ms else "-",
+            "size MB": f"{v.size_bytes / 1e6:.2f}",
+            "params": f"{v.params / 1e6:.2f}M" if v.params else "-",
+            "GMACs": f"{v.macs / 1e9:.3f}" if v.macs else "-",
+        }
+        for v in sel.variants
+    ]
 
 
-MARKDOWN_COLUMNS = ("variant", "mAP50-95", "mAP50", "Δ mAP50-95", "p50 ms", "speed-up",
-                    "size MB", "params", "GMACs")  # fmt: skip
+MARKDOWN_COLUMNS = (
+    "variant",
+    "mAP50-95",
+    "mAP50",
+    "Δ mAP50-95",
+    "p50 ms",
+    "speed-up",
+    "size MB",
+    "params",
+    "GMACs",
+)
 
 
 def markdown_table(sel: Selection) -> str:

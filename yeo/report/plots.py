@@ -35,16 +35,30 @@ def accuracy_vs_latency(sel: Selection, path: Path) -> Path:
     floor = sel.base_map50_95 - sel.max_map_drop
     lo = min([floor, *(v.map50_95 for v in timed)]) - 0.02
     ax.axhspan(lo, floor, color="#C44E52", alpha=0.08, label="outside the accuracy budget")
-    ax.axhline(floor, color="#C44E52", ls="--", lw=1,
-               label=f"budget: base .pt {sel.base_map50_95:.3f} − {sel.max_map_drop}")  # fmt: skip
+    ax.axhline(
+        floor,
+        color="#C44E52",
+        ls="--",
+        lw=1,
+        label=f"budget: base .pt {sel.base_map50_95:.3f} − {sel.max_map_drop}",
+    )
     for v in timed:
         ax.scatter(v.p50_ms, v.map50_95, s=60, color=COLORS[v.precision], zorder=3)
-        ax.annotate(v.name, (v.p50_ms, v.map50_95), textcoords="offset points", xytext=(6, 4),
-                    fontsize=8)  # fmt: skip
+        ax.annotate(
+            v.name, (v.p50_ms, v.map50_95), textcoords="offset points", xytext=(6, 4), fontsize=8
+        )
     chosen = next((v for v in timed if v.name == sel.selected), None)
     if chosen:
-        ax.scatter(chosen.p50_ms, chosen.map50_95, s=260, facecolors="none", edgecolors="black",
-                   lw=1.5, zorder=4, label=f"selected: {chosen.name}")  # fmt: skip
+        ax.scatter(
+            chosen.p50_ms,
+            chosen.map50_95,
+            s=260,
+            facecolors="none",
+            edgecolors="black",
+            lw=1.5,
+            zorder=4,
+            label=f"selected: {chosen.name}",
+        )
     for precision, color in COLORS.items():
         ax.scatter([], [], color=color, label=precision.upper())
     ax.set_ylim(bottom=lo)
@@ -83,10 +97,20 @@ def per_class_ap(base: VariantScore, chosen: VariantScore, path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(classes) + 2), 3.8), dpi=110)
     x = np.arange(len(classes))
-    ax.bar(x - 0.2, [base.per_class_ap50_95.get(c, 0) for c in classes], 0.4, label=base.name,
-           color=COLORS["fp32"])  # fmt: skip
-    ax.bar(x + 0.2, [chosen.per_class_ap50_95.get(c, 0) for c in classes], 0.4,
-           label=chosen.name, color=COLORS[chosen.precision])  # fmt: skip
+    ax.bar(
+        x - 0.2,
+        [base.per_class_ap50_95.get(c, 0) for c in classes],
+        0.4,
+        label=base.name,
+        color=COLORS["fp32"],
+    )
+    ax.bar(
+        x + 0.2,
+        [chosen.per_class_ap50_95.get(c, 0) for c in classes],
+        0.4,
+        label=chosen.name,
+        color=COLORS[chosen.precision],
+    )
     ax.set_xticks(x, classes, rotation=30, fontsize=8)
     ax.set_ylabel("mAP50-95")
     ax.set_title(f"Per-class AP: {base.name} vs {chosen.name}")

@@ -43,48 +43,76 @@ def make_plots(sel: Selection, folder: Path) -> dict[str, Path]:
     }
     by = {v.name: v for v in sel.variants}
     if sel.selected and "base_pt" in by:
-        out["per_class_ap"] = plots.per_class_ap(by["base_pt"], by[sel.selected],
-                                                 folder / "per_class_ap.png")  # fmt: skip
+        out["per_class_ap"] = plots.per_class_ap(
+            by["base_pt"], by[sel.selected], folder / "per_class_ap.png"
+        )
     return out
 
 
-def report_data(sel: Selection, run: str, data: dict[str, Any], config: dict[str, Any],
-                plot_files: dict[str, Path]) -> dict[str, Any]:  # fmt: skip
+def report_data(
+    sel: Selection,
+    run: str,
+    data: dict[str, Any],
+    config: dict[str, Any],
+    plot_files: dict[str, Path],
+) -> dict[str, Any]:
     return {
-        "schema": SCHEMA, "run": run,
+        "schema": SCHEMA,
+        "run": run,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "selected": sel.selected, "reason": sel.reason,
-        "base_map50_95": sel.base_map50_95, "max_map_drop": sel.max_map_drop,
+        "selected": sel.selected,
+        "reason": sel.reason,
+        "base_map50_95": sel.base_map50_95,
+        "max_map_drop": sel.max_map_drop,
         "variants": [v.model_dump() for v in sel.variants],
-        "data": data, "config": config, "environment": environment(),
+        "data": data,
+        "config": config,
+        "environment": environment(),
         "plots": {k: p.name for k, p in plot_files.items()},
-    }  # fmt: skip
+    }
 
 
 def _md_env(env: dict[str, Any]) -> str:
     libs = ", ".join(f"{k} {v}" for k, v in env["runtimes"].items())
-    return (f"{env['cpu']} ({env['arch']}, {env['usable_cores']} cores, {' '.join(env['isa'])}), "
-            f"{env['os']}; {libs}")  # fmt: skip
+    return (
+        f"{env['cpu']} ({env['arch']}, {env['usable_cores']} cores, {' '.join(env['isa'])}), "
+        f"{env['os']}; {libs}"
+    )
 
 
 def markdown(rep: dict[str, Any], sel: Selection) -> str:
     data = rep["data"]
     lines = [
-        f"# Optimize report: {rep['run']}", "",
-        f"Selected: **{rep['selected'] or 'none'}**: {rep['reason']}", "",
-        markdown_table(sel), "",
+        f"# Optimize report: {rep['run']}",
+        "",
+        f"Selected: **{rep['selected'] or 'none'}**: {rep['reason']}",
+        "",
+        markdown_table(sel),
+        "",
         "Latency: onnxruntime, batch 1, CPU; speed-up vs base_fp32. mAP on the val split by the "
-        "one evaluator.", "",
-        "## Plots", "",
-    ]  # fmt: skip
+        "one evaluator.",
+        "",
+        "## Plots",
+        "",
+    ]
     lines += [f"![{PLOT_TITLES[k]}](plots/{name})" for k, name in rep["plots"].items()]
     lines += [
-        "", "## Data", "",
+        "",
+        "## Data",
+        "",
         f"{data.get('name')}: {data.get('n_images')} images, {data.get('n_boxes')} boxes, "
-        f"DVC {data.get('dvc_hash')} ({data.get('tracked_by')})", "",
-        "## Environment", "", _md_env(rep["environment"]), "",
-        "## Config", "", "```yaml", yaml.safe_dump(rep["config"], sort_keys=False).strip(), "```",
-    ]  # fmt: skip
+        f"DVC {data.get('dvc_hash')} ({data.get('tracked_by')})",
+        "",
+        "## Environment",
+        "",
+        _md_env(rep["environment"]),
+        "",
+        "## Config",
+        "",
+        "```yaml",
+        yaml.safe_dump(rep["config"], sort_keys=False).strip(),
+        "```",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -100,19 +128,20 @@ def _html_table(sel: Selection) -> str:
     head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in rows[0]) + "</tr>"
     body = "".join(
         ('<tr class="selected">' if cells["variant"] == sel.selected else "<tr>")
-        + "".join(f"<td>{html.escape(c)}</td>" for c in cells.values()) + "</tr>"
+        + "".join(f"<td>{html.escape(c)}</td>" for c in cells.values())
+        + "</tr>"
         for cells in rows
-    )  # fmt: skip
+    )
     return f'<table id="variants">{head}{body}</table>'
 
 
 def html_page(rep: dict[str, Any], sel: Selection, plot_files: dict[str, Path]) -> str:
     """One file with no external assets: CSS inline, PNGs as data URIs."""
     imgs = "".join(
-        f"<h3>{html.escape(PLOT_TITLES[k])}</h3><img alt=\"{k}\" src=\"data:image/png;base64,"
-        f"{base64.b64encode(p.read_bytes()).decode()}\">"
+        f'<h3>{html.escape(PLOT_TITLES[k])}</h3><img alt="{k}" src="data:image/png;base64,'
+        f'{base64.b64encode(p.read_bytes()).decode()}">'
         for k, p in plot_files.items()
-    )  # fmt: skip
+    )
     data = rep["data"]
     env = rep["environment"]
     return (
@@ -131,8 +160,9 @@ def html_page(rep: dict[str, Any], sel: Selection, plot_files: dict[str, Path]) 
     )
 
 
-def write_report(folder: Path, sel: Selection, run: str, data: dict[str, Any],
-                 config: dict[str, Any]) -> dict[str, Path]:  # fmt: skip
+def write_report(
+    folder: Path, sel: Selection, run: str, data: dict[str, Any], config: dict[str, Any]
+) -> dict[str, Path]:
     """Plots, report.json, report.md and report.html in ``folder``; their paths by kind."""
     plot_files = make_plots(sel, folder / "plots")
     rep = report_data(sel, run, data, config, plot_files)

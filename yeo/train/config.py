@@ -9,10 +9,32 @@ from yeo.errors import ConfigError
 
 # ultralytics train() arguments that come straight from the train profile
 ULTRALYTICS_ARGS = (
-    "imgsz", "epochs", "batch", "optimizer", "lr0", "lrf", "momentum", "weight_decay",
-    "warmup_epochs", "cos_lr", "patience", "close_mosaic", "mosaic", "hsv_h", "hsv_s", "hsv_v",
-    "scale", "translate", "fliplr", "flipud", "degrees", "seed", "deterministic", "workers", "amp",
-)  # fmt: skip
+    "imgsz",
+    "epochs",
+    "batch",
+    "optimizer",
+    "lr0",
+    "lrf",
+    "momentum",
+    "weight_decay",
+    "warmup_epochs",
+    "cos_lr",
+    "patience",
+    "close_mosaic",
+    "mosaic",
+    "hsv_h",
+    "hsv_s",
+    "hsv_v",
+    "scale",
+    "translate",
+    "fliplr",
+    "flipud",
+    "degrees",
+    "seed",
+    "deterministic",
+    "workers",
+    "amp",
+)
 
 
 @dataclass(frozen=True)

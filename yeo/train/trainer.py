@@ -81,10 +81,14 @@ class EpochRecorder:
     def outcome(self, save_dir: Path, seconds: float) -> TrainOutcome:
         weights = save_dir / "weights"
         return TrainOutcome(
-            save_dir=save_dir, best=weights / "best.pt", last=weights / "last.pt",
-            epochs_run=len(self.history), seconds=seconds, epoch_seconds=self.epoch_seconds,
+            save_dir=save_dir,
+            best=weights / "best.pt",
+            last=weights / "last.pt",
+            epochs_run=len(self.history),
+            seconds=seconds,
+            epoch_seconds=self.epoch_seconds,
             history=self.history,
-        )  # fmt: skip
+        )
 
 
 def build_model(model: ModelConfig) -> Any:
