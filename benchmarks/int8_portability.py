@@ -26,9 +26,8 @@ from yeo import env
 WS = env.configure()
 
 from edge.device import describe  # noqa: E402
-from edge.engine import session  # noqa: E402
 from edge.latency import interleaved, ort_runner  # noqa: E402
-from edge.verify import output_errors  # noqa: E402
+from edge.verify import fused_vs_unfused  # noqa: E402
 from yeo.benchmark import latest_run  # noqa: E402
 from yeo.evaluation import EvalSettings, evaluate  # noqa: E402
 from yeo.io import atomic_write_text, write_json  # noqa: E402
@@ -44,13 +43,7 @@ from yeo.optimize.quantize import (  # noqa: E402
 
 
 def kernel_vs_exact(model: Path, images: list[Path], imgsz: int, conf: float) -> list[float]:
-    fused, plain = session(model, 2), session(model, 2, optimize=False)
-    name = fused.get_inputs()[0].name
-    errs = [
-        output_errors(plain.run(None, {name: x})[0], fused.run(None, {name: x})[0], conf)
-        for x in image_batch(images, imgsz)
-    ]
-    return [max(e[0] for e in errs), max(e[1] for e in errs)]
+    return list(fused_vs_unfused(model, image_batch(images, imgsz), conf, threads=2))
 
 
 def main() -> int:

@@ -30,16 +30,40 @@ def write_json(path: Path, data: object) -> Path:
 @contextlib.contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a temp dir beside ``target``; on success it replaces ``target`` in one rename,
-    on failure it is removed: no half-written folder either way."""
+    on failure it is removed: no half-written folder either way. A killed process cannot
+    clean up, so the temp dirs its pid left for the same target are removed here."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    remove_orphans(target)
+    prefix = f".{target.name}.tmp-{os.getpid()}-"
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     replace_dir(tmp, target)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_orphans(target: Path) -> list[Path]:
+    """Remove ``.<target>.tmp-<pid>-*`` dirs whose process is gone; the ones removed."""
+    gone = []
+    for tmp in target.parent.glob(f".{target.name}.tmp-*"):
+        pid = tmp.name.removeprefix(f".{target.name}.tmp-").split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            gone.append(tmp)
+    return gone
 
 
 def replace_dir(src: Path, target: Path) -> None:

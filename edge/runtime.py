@@ -7,7 +7,6 @@ or the bundle's ``metadata.json``, so it needs no other side files.
 from __future__ import annotations
 
 import ast
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from edge.engine import load
+from edge.metadata import read_metadata
 from edge.postprocess import decode, to_original
 from edge.preprocess import Letterbox, load_image, preprocess
 
@@ -41,7 +41,7 @@ def model_info(path: Path, onnx_meta: dict[str, str]) -> dict[str, object]:
         info["names"] = {int(k): v for k, v in ast.literal_eval(onnx_meta["names"]).items()}
     bundle_meta = Path(path) / "metadata.json"
     if bundle_meta.is_file():
-        meta = json.loads(bundle_meta.read_text())
+        meta = read_metadata(Path(path))
         info["names"] = {int(k): v for k, v in meta["classes"].items()}
         info["conf"] = float(meta["thresholds"]["conf"])
         info["iou"] = float(meta["thresholds"]["iou"])

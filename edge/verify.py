@@ -18,11 +18,13 @@ import json
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from edge.bundle import MANIFEST, bundle_files, extract, sha256
+from edge.metadata import MetadataError, read_metadata
 from edge.preprocess import load_image, preprocess
 from edge.runtime import Detector
 
@@ -90,6 +92,24 @@ def output_errors(expected: np.ndarray, produced: np.ndarray, conf: float) -> tu
     return float(diff[:4].max()), float(diff[4:].max())
 
 
+def fused_vs_unfused(
+    model: Path, inputs: Iterable[np.ndarray], conf: float, threads: int = 1
+) -> tuple[float, float]:
+    """Largest box (px) and score differences between onnxruntime's optimized session (fused
+    int8 kernels) and the same graph run unfused (an INT8 QDQ model then computes
+    DequantizeLinear -> float Conv -> QuantizeLinear, as a CPU without int16 saturation
+    does), over the anchors decoding can keep, for ``inputs``."""
+    from edge.engine import session
+
+    fused, plain = session(model, threads), session(model, threads, optimize=False)
+    name = fused.get_inputs()[0].name
+    errs = [
+        output_errors(plain.run(None, {name: x})[0], fused.run(None, {name: x})[0], conf)
+        for x in inputs
+    ]
+    return max((e[0] for e in errs), default=0.0), max((e[1] for e in errs), default=0.0)
+
+
 def check_golden(root: Path) -> tuple[list[str], str]:
     """Faults of the model against golden cases, and a one-line summary of the errors."""
     meta = json.loads((root / "metadata.json").read_text())
@@ -149,10 +169,12 @@ def check_golden(root: Path) -> tuple[list[str], str]:
 
 def check_metadata(root: Path) -> list[str]:
     try:
-        meta = json.loads((root / "metadata.json").read_text())
+        meta = read_metadata(root)
         json.loads((root / "golden" / "golden.json").read_text())
+    except MetadataError as e:
+        return [str(e)]
     except (OSError, json.JSONDecodeError) as e:
-        return [f"{getattr(e, 'filename', None) or 'metadata.json/golden.json'}: unreadable ({e})"]
+        return [f"{getattr(e, 'filename', None) or 'golden/golden.json'}: unreadable ({e})"]
     labels = (root / "labels.txt").read_text().splitlines()
     names = [meta["classes"][str(i)] for i in range(len(meta["classes"]))]
     return [] if labels == names else ["labels.txt: does not match the classes in metadata.json"]

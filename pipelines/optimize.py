@@ -1,5 +1,6 @@
 """``--pipeline optimize``: data -> train (cached) or base model -> prune + fine-tune ->
-ONNX -> INT8 within budget -> score every variant -> select -> report -> edge bundle."""
+ONNX -> INT8 within budget -> score every variant on val -> time all interleaved and select
+-> score every variant once on the held-out test split -> report -> edge bundle."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from steps.import_base_model import import_base_model
 from steps.prune_model import prune_model
 from steps.quantize_int8 import quantize_int8
 from steps.report_optimize import report_optimize
+from steps.score_held_out import score_held_out
 from steps.score_variant import score_variant
 from steps.select_variant import select_variant
 from steps.train_model import train_model
@@ -43,32 +45,31 @@ def optimize_pipeline(
             data_version,
             eval_cfg,
             imgsz,
-            optimize,
             name,
             train["device"],
             id=f"score_{name}",
         )
 
-    def onnx_variants(model_dir: Any, prefix: str) -> tuple[Any, Any]:
+    def onnx_variants(model_dir: Any, prefix: str) -> tuple[Any, Any, Any]:
         onnx_dir, _ = export_model(
             model_dir, data_version, imgsz, optimize, prefix, id=f"export_{prefix}"
         )
         fp32 = score(onnx_dir, MODEL_FILE, f"{prefix}_fp32")
-        int8 = None
+        int8 = trials = None
         if optimize["quant"]["enabled"]:
-            int8_dir, _ = quantize_int8(
+            int8_dir, trials = quantize_int8(
                 onnx_dir, data_version, eval_cfg, imgsz, optimize, prefix, id=f"quantize_{prefix}"
             )
             int8 = score(int8_dir, MODEL_FILE, f"{prefix}_int8")
-        return fp32, int8
+        return fp32, int8, trials
 
     base_pt = score(weights_dir, "best.pt", "base_pt")
-    base_fp32, base_int8 = onnx_variants(weights_dir, "base")
-    pruned_fp32 = pruned_int8 = prune_summary = None
+    base_fp32, base_int8, base_trials = onnx_variants(weights_dir, "base")
+    pruned_fp32 = pruned_int8 = pruned_trials = prune_summary = None
     if optimize["prune"]["enabled"]:
         prune_summary, pruned_dir = prune_model(weights_dir, data_version, train, optimize)
-        pruned_fp32, pruned_int8 = onnx_variants(pruned_dir, "pruned")
-    selection, _ = select_variant(
+        pruned_fp32, pruned_int8, pruned_trials = onnx_variants(pruned_dir, "pruned")
+    chosen, _ = select_variant(
         optimize,
         base_pt,
         base_fp32,
@@ -77,7 +78,15 @@ def optimize_pipeline(
         pruned_int8=pruned_int8,
         prune_summary=prune_summary,
     )
+    selection = score_held_out(chosen, data_version, eval_cfg, imgsz, train["device"])
     config = {"data": data, "train": train, "model": model, "eval": eval_cfg, "optimize": optimize}
-    report_optimize(selection, data_version, config)  # fails the run here if none qualified
+    report_optimize(  # fails the run here if none qualified
+        selection,
+        data_version,
+        config,
+        base_trials=base_trials,
+        pruned_trials=pruned_trials,
+        prune_summary=prune_summary,
+    )
     if optimize["bundle"]["enabled"]:
         build_bundle(selection, data_version, optimize, after="report_optimize")

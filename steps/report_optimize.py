@@ -12,8 +12,9 @@ from zenml.types import HTMLString
 from yeo.data.model import DataVersion
 from yeo.env import workspace
 from yeo.errors import UserError
+from yeo.optimize.model import PruneSummary, QuantSummary
 from yeo.optimize.variants import Selection
-from yeo.report.render import write_report
+from yeo.report.render import HowChosen, write_report
 from yeo.tracking import mlflow_run, run_name, step_metadata
 
 
@@ -23,14 +24,24 @@ class BudgetError(UserError):
 
 @step(enable_cache=False)
 def report_optimize(
-    selection: Selection, data_version: DataVersion, config: dict[str, Any]
+    selection: Selection,
+    data_version: DataVersion,
+    config: dict[str, Any],
+    base_trials: QuantSummary | None = None,
+    pruned_trials: QuantSummary | None = None,
+    prune_summary: PruneSummary | None = None,
 ) -> Annotated[HTMLString, "report"]:
     """Write the run's report beside its variants table; the HTML is the step's output.
     Raises :class:`BudgetError` afterwards when no variant met the budget."""
     import mlflow
 
     folder = workspace().outputs / "optimize" / run_name()
-    files = write_report(folder, selection, run_name(), data_version.model_dump(), config)
+    how = HowChosen(
+        int8=[q for q in (base_trials, pruned_trials) if q],
+        prune=prune_summary,
+        conf=config["optimize"]["bundle"]["conf"],
+    )
+    files = write_report(folder, selection, run_name(), data_version.model_dump(), config, how)
     with mlflow_run("report"):
         for path in files.values():
             sub = "report/plots" if Path(path).suffix == ".png" else "report"

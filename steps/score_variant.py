@@ -1,4 +1,6 @@
-"""Score: one variant through the one evaluator, plus onnxruntime latency and file size."""
+"""Score: one variant through the one evaluator on val (what chooses), plus its file size.
+
+Latency is measured for all variants together, interleaved, in the select step."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from yeo.data.model import DataVersion
 from yeo.env import workspace
 from yeo.evaluation import evaluate
 from yeo.optimize.export import onnx_metadata
-from yeo.optimize.settings import measure_latency
 from yeo.optimize.variants import VariantScore
 from yeo.tracking import mlflow_run, run_name, step_metadata
 
@@ -25,17 +26,15 @@ def score_variant(
     data_version: DataVersion,
     eval_cfg: dict[str, Any],
     imgsz: int,
-    optimize: dict[str, Any],
     name: str,
     device: str = "auto",
 ) -> Annotated[VariantScore, "variant_score"]:
-    """Evaluate ``model_dir/filename``; ONNX files are also timed (batch 1, warm-up)."""
+    """Evaluate ``model_dir/filename`` on the val split."""
     import mlflow
 
     path = _keep(Path(model_dir) / filename, name)
     settings = settings_from_config(eval_cfg, imgsz, device)
     res = evaluate(path, Path(data_version.data_yaml), settings)
-    lat = measure_latency(path, optimize) if path.suffix == ".onnx" else None
     recipe = _quant_recipe(path)
     score = VariantScore(
         name=name,
@@ -48,18 +47,12 @@ def score_variant(
         precision_=res.precision,
         recall=res.recall,
         per_class_ap50_95=res.per_class_ap50_95,
-        p50_ms=lat.p50_ms if lat else None,
-        p90_ms=lat.p90_ms if lat else None,
-        p99_ms=lat.p99_ms if lat else None,
         size_bytes=path.stat().st_size,
         recipe=recipe,
     )
     with mlflow_run(f"score_{name}"):
-        metrics = res.metrics(f"{name}/") | {f"{name}/size_bytes": score.size_bytes}
-        if lat:
-            metrics |= {f"{name}/p50_ms": lat.p50_ms, f"{name}/p90_ms": lat.p90_ms}
-        mlflow.log_metrics(metrics)
-    step_metadata({"mAP50-95": res.map50_95, "p50_ms": score.p50_ms, "size": score.size_bytes})
+        mlflow.log_metrics(res.metrics(f"{name}/") | {f"{name}/size_bytes": score.size_bytes})
+    step_metadata({"mAP50-95": res.map50_95, "size": score.size_bytes})
     return score
 
 

@@ -1,4 +1,5 @@
-"""Select: the fastest variant within the accuracy budget (None when no variant is)."""
+"""Select: time every ONNX variant together, interleaved; pick the fastest within the accuracy
+budget on val (None when no variant is)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ from zenml.types import MarkdownString
 
 from yeo.env import workspace
 from yeo.optimize.model import PruneSummary
-from yeo.optimize.variants import Selection, VariantScore, select, write_tables
+from yeo.optimize.variants import (
+    Selection,
+    VariantScore,
+    select,
+    time_interleaved,
+    write_tables,
+)
 from yeo.tracking import mlflow_run, run_name, step_metadata
 
-Outputs = tuple[Annotated[Selection, "selection"], Annotated[MarkdownString, "variants_table"]]
+Outputs = tuple[Annotated[Selection, "choice"], Annotated[MarkdownString, "variants_table"]]
 
 
 @step(enable_cache=False)
@@ -35,12 +42,18 @@ def select_variant(
             before = not v.pruned
             v.params = prune_summary.params_before if before else prune_summary.params_after
             v.macs = prune_summary.macs_before if before else prune_summary.macs_after
+    lat = optimize["latency"]
+    timing = time_interleaved(
+        variants, optimize["threads"], lat["warmup"], lat["rounds"], lat["runs"]
+    )
     sel = select(variants, "base_pt", optimize["max_map_drop"])
+    sel.timing = timing
     folder = workspace().outputs / "optimize" / run_name()
     js, md = write_tables(sel, folder)
     with mlflow_run("select"):
         mlflow.log_artifact(str(js), "optimize")
         mlflow.log_artifact(str(md), "optimize")
         mlflow.set_tag("optimize.selected", sel.selected or "none")
+        mlflow.log_metrics({f"{v.name}/p50_ms": v.p50_ms for v in variants if v.p50_ms is not None})
     step_metadata({"selected": sel.selected, "reason": sel.reason, "table": str(md)})
     return sel, MarkdownString(md.read_text())

@@ -129,20 +129,11 @@ def test_int8_keeps_accuracy_with_tail_fp32_and_collapses_without(
 
 
 def _kernel_vs_reference(model: Path, images: list[Path]) -> tuple[float, float]:
-    """Largest box / score difference between onnxruntime's fused int8 kernels and the same
-    QDQ graph run unfused (float Conv between DequantizeLinear and QuantizeLinear: what a
-    CPU without int16 saturation computes), on anchors scoring >= 0.01 in either run."""
-    from edge.engine import session
-    from edge.verify import output_errors
+    """Fused int8 kernels vs the unfused QDQ graph, on anchors scoring >= 0.01 in either."""
+    from edge.verify import fused_vs_unfused
     from yeo.optimize.export import image_batch
 
-    fused, plain = session(model, 1), session(model, 1, optimize=False)
-    name = fused.get_inputs()[0].name
-    errors = [
-        output_errors(plain.run(None, {name: x})[0], fused.run(None, {name: x})[0], 0.01)
-        for x in image_batch(images, 128)
-    ]
-    return max(e[0] for e in errors), max(e[1] for e in errors)
+    return fused_vs_unfused(model, image_batch(images, 128), 0.01)
 
 
 def test_default_int8_is_saturation_free_on_any_x86_cpu(

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.slow
 # README command -> what this file appends to it (None: run by the test named instead)
 TINY_TRAIN = (
     "train.imgsz=64 train.epochs=1 train.batch=32 optimize.prune.steps=1 "
-    "optimize.prune.finetune_epochs=1 optimize.quant.calib_images=8 optimize.latency.runs=10 "
-    "optimize.latency.min_seconds=0.2 optimize.latency.warmup=2 "
+    "optimize.prune.finetune_epochs=1 optimize.quant.calib_images=8 optimize.latency.runs=5 "
+    "optimize.latency.rounds=2 optimize.latency.warmup=2 "
     "optimize.bundle.benchmark_runs=5 optimize.bundle.golden_images=2 optimize.max_map_drop=1.0"
 )
 RUN_HERE = {

@@ -62,3 +62,99 @@ def test_report_files_and_html_render_in_chromium(tmp_path: Path) -> None:
     assert len(page["images"]) == 3
     assert all(complete and width > 300 for _, complete, width in page["images"]), page["images"]
     assert page["external_requests"] == []  # self-contained: nothing fetched
+
+
+def test_report_shows_how_the_choice_was_made(
+    onnx_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """INT8 trials, fine-tune curves and detections drawn on held-out images by the real
+    session model (ground truth beside base and selected), held-out intervals in the table."""
+    from yeo.optimize.model import PruneSummary, QuantSummary
+    from yeo.optimize.variants import HeldOut, HeldOutScore
+    from yeo.report.render import HowChosen
+
+    variants = [
+        _variant("base_pt", 0.34, None, 6_000_000),
+        _variant("base_fp32", 0.34, 6.8, 12_000_000),
+        _variant("base_int8", 0.345, 4.9, 3_300_000, "int8"),
+    ]
+    for v in variants:
+        v.path = str(onnx_model)
+        v.held_out = HeldOutScore(
+            map50=0.5,
+            map50_95=0.31,
+            ci95=(0.2, 0.4),
+            drop=0.004,
+            drop_ci95=(-0.01, 0.02),
+            per_class_ap50_95={"scratch": 0.3},
+        )
+    sel = select(variants, "base_pt", 0.01)
+    sel.held_out = HeldOut(
+        split="val",
+        independent=False,
+        n_images=6,
+        n_instances=20,
+        resamples=100,
+        verdict="base_int8 on test: inside the noise",
+        within_budget=True,
+        inside_noise=True,
+    )
+    trials = [
+        {
+            "recipe": {"name": "u8-a"},
+            "map50_95": 0.30,
+            "drop": 0.04,
+            "p50_ms": 5.0,
+            "passed": False,
+        },
+        {
+            "recipe": {"name": "u8-b"},
+            "map50_95": 0.339,
+            "drop": 0.001,
+            "p50_ms": 4.9,
+            "passed": True,
+        },
+    ]
+    how = HowChosen(
+        int8=[QuantSummary(variant="base", chosen="u8-b", passed=True, trials=trials)],
+        prune=PruneSummary(
+            enabled=True,
+            ratio=0.3,
+            params_before=3,
+            params_after=2,
+            macs_before=3,
+            macs_after=2,
+            seconds=1.0,
+            imgsz=128,
+            steps=[
+                {"step": 1, "params": 2_500_000, "curve": [0.2, 0.3]},
+                {"step": 2, "params": 2_000_000, "curve": [0.25, 0.33]},
+            ],
+        ),
+        conf=0.01,
+    )
+    data = {
+        "name": "tiny",
+        "path": str(tiny_data.parent),
+        "names": ["scratch", "pits", "stain", "crack"],
+    }
+    files = write_report(tmp_path, sel, "run-2", data, {"optimize": {}}, how)
+    rep = json.loads(files["json"].read_text())
+    assert set(rep["plots"]) == {
+        "accuracy_vs_latency",
+        "size_macs",
+        "per_class_ap",
+        "finetune",
+        "detections",
+    }
+    assert [t["kept"] for t in rep["int8_trials"]] == ["", "yes"]
+    md = files["md"].read_text()
+    assert "## INT8 trials" in md and "| base | u8-a | 0.3000 | +0.0400 | 5.00 | no |" in md
+    assert "0.3100 [0.200, 0.400]" in md and "Held out: base_int8 on test" in md
+    assert "val mAP (6 images, 20 boxes) is the same split" in md
+    from PIL import Image
+
+    with Image.open(files["detections"]) as im:  # 3 images x 3 columns
+        assert im.width > 600 and im.height > 600
+    page = render(files["html"])
+    assert len(page["images"]) == 5 and all(c and w > 300 for _, c, w in page["images"])

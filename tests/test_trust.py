@@ -55,8 +55,8 @@ def test_taylor_placeholder_is_gone() -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("optimize.latency.runs=0", "optimize.latency: runs must be >= 1"),
-        ("optimize.max_map_drop=2", "optimize.max_map_drop must be a number <= 1"),
+        ("optimize.latency.runs=0", "optimize.latency: runs and rounds must be >= 1"),
+        ("optimize.max_map_drop=2", "optimize.max_map_drop must be a number in [0, 1]"),
         ("optimize.quant.recipes=[u8-magic]", "optimize.quant.recipes: unknown ['u8-magic']"),
         ("optimize.prune.importance=taylor", "optimize.prune.importance must be one of"),
         ("optimize.opset=7", "optimize.opset must be in 11..21"),
@@ -74,7 +74,7 @@ def test_a_config_mistake_stops_run_py_before_any_step() -> None:
     out = run_cli("--pipeline", "optimize", "optimize.latency.runs=0")
     assert out.returncode == 2, out.stderr[-2000:]
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "optimize.latency: runs must be >= 1" in lines[0], lines
+    assert len(lines) == 1 and "optimize.latency: runs and rounds must be >= 1" in lines[0], lines
 
 
 def test_serve_never_picks_a_half_written_bundle(tmp_path: Path, monkeypatch) -> None:

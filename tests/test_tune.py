@@ -1,25 +1,29 @@
-"""Tuning: a 2-trial study offline; rerunning continues it; train=tuned picks up the result."""
+"""Tuning: a 2-trial study offline; rerunning continues it; train=tuned picks up the result;
+a trial killed mid-training is failed and retried on resume, never left RUNNING."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import CODE_ROOT, run_cli
 
 pytestmark = pytest.mark.slow
-ARGS = [
+BASE = [
     "data.synthetic.num_images=16",
     "data.synthetic.imgsz=64",
     "train.imgsz=64",
     "train.batch=8",
-    "tune.n_trials=2",
     "tune.epochs_per_trial=2",
     "tune.pruner_warmup_epochs=1",
-    "tune.study=t",
 ]
+ARGS = [*BASE, "tune.study=t"]
 
 
 def test_tune_runs_resumes_and_feeds_train(tmp_path: Path, monkeypatch) -> None:
@@ -31,7 +35,7 @@ def test_tune_runs_resumes_and_feeds_train(tmp_path: Path, monkeypatch) -> None:
     root.mkdir()
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     env, guard = {"YEO_HOME": str(root)}, tmp_path / "net.log"
-    out = run_cli("--pipeline", "tune", *ARGS, env_extra=env, guard=guard)
+    out = run_cli("--pipeline", "tune", *ARGS, "tune.n_trials=2", env_extra=env, guard=guard)
     assert out.returncode == 0, out.stderr[-3000:]
     assert not guard.exists() or guard.read_text() == "", guard.read_text()
     db = root / ".state" / "optuna" / "t.db"
@@ -50,12 +54,63 @@ def test_tune_runs_resumes_and_feeds_train(tmp_path: Path, monkeypatch) -> None:
     assert len(parents) == 1 and len(children) == 2
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
 
-    out = run_cli("--pipeline", "tune", *ARGS, env_extra=env)  # same storage: continues
+    # same storage: continues to the new total (n_trials counts the study's finished trials)
+    out = run_cli("--pipeline", "tune", *ARGS, "tune.n_trials=3", env_extra=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert len(optuna.load_study(study_name="t", storage=f"sqlite:///{db}").trials) == 4
+    assert len(optuna.load_study(study_name="t", storage=f"sqlite:///{db}").trials) == 3
 
     monkeypatch.setenv("YEO_HOME", str(root))
     from yeo.cli import compose_config
 
     cfg = compose_config(["train=tuned"])
     assert cfg["train"]["lr0"] == pytest.approx(tuned["lr0"])
+
+
+def test_a_killed_trial_is_failed_and_retried_on_resume(tmp_path: Path) -> None:
+    import optuna
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    env = {"YEO_HOME": str(root)}
+    args = [*BASE, "tune.study=k", "tune.n_trials=2", "tune.heartbeat_s=1"]
+    proc = subprocess.Popen(
+        [sys.executable, str(CODE_ROOT / "run.py"), "--pipeline", "tune", *args],
+        cwd=CODE_ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the kill reaches every child
+    )
+    db = root / ".state" / "optuna" / "k.db"
+    storage = f"sqlite:///{db}"
+
+    def running() -> list:
+        if not db.is_file():
+            return []
+        try:
+            study = optuna.load_study(study_name="k", storage=storage)
+        except Exception:  # the study or its tables are still being created
+            return []
+        return [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+    deadline = time.monotonic() + 300
+    while not running():
+        assert proc.poll() is None, "the study ended before it could be killed"
+        assert time.monotonic() < deadline, "no trial started within 300 s"
+        time.sleep(0.5)
+    time.sleep(2)  # inside the trial's training
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    (killed,) = running()  # what a kill leaves behind
+
+    out = run_cli("--pipeline", "tune", *args, env_extra=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    trials = optuna.load_study(study_name="k", storage=storage).trials
+    by_state = {s: [t for t in trials if t.state == s] for s in optuna.trial.TrialState}
+    assert not by_state[optuna.trial.TrialState.RUNNING]
+    assert [t.number for t in by_state[optuna.trial.TrialState.FAIL]] == [killed.number]
+    finished = by_state[optuna.trial.TrialState.COMPLETE] + by_state[optuna.trial.TrialState.PRUNED]
+    assert len(finished) == 2  # the right count: the killed trial did not use up a slot
+    retried = [t for t in finished if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retried) == 1 and retried[0].params == killed.params  # same parameters again

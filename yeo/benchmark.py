@@ -91,7 +91,7 @@ def _openvino_peers(
     selected: str | None,
     base_pt: Path,
     data_yaml: Path,
-    imgsz: int,
+    settings: EvalSettings,
     out: Path,
 ) -> str:
     """Add OpenVINO rows to ``models`` (our files, and ultralytics' OpenVINO INT8); a status."""
@@ -104,8 +104,8 @@ def _openvino_peers(
     if selected in models:
         models[f"openvino_default_{selected}"] = (models[selected][0], "openvino", None)
     try:
-        ov_dir = ultralytics_openvino_int8(base_pt, data_yaml, imgsz, out)
-        score = evaluate(ov_dir, data_yaml, EvalSettings(imgsz=imgsz))
+        ov_dir = ultralytics_openvino_int8(base_pt, data_yaml, settings.imgsz, out)
+        score = evaluate(ov_dir, data_yaml, settings)
         maps["ultralytics_openvino_int8"] = score.map50_95
     except Exception as e:  # a peer that cannot be built is a status, not a crash
         return f"export failed: {_reason(e)}"
@@ -124,7 +124,9 @@ def compare(
             f"{report}: missing, so the run's dataset is unknown; re-run the "
             "optimize pipeline (it writes the report even when the budget fails)"
         )
-    data_yaml = Path(json.loads(report.read_text())["data"]["data_yaml"])
+    rep = json.loads(report.read_text())
+    data_yaml = Path(rep["data"]["data_yaml"])
+    split = (rep.get("held_out") or {}).get("split", "val")  # the run's reported split
     variants = {v["name"]: v for v in table["variants"]}
     imgsz = onnx_imgsz(Path(variants["base_fp32"]["path"]))
     base_pt = Path(variants["base_pt"]["path"])
@@ -134,19 +136,21 @@ def compare(
         for n, v in variants.items()
         if v["format"] == "onnx"
     }
-    maps = {n: v["map50_95"] for n, v in variants.items()}
+    maps = {n: (v.get("held_out") or v)["map50_95"] for n, v in variants.items()}
+    pruned = {n for n, v in variants.items() if v["pruned"]}
+    settings = EvalSettings(imgsz=imgsz, split=split)
     status: dict[str, str] = {}
     if "ultralytics_int8" in peers:
         try:
             peer = ultralytics_int8(base_pt, data_yaml, imgsz, out)
-            maps["ultralytics_int8"] = evaluate(peer, data_yaml, EvalSettings(imgsz=imgsz)).map50_95
+            maps["ultralytics_int8"] = evaluate(peer, data_yaml, settings).map50_95
             models["ultralytics_int8"] = (peer, "onnxruntime", None)
             status["ultralytics_int8"] = "ok"
         except Exception as e:  # a peer that cannot be built is a row status, not a crash
             status["ultralytics_int8"] = f"failed: {_reason(e)}"
     if "openvino" in peers:
         status["openvino"] = _openvino_peers(
-            models, maps, table["selected"], base_pt, data_yaml, imgsz, out
+            models, maps, table["selected"], base_pt, data_yaml, settings, out
         )
     runners: dict[str, Runner] = {
         name: ort_runner(path, threads)
@@ -169,6 +173,9 @@ def compare(
             "p50_ms": lat[name].p50_ms,
             "p90_ms": lat[name].p90_ms,
             "p99_ms": lat[name].p99_ms,
+            "p25_ms": lat[name].p25_ms,
+            "p75_ms": lat[name].p75_ms,
+            "pruned": name in pruned or any(name.endswith(f"_{p}") for p in pruned),
             "speedup_vs_base_fp32": base_ms / lat[name].p50_ms,
             "size_bytes": size_of(path),
             "size_ratio": base_size / size_of(path),
@@ -181,6 +188,7 @@ def compare(
         "run": str(run),
         "selected": table["selected"],
         "imgsz": imgsz,
+        "split": split,
         "threads": threads,
         "rounds": rounds,
         "runs": runs,
@@ -195,14 +203,15 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        "| model | p50 ms | p90 ms | p99 ms | speed-up | size MB | size ratio | mAP50-95 "
-        "| Δ vs .pt |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | pruned | p50 ms (p25-p75) | p90 ms | p99 ms | speed-up | size MB | size ratio "
+        f"| mAP50-95 ({result.get('split', 'val')}) | Δ vs .pt |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         mark = " **(selected)**" if r["model"] == result["selected"] else ""
         lines.append(
-            f"| {r['model']}{mark} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"| {r['model']}{mark} | {'yes' if r['pruned'] else 'no'} | {r['p50_ms']:.2f} "
+            f"({r['p25_ms']:.2f}-{r['p75_ms']:.2f}) | {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | "
             f"{r['speedup_vs_base_fp32']:.2f}x | {r['size_bytes'] / 1e6:.2f} | "
             f"{r['size_ratio']:.1f}x | {_fmt(r['map50_95'], '.4f')} | "
             f"{_fmt(r['map_delta_vs_base_pt'], '+.4f')} |"
@@ -212,7 +221,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         f"onnxruntime unless the name says openvino; batch 1, {result['threads']} "
         f"thread(s), {result['rounds']} interleaved rounds x {result['runs']} runs; "
-        "speed-up and size ratio vs base_fp32.",
+        "speed-up and size ratio vs base_fp32. Compare p50s across runtimes only as measured "
+        "here, on this CPU; pruned rows are not like for like with unpruned peers.",
         f"Peers: {peers}",
     ]
     return "\n".join(lines) + "\n"

@@ -22,7 +22,7 @@ from yeo.data.model import DataVersion
 from yeo.env import CODE_ROOT
 from yeo.errors import UserError
 from yeo.optimize.export import onnx_metadata
-from yeo.optimize.variants import Selection, VariantScore, markdown_table
+from yeo.optimize.variants import HeldOut, Selection, VariantScore, markdown_table, table_notes
 
 
 class BundleInfo(BaseModel):
@@ -84,8 +84,26 @@ def metadata(
     data: DataVersion,
     thresholds: dict[str, float],
     lineage: dict[str, str],
+    held_out: HeldOut | None = None,
 ) -> dict[str, Any]:
     facts = onnx_facts(Path(chosen.path))
+    h = chosen.held_out
+    metrics = (
+        {
+            "map50_95": h.map50_95,
+            "map50_95_ci95": list(h.ci95),
+            "map50": h.map50,
+            "drop_vs_base_pt": h.drop,
+            "drop_ci95": list(h.drop_ci95),
+            "split": held_out.split,
+            "independent_of_selection": held_out.independent,
+            "images": held_out.n_images,
+            "bootstrap_resamples": held_out.resamples,
+            "verdict": held_out.verdict,
+        }
+        if h and held_out
+        else {"map50_95": chosen.map50_95, "map50": chosen.map50, "split": "val"}
+    )
     return {
         "name": name,
         "version": version,
@@ -107,12 +125,14 @@ def metadata(
             "nms": postprocess.NMS_MODE,
         },
         "metrics": {
-            "map50_95": chosen.map50_95,
-            "map50": chosen.map50,
-            "precision": chosen.precision_,
-            "recall": chosen.recall,
+            **metrics,
+            "selection": {  # the val split chose this variant
+                "split": "val",
+                "map50_95": chosen.map50_95,
+                "precision": chosen.precision_,
+                "recall": chosen.recall,
+            },
             "p50_ms_build_machine": chosen.p50_ms,
-            "split": "val",
         },
         "source": {
             "data_name": data.name,
@@ -152,10 +172,21 @@ def int8_limits(q: dict[str, Any]) -> str:
     return f"activations {acts}, {weights}. {portable}"
 
 
+def _change(sel: Selection, chosen: VariantScore) -> str:
+    """The selected variant's change vs the base .pt: held-out with its paired interval."""
+    h = chosen.held_out
+    if h and sel.held_out:
+        lo, hi = h.drop_ci95
+        return f"{-h.drop:+.4f} [95% interval {-hi:+.3f}, {-lo:+.3f}] on {sel.held_out.split}"
+    return f"{chosen.map50_95 - sel.base_map50_95:+.4f} on val"
+
+
 def model_card(meta: dict[str, Any], sel: Selection, chosen: VariantScore) -> str:
     """MODEL_CARD.md: intended use, data, metrics of every variant, latency, INT8 limits."""
     q = meta["model"]["quantization"]
     src = meta["source"]
+    m = meta["metrics"]
+    verdict = m.get("verdict") or f"mAP50-95 {m['map50_95']:.4f} on val (no held-out split)."
     kept = KEPT_FP32.get(q.get("exclude"), "n/a") if q else "n/a"
     int8 = (
         f"- INT8 ({q.get('name', 'static QDQ') if q else 'static'}): onnxruntime static "
@@ -177,15 +208,19 @@ Input: one RGB image, letterboxed to {meta["input"]["shape"][-1]} px. Not for sa
 decisions without validation on the deployment's own data.
 
 ## Data
-`{src["data_name"]}`, DVC hash `{src["data_dvc_hash"]}` ({src["data_tracked_by"]}). Metrics
-are on its val split. Built from git `{src["git_commit"]}`, ZenML run `{src.get("zenml_run_id")}`,
-MLflow run `{src.get("mlflow_run_id")}`.
+`{src["data_name"]}`, DVC hash `{src["data_dvc_hash"]}` ({src["data_tracked_by"]}). The val
+split chose the variant; the reported metrics are on the {m["split"]} split. Built from git
+`{src["git_commit"]}`, ZenML run `{src.get("zenml_run_id")}`, MLflow run
+`{src.get("mlflow_run_id")}`.
+
+## Accuracy
+{verdict}
 
 ## Variants (this bundle holds **{chosen.name}**)
 {markdown_table(sel)}
 
-Latency: onnxruntime, batch 1, on the build machine; `benchmark.json` has this bundle's own
-run with device details. Run `python -m edge.benchmark .` on the target for its numbers.
+{table_notes(sel)} `benchmark.json` has this bundle's own run with device details; run
+`python -m edge.benchmark .` on the target for its numbers.
 
 ## Thresholds
 conf {meta["thresholds"]["conf"]}, IoU {meta["thresholds"]["iou"]}, at most
@@ -217,7 +252,7 @@ def build(
         raise UserError(f"no ONNX variant selected to bundle ({sel.reason})")
     chosen = by[sel.selected]
     version = next_version(parent, name)
-    meta = metadata(name, version, chosen, data, thresholds, lineage)
+    meta = metadata(name, version, chosen, data, thresholds, lineage, sel.held_out)
     images = busiest_images(Path(data.path), "val", n_golden)
     try:
         dest, archive = edge_bundle.build(

@@ -70,6 +70,7 @@ def check_optimize(cfg: dict[str, Any]) -> None:
 
     check_train(cfg)
     settings.check(cfg["optimize"])
+    settings.check_eval(cfg["eval"])
 
 
 def check_benchmark(cfg: dict[str, Any]) -> None:
@@ -225,12 +226,14 @@ def summarize_tune(run: Any) -> str:
 
 
 def summarize_optimize(run: Any) -> str:
-    sel = _output(run, "select_variant", "selection")
-    table = _output(run, "select_variant", "variants_table")
+    from yeo.optimize.variants import markdown_table
+
+    sel = _output(run, "score_held_out", "selection")
     folder = workspace().outputs / "optimize" / run.name
     lines = [
-        f"{table}\n",
-        f"selected     {sel.selected}: {sel.reason}",
+        f"{markdown_table(sel)}\n",
+        f"selected     {sel.selected} (on val): {sel.reason}",
+        f"held out     {sel.held_out.verdict}",
         f"report       {folder / 'report.html'}",
     ]
     if "build_bundle" in run.steps:

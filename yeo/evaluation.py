@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pydantic import BaseModel
 
 from yeo.env import configure_ultralytics
@@ -30,6 +32,8 @@ class EvalSettings(BaseModel):
     iou: float = 0.7
     batch: int = 16
     device: str = "cpu"  # for .pt models; ONNX files are always scored on the CPU
+    held_out: str = "test"  # reported split, scored once at the end (val when absent)
+    bootstrap: int = 1000  # image resamples for the 95% intervals of reported mAPs
 
 
 class EvalResult(BaseModel):
@@ -58,8 +62,44 @@ class EvalResult(BaseModel):
         return {f"{prefix}{k}": float(v) for k, v in out.items()}
 
 
+@dataclass(frozen=True)
+class ImageStats:
+    """Per-image matching of one model on one split, in the evaluator's image order: what the
+    bootstrap resamples. ``tp`` is (predictions x 10 IoU thresholds) per image."""
+
+    images: list[str]
+    tp: list[np.ndarray]
+    conf: list[np.ndarray]
+    pred_cls: list[np.ndarray]
+    target_cls: list[np.ndarray]
+
+    def map50_95(self, idx: np.ndarray | None = None) -> float:
+        """mAP50-95 of the images ``idx`` (repeats allowed; all when None), computed by
+        ultralytics' own ``ap_per_class`` as in the evaluator."""
+        from ultralytics.utils.metrics import ap_per_class
+
+        idx = np.arange(len(self.images)) if idx is None else idx
+        target = np.concatenate([self.target_cls[i] for i in idx])
+        if not len(target):
+            return 0.0
+        ap = ap_per_class(
+            np.concatenate([self.tp[i] for i in idx]),
+            np.concatenate([self.conf[i] for i in idx]),
+            np.concatenate([self.pred_cls[i] for i in idx]),
+            target,
+        )[5]
+        return float(ap.mean()) if len(ap) else 0.0
+
+
 def evaluate(model_path: Path, data_yaml: Path, settings: EvalSettings) -> EvalResult:
     """Score ``model_path`` on ``settings.split`` of ``data_yaml``."""
+    return evaluate_images(model_path, data_yaml, settings)[0]
+
+
+def evaluate_images(
+    model_path: Path, data_yaml: Path, settings: EvalSettings
+) -> tuple[EvalResult, ImageStats]:
+    """:func:`evaluate`, plus the per-image statistics the mAP was computed from."""
     model_path, data_yaml = Path(model_path), Path(data_yaml)
     for p, what in ((model_path, "model"), (data_yaml, "dataset")):
         if not p.exists():
@@ -70,6 +110,13 @@ def evaluate(model_path: Path, data_yaml: Path, settings: EvalSettings) -> EvalR
     model = YOLO(str(model_path), task="detect")
     # a .pt runs where training ran (CUDA when there is one); ONNX work stays on the CPU
     device = settings.device if model_path.suffix == ".pt" else "cpu"
+    seen: dict[str, object] = {}
+
+    def keep_stats(validator) -> None:  # the validator clears its per-image lists at the end
+        seen["stats"] = {k: list(v) for k, v in validator.metrics.stats.items()}
+        seen["images"] = list(validator.dataloader.dataset.im_files)
+
+    model.add_callback("on_val_batch_end", keep_stats)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="yeo-val-") as tmp:
         m = model.val(
@@ -94,7 +141,15 @@ def evaluate(model_path: Path, data_yaml: Path, settings: EvalSettings) -> EvalR
         names[int(c)]: float(m.box.all_ap[i].mean()) for i, c in enumerate(m.box.ap_class_index)
     }
     stats = getattr(m, "nt_per_class", None)
-    return EvalResult(
+    kept = seen.get("stats") or {k: [] for k in ("tp", "conf", "pred_cls", "target_cls")}
+    images = ImageStats(
+        images=[Path(f).name for f in seen.get("images", [])][: len(kept["tp"])],
+        tp=kept["tp"],
+        conf=kept["conf"],
+        pred_cls=kept["pred_cls"],
+        target_cls=kept["target_cls"],
+    )
+    result = EvalResult(
         model=str(model_path),
         format=model_path.suffix.lstrip(".") or "dir",
         precision=float(m.box.mp),
@@ -108,6 +163,7 @@ def evaluate(model_path: Path, data_yaml: Path, settings: EvalSettings) -> EvalR
         seconds=seconds,
         settings=settings,
     )
+    return result, images
 
 
 def split_size(data_yaml: Path, split: str) -> int:

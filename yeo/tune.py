@@ -2,8 +2,11 @@
 
 TPE sampler and a median pruner fed with the per-epoch mAP50-95 that an ultralytics callback
 reports. The study lives in a SQLite file inside the workspace, so an interrupted study
-resumes under the same name. Each trial is a nested MLflow run; the best parameters become a
-Hydra config (``conf/train/tuned.yaml``) that ``--pipeline train train=tuned`` picks up.
+resumes under the same name: ``n_trials`` is the study's total of finished trials, and a trial
+whose process was killed (its heartbeat stopped) is marked FAIL on resume and retried once
+with the same parameters, never left RUNNING. Each trial is a nested MLflow run; the best
+parameters become a Hydra config (``conf/train/tuned.yaml``) that ``--pipeline train
+train=tuned`` picks up.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class TuneConfig:
     timeout: float | None = None
     seed: int = 0
     pruner_warmup_epochs: int = 2
+    heartbeat_s: int = 30  # a trial silent for 2x this is stale (its process died): FAIL
     space: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
@@ -44,8 +48,8 @@ class TuneConfig:
         for k, v in tc.space.items():
             if len(v) != 2 or not v[0] < v[1]:
                 raise ConfigError(f"tune.space.{k} must be [low, high] with low < high, got {v}")
-        if tc.n_trials < 1 or tc.epochs_per_trial < 1:
-            raise ConfigError("tune.n_trials and tune.epochs_per_trial must be >= 1")
+        if tc.n_trials < 1 or tc.epochs_per_trial < 1 or tc.heartbeat_s < 1:
+            raise ConfigError("tune.n_trials, epochs_per_trial and heartbeat_s must be >= 1")
         return tc
 
 
@@ -55,6 +59,7 @@ class TuneResult(BaseModel):
     n_trials: int
     n_complete: int
     n_pruned: int
+    n_failed: int = 0  # killed or crashed trials (retried once each)
     best_value: float
     best_params: dict[str, float]
     config_file: str
@@ -106,9 +111,17 @@ def run_study(
 
     storage_dir.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{storage_dir / f'{study_name}.db'}"
+    rdb = optuna.storages.RDBStorage(
+        storage,
+        heartbeat_interval=tune.heartbeat_s,
+        grace_period=2 * tune.heartbeat_s,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=1
+        ),
+    )
     study = optuna.create_study(
         study_name=study_name,
-        storage=storage,
+        storage=rdb,
         direction="maximize",
         load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=tune.seed),
@@ -137,7 +150,19 @@ def run_study(
             mlflow.set_tag("state", "complete")
         return value
 
-    study.optimize(objective, n_trials=tune.n_trials, timeout=tune.timeout, catch=())
+    optuna.storages.fail_stale_trials(study)  # a killed run's RUNNING trial: FAIL, re-queued
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    remaining = tune.n_trials - len(study.get_trials(deepcopy=False, states=finished))
+    log.info("study %s: %d finished trials, %d to go", study_name, tune.n_trials - remaining,
+             max(remaining, 0))  # fmt: skip
+    if remaining > 0:
+        study.optimize(
+            objective,
+            n_trials=remaining + _waiting(study),
+            timeout=tune.timeout,
+            catch=(),
+            callbacks=[optuna.study.MaxTrialsCallback(tune.n_trials, states=finished)],
+        )
     states = [t.state for t in study.trials]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
@@ -156,11 +181,19 @@ def run_study(
         n_trials=len(study.trials),
         n_complete=len(complete),
         n_pruned=states.count(optuna.trial.TrialState.PRUNED),
+        n_failed=states.count(optuna.trial.TrialState.FAIL),
         best_value=study.best_value,
         best_params=study.best_params,
         config_file=str(config_out),
         plots=[str(p) for p in plots],
     )
+
+
+def _waiting(study: Any) -> int:
+    """Re-queued (WAITING) trials: a retried trial that fails again must not use up a slot."""
+    import optuna
+
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
 
 
 def save_plots(study: Any, folder: Path) -> list[Path]:

@@ -6,6 +6,7 @@ publishes it only after validation passes, so a bad dataset never reaches ``data
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -26,11 +27,33 @@ METADATA_FILE = "metadata.parquet"  # one row per box, with its image's columns
 IMAGES_FILE = "images.parquet"  # one row per image, background images included
 BOX_COLUMNS = ["class_id", "class_name", "cx", "cy", "w", "h"]
 IMAGE_COLUMNS = [
-    "image", "source", "split", "width", "height", "channels", "source_mode",
-    "source_width", "source_height", "sha256", "n_boxes",
+    "image",
+    "source",
+    "split",
+    "width",
+    "height",
+    "channels",
+    "source_mode",
+    "source_width",
+    "source_height",
+    "sha256",
+    "n_boxes",
 ]
-_CHANNELS = {"1": 1, "L": 1, "P": 1, "I": 1, "I;16": 1, "F": 1, "LA": 2, "RGB": 3, "YCbCr": 3,
-             "LAB": 3, "HSV": 3, "RGBA": 4, "CMYK": 4}
+_CHANNELS = {
+    "1": 1,
+    "L": 1,
+    "P": 1,
+    "I": 1,
+    "I;16": 1,
+    "F": 1,
+    "LA": 2,
+    "RGB": 3,
+    "YCbCr": 3,
+    "LAB": 3,
+    "HSV": 3,
+    "RGBA": 4,
+    "CMYK": 4,
+}
 
 
 @dataclass(frozen=True)
@@ -39,7 +62,9 @@ class EtlConfig:
 
     max_side: int | None = 640
     jpeg_quality: int = 95
-    split: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "val": 0.2})
+    split: dict[str, float] = field(
+        default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15}
+    )
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -48,8 +73,6 @@ class EtlConfig:
             raise DataError(f"data.split: keys must be among {SPLITS}, got {sorted(self.split)}")
         if any(v < 0 for v in self.split.values()) or sum(self.split.values()) <= 0:
             raise DataError(f"data.split: fractions must be >= 0 with a positive sum: {self.split}")
-
-
 
 
 def assign_splits(
@@ -93,13 +116,21 @@ def _process_image(
             src_w, src_h = im.size
             if mode not in ("RGB", "L"):
                 faults.append(
-                    Fault(file=str(src), fault=f"mode {mode}: converted to RGB",
-                          severity="warning", image=str(src))
+                    Fault(
+                        file=str(src),
+                        fault=f"mode {mode}: converted to RGB",
+                        severity="warning",
+                        image=str(src),
+                    )
                 )
             elif mode == "L":
                 faults.append(
-                    Fault(file=str(src), fault="greyscale: converted to RGB",
-                          severity="warning", image=str(src))
+                    Fault(
+                        file=str(src),
+                        fault="greyscale: converted to RGB",
+                        severity="warning",
+                        image=str(src),
+                    )
                 )
             rgb = im.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
@@ -155,13 +186,27 @@ def stage(ds: SourceDataset, staging: Path, target: Path, cfg: EtlConfig) -> Sta
             if not info:
                 continue
             img = ds.images[k]
-            row = {**info, "source": img.path, "split": splits[k], "sha256": hashes[k],
-                   "n_boxes": len(img.boxes)}
+            row = {
+                **info,
+                "source": img.path,
+                "split": splits[k],
+                "sha256": hashes[k],
+                "n_boxes": len(img.boxes),
+            }
             rows.append(row)
             for b in img.boxes:
                 name = ds.names[b.cls] if 0 <= b.cls < len(ds.names) else f"<unknown {b.cls}>"
-                box_rows.append({**row, "class_id": b.cls, "class_name": name,
-                                 "cx": b.cx, "cy": b.cy, "w": b.w, "h": b.h})
+                box_rows.append(
+                    {
+                        **row,
+                        "class_id": b.cls,
+                        "class_name": name,
+                        "cx": b.cx,
+                        "cy": b.cy,
+                        "w": b.w,
+                        "h": b.h,
+                    }
+                )
             label = staging / "labels" / splits[k] / f"{stems[k]}.txt"
             label.parent.mkdir(parents=True, exist_ok=True)
             label.write_text(
@@ -173,8 +218,13 @@ def stage(ds: SourceDataset, staging: Path, target: Path, cfg: EtlConfig) -> Sta
     write_tables(staging, images, boxes)
     write_data_yaml(staging, ds.names, images)
     return StagedDataset(
-        name=ds.name, staging_dir=str(staging), target_dir=str(target), names=ds.names,
-        faults=faults, n_images=len(images), n_boxes=len(boxes),
+        name=ds.name,
+        staging_dir=str(staging),
+        target_dir=str(target),
+        names=ds.names,
+        faults=faults,
+        n_images=len(images),
+        n_boxes=len(boxes),
     )
 
 

@@ -8,11 +8,13 @@ validation can report every bad file at once; only a source that cannot be read 
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import defusedxml.ElementTree as DefusedET
 import yaml
 from PIL import Image
 
@@ -100,13 +102,36 @@ def convert(raw: RawSource) -> SourceDataset:
     return _read_yolo(raw.name, root, names)
 
 
+def _read_data_yaml(path: Path) -> dict[str, Any]:
+    """A data.yaml as a mapping; unreadable YAML is a one-line error naming line and column."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise DataError(f"{path}: not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise DataError(
+            f"{path}: expected a mapping (names, train, val), got {type(data).__name__}"
+        )
+    return data
+
+
 def _names_list(names: Any, where: str) -> list[str]:
-    if isinstance(names, dict):
-        keys = sorted(int(k) for k in names)
+    if isinstance(names, dict) and names:
+        try:
+            keys = sorted(int(k) for k in names)
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: class ids in 'names' must be integers") from None
         if keys != list(range(len(keys))):
             raise DataError(f"{where}: class ids in 'names' must be 0..n-1, got {keys}")
+        if not all(isinstance(v, str | int) for v in names.values()):
+            raise DataError(f"{where}: class names in 'names' must be strings")
         return [str(names[k]) for k in keys]
-    if isinstance(names, list) and names:
+    if isinstance(names, list) and names and all(isinstance(n, str | int) for n in names):
         return [str(n) for n in names]
     raise DataError(f"{where}: 'names' must be a non-empty list or {{id: name}} mapping")
 
@@ -123,19 +148,27 @@ def _label_for(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def _yolo_layout(root: Path, names: list[str] | None) -> tuple[list[str], list[tuple[Path, str | None]]]:
+def _yolo_layout(
+    root: Path, names: list[str] | None
+) -> tuple[list[str], list[tuple[Path, str | None]]]:
     """Class names and (image folder, split hint) pairs of a YOLO dataset."""
     yaml_file = root if root.suffix in (".yaml", ".yml") else root / "data.yaml"
     if yaml_file.is_file():
-        data = yaml.safe_load(yaml_file.read_text()) or {}
-        if not isinstance(data, dict) or "names" not in data:
+        data = _read_data_yaml(yaml_file)
+        if "names" not in data:
             if names is None:
                 raise DataError(f"{yaml_file}: no class list ('names' missing)")
         else:
             names = _names_list(data["names"], str(yaml_file))
+        if not isinstance(data.get("path") or "", str):
+            raise DataError(f"{yaml_file}: 'path' must be a folder name, got {data['path']!r}")
+        dirs: dict[str, Path] = {}
+        for key in ("path", "train", "val", "test"):
+            entry = data.get(key)
+            if isinstance(entry, str) and ("\0" in entry or not entry.isprintable()):
+                raise DataError(f"{yaml_file}: '{key}' is not a usable folder name: {entry!r}")
         base = Path(data.get("path") or yaml_file.parent)
         base = base if base.is_absolute() else (yaml_file.parent / base).resolve()
-        dirs: dict[str, Path] = {}
         for split in ("train", "val", "test"):
             entry = data.get(split)
             if isinstance(entry, str):
@@ -187,6 +220,9 @@ def parse_yolo_label(path: Path) -> tuple[list[LabeledBox], list[str]]:
         except ValueError:
             problems.append(f"line {i}: non-numeric value in {line.strip()!r}")
             continue
+        if not all(map(math.isfinite, (cls_f, cx, cy, w, h))):
+            problems.append(f"line {i}: non-finite value (nan/inf) in {line.strip()!r}")
+            continue
         if cls_f != int(cls_f):
             problems.append(f"line {i}: class id {fields[0]!r} is not an integer")
             continue
@@ -202,7 +238,7 @@ def _read_yolo(name: str, root: Path, names: list[str] | None) -> SourceDataset:
     label_roots: set[Path] = set()
     for folder, split in layout:
         if not folder.is_dir():
-            raise DataError(f"{folder}: image folder named in data.yaml does not exist")
+            raise DataError(f"{str(folder)!r}: image folder named in data.yaml does not exist")
         for img in _images_under(folder):
             label = _label_for(img) if "images" in img.parts else img.with_suffix(".txt")
             label_roots.add(label.parent)
@@ -215,16 +251,22 @@ def _read_yolo(name: str, root: Path, names: list[str] | None) -> SourceDataset:
                 faults += [Fault(file=str(label), fault=p, image=str(img)) for p in problems]
             else:
                 faults.append(
-                    Fault(file=str(img), fault="no label file: kept as a background image",
-                          severity="warning")
+                    Fault(
+                        file=str(img),
+                        fault="no label file: kept as a background image",
+                        severity="warning",
+                    )
                 )
             images.append(entry)
     for label_dir in sorted(label_roots):
         for orphan in sorted(set(label_dir.glob("*.txt")) - seen_labels):
             if orphan.name != "classes.txt":
                 faults.append(
-                    Fault(file=str(orphan), fault="label file without an image: skipped",
-                          severity="warning")
+                    Fault(
+                        file=str(orphan),
+                        fault="label file without an image: skipped",
+                        severity="warning",
+                    )
                 )
     return SourceDataset(name=name, root=str(root), names=names, images=images, faults=faults)
 
@@ -234,6 +276,14 @@ def _voc_text(node: ET.Element, tag: str) -> str:
     if found is None or found.text is None:
         raise ValueError(f"missing <{tag}>")
     return found.text.strip()
+
+
+def _voc_number(node: ET.Element, tag: str) -> float:
+    text = _voc_text(node, tag)
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"<{tag}> is not a finite number: {text!r}")
+    return value
 
 
 def _clip_one_pixel(v: float, lo: float, hi: float) -> float:
@@ -264,31 +314,41 @@ def _read_voc(name: str, root: Path, names: list[str] | None) -> SourceDataset:
     by_stem: dict[str, Path] = {}
     for img in _images_under(root):
         by_stem.setdefault(img.stem, img)
-    parsed: list[tuple[Path, Path | None, tuple[int, int] | None, list[tuple[str, tuple]], str]] = []
+    parsed: list[
+        tuple[Path, Path | None, tuple[int, int] | None, list[tuple[str, tuple]], str]
+    ] = []
     faults: list[Fault] = []
     for xml in xmls:
         try:
-            doc = ET.parse(xml).getroot()
+            doc = DefusedET.parse(xml).getroot()  # no entity expansion, no external fetches
             fname = doc.findtext("filename") or xml.stem
             img = by_stem.get(Path(fname).stem) or by_stem.get(xml.stem)
             size_node = doc.find("size")
             size = None
             if size_node is not None:
-                sw, sh = int(float(_voc_text(size_node, "width"))), int(float(_voc_text(size_node, "height")))
+                sw, sh = int(_voc_number(size_node, "width")), int(_voc_number(size_node, "height"))
                 size = (sw, sh) if sw > 0 and sh > 0 else None
             objs = []
             for obj in doc.iter("object"):
                 bb = obj.find("bndbox")
                 if bb is None:
                     raise ValueError("<object> without <bndbox>")
-                coords = tuple(float(_voc_text(bb, t)) for t in ("xmin", "ymin", "xmax", "ymax"))
+                coords = tuple(_voc_number(bb, t) for t in ("xmin", "ymin", "xmax", "ymax"))
                 objs.append((_voc_text(obj, "name"), coords))
-        except (ET.ParseError, ValueError) as e:
-            faults.append(Fault(file=str(xml), fault=f"bad VOC XML: {e}", image=None))
+        except (ET.ParseError, ValueError) as e:  # defusedxml's refusals are ValueErrors
+            reason = " ".join(str(e).split()) or type(e).__name__
+            faults.append(
+                Fault(file=str(xml), fault=f"bad VOC XML: {type(e).__name__}: {reason}", image=None)
+            )
             continue
         if img is None:
-            faults.append(Fault(file=str(xml), fault=f"no image {fname!r} for this annotation: skipped",
-                                severity="warning"))
+            faults.append(
+                Fault(
+                    file=str(xml),
+                    fault=f"no image {fname!r} for this annotation: skipped",
+                    severity="warning",
+                )
+            )
             continue
         parsed.append((xml, img, size, objs, fname))
     if names is None:
@@ -304,7 +364,9 @@ def _read_voc(name: str, root: Path, names: list[str] | None) -> SourceDataset:
         entry = SourceImage(path=str(img), label_file=str(xml))
         for cls_name, xyxy in objs:
             if cls_name not in index:
-                faults.append(Fault(file=str(xml), fault=f"unknown class {cls_name!r}", image=str(img)))
+                faults.append(
+                    Fault(file=str(xml), fault=f"unknown class {cls_name!r}", image=str(img))
+                )
                 continue
             cx, cy, w, h = voc_box(size, xyxy)
             entry.boxes.append(LabeledBox(cls=index[cls_name], cx=cx, cy=cy, w=w, h=h))

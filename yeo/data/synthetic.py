@@ -162,7 +162,9 @@ def render(spec: SyntheticSpec, index: int) -> tuple[Image.Image, list[Box]]:
         img += sign * contrast * mask
         taken.append(box)
         x0, y0, x1, y1 = box
-        boxes.append((cls, (x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0) / size, (y1 - y0) / size))
+        boxes.append(
+            (cls, (x0 + x1) / 2 / size, (y0 + y1) / 2 / size, (x1 - x0) / size, (y1 - y0) / size)
+        )
     tint = np.array([1.0, 1.01, 1.04]) * rng.uniform(0.97, 1.03, 3)
     rgb = np.clip(img[..., None] * tint, 0, 255).astype(np.uint8)
     return Image.fromarray(rgb, "RGB"), boxes

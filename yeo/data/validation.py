@@ -20,7 +20,7 @@ import pandas as pd
 
 from yeo.data.etl import read_tables, write_data_yaml, write_tables
 from yeo.data.model import Fault, StagedDataset, ValidationReport
-from yeo.io import write_json, atomic_write_text
+from yeo.io import atomic_write_text, write_json
 
 log = logging.getLogger(__name__)
 _EPS = 1e-6  # tolerance for boxes touching the image border after float round-trips
@@ -241,8 +241,11 @@ def validate(
             drop_images(staging, staged.names, file_errors)
             images, boxes = read_tables(staging)
             results = run_gx(images, boxes, len(staged.names), limits, docs_dir)
-            skipped = [f.model_copy(update={"severity": "warning", "fault": f"{f.fault} (skipped)"})
-                       for f in faults if f.severity == "error" and f.image]
+            skipped = [
+                f.model_copy(update={"severity": "warning", "fault": f"{f.fault} (skipped)"})
+                for f in faults
+                if f.severity == "error" and f.image
+            ]
             faults = [f for f in faults if not (f.severity == "error" and f.image)] + skipped
             faults += [f for f in faults_from_gx(results, images) if f not in faults]
     index = docs_dir / "index.html"

@@ -63,7 +63,11 @@ def dir_hash(repo, path: Path) -> str:
     from dvc_data.hashfile.build import build
 
     _, _, obj = build(
-        repo.cache.local, str(path), repo.cache.local.fs, "md5", dry_run=True,
+        repo.cache.local,
+        str(path),
+        repo.cache.local.fs,
+        "md5",
+        dry_run=True,
         ignore=repo.dvcignore,
     )
     return obj.hash_info.value
@@ -118,4 +122,3 @@ def version(
         n_boxes=len(boxes),
         names=staged.names,
     )
-

@@ -167,7 +167,8 @@ def prune_and_finetune(
             model.load_state_dict(load_module(outcome.best).state_dict())
             weights = outcome.best
             best = max(h.get("metrics/mAP50-95", 0.0) for h in outcome.history)
-            record |= {"finetune_seconds": outcome.seconds, "mAP50-95": best}
+            curve = [h.get("metrics/mAP50-95") for h in outcome.history]
+            record |= {"finetune_seconds": outcome.seconds, "mAP50-95": best, "curve": curve}
         steps.append(record)
         log.info("prune step %d/%d: %s", i + 1, cfg.steps, record)
     if weights is None:  # no fine-tuning: save the pruned module itself

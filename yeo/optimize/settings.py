@@ -14,9 +14,10 @@ RECIPES = {r.name: r for r in (*DEFAULT_RECIPES, *EXTRA_RECIPES)}
 
 
 def measure_latency(model: Path, cfg: dict[str, Any]) -> Latency:
-    """onnxruntime latency of ``model`` with the optimize group's threads and run counts."""
+    """onnxruntime latency of one ``model`` alone (INT8 trials) with the optimize group's
+    threads and as many timed runs as the interleaved timing gives each model."""
     lat = cfg["latency"]
-    return measure(model, cfg["threads"], lat["warmup"], lat["runs"], lat["min_seconds"])
+    return measure(model, cfg["threads"], lat["warmup"], lat["rounds"] * lat["runs"], 0)
 
 
 def prune_config(cfg: dict[str, Any]) -> PruneConfig:
@@ -54,13 +55,13 @@ def check(cfg: dict[str, Any]) -> None:
         ("max_map_drop", cfg["max_map_drop"]),
         ("quant.max_map_drop", cfg["quant"]["max_map_drop"]),
     ):
-        if not isinstance(value, int | float) or value > 1:
-            raise ConfigError(f"optimize.{key} must be a number <= 1 (mAP50-95), got {value!r}")
+        if not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ConfigError(
+                f"optimize.{key} must be a number in [0, 1] (mAP50-95), got {value!r}"
+            )
     lat = cfg["latency"]
-    if lat["runs"] < 1 or lat["warmup"] < 0 or lat["min_seconds"] < 0:
-        raise ConfigError(
-            f"optimize.latency: runs must be >= 1, warmup and min_seconds >= 0, got {lat}"
-        )
+    if lat["runs"] < 1 or lat["rounds"] < 1 or lat["warmup"] < 0:
+        raise ConfigError(f"optimize.latency: runs and rounds must be >= 1, warmup >= 0, got {lat}")
     if not 11 <= cfg["opset"] <= 21:
         raise ConfigError(f"optimize.opset must be in 11..21, got {cfg['opset']}")
     bundle = cfg["bundle"]
@@ -68,3 +69,14 @@ def check(cfg: dict[str, Any]) -> None:
         raise ConfigError("optimize.bundle: conf must be in [0, 1], iou in (0, 1]")
     if bundle["golden_images"] < 1 or bundle["benchmark_runs"] < 1:
         raise ConfigError("optimize.bundle.golden_images and benchmark_runs must be >= 1")
+
+
+def check_eval(cfg: dict[str, Any]) -> None:
+    """The ``eval`` group: the split that chooses and the one that reports must differ."""
+    if cfg["split"] != "val" or cfg["held_out"] not in ("test", "val"):
+        raise ConfigError(
+            f"eval: split must be val and held_out test (or val), got {cfg['split']!r}, "
+            f"{cfg['held_out']!r}"
+        )
+    if cfg["bootstrap"] < 1:
+        raise ConfigError(f"eval.bootstrap must be >= 1 resamples, got {cfg['bootstrap']}")

@@ -1,9 +1,10 @@
 """Model variants, their scores, the selection rule, and the variants table.
 
 Every variant is scored by the same evaluator (:mod:`yeo.evaluation`) on the same val split,
-and every ONNX variant is timed by the same onnxruntime harness (:mod:`edge.latency`). The
-selected variant is the fastest ONNX model whose mAP50-95 is within ``max_map_drop``
-(absolute) of the base model.
+and all ONNX variants are timed together, interleaved, by one onnxruntime harness
+(:mod:`edge.latency`). The selected variant is the fastest ONNX model whose val mAP50-95 is
+within ``max_map_drop`` (absolute) of the base model. The numbers that are reported come
+from the held-out test split, scored once after the choice (:mod:`yeo.optimize.heldout`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,32 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from edge.latency import interleaved, ort_runner
 from yeo.io import atomic_write_text, write_json
+
+
+class HeldOutScore(BaseModel):
+    """One variant on the held-out split, with 95% bootstrap intervals over images."""
+
+    map50: float
+    map50_95: float
+    ci95: tuple[float, float]
+    drop: float  # base minus this variant, on the same images (positive: worse)
+    drop_ci95: tuple[float, float]  # paired: the same resamples for both models
+    per_class_ap50_95: dict[str, float]
+
+
+class HeldOut(BaseModel):
+    """What the held-out scoring ran on, and the budget verdict it gives."""
+
+    split: str  # "test"; "val" only when the dataset has no test split
+    independent: bool  # False when the reported split is the one that chose
+    n_images: int
+    n_instances: int
+    resamples: int
+    verdict: str
+    within_budget: bool | None  # of the selected variant, by its point estimate
+    inside_noise: bool | None  # the drop's interval straddles the budget
 
 
 class VariantScore(BaseModel):
@@ -27,21 +53,52 @@ class VariantScore(BaseModel):
     precision_: float
     recall: float
     per_class_ap50_95: dict[str, float]
-    p50_ms: float | None = None
+    p50_ms: float | None = None  # all ONNX variants timed interleaved, in one step
     p90_ms: float | None = None
     p99_ms: float | None = None
+    p25_ms: float | None = None
+    p75_ms: float | None = None
     size_bytes: int
     params: int | None = None
     macs: int | None = None
     recipe: dict[str, Any] | None = None
+    held_out: HeldOutScore | None = None
 
 
 class Selection(BaseModel):
     selected: str | None
-    base_map50_95: float
+    base_map50_95: float  # val: what chose
     max_map_drop: float
     reason: str
     variants: list[VariantScore]
+    timing: dict[str, Any] | None = None  # how the interleaved timing ran
+    held_out: HeldOut | None = None
+
+
+def time_interleaved(
+    variants: list[VariantScore],
+    threads: int,
+    warmup: int,
+    rounds: int,
+    runs: int,
+) -> dict[str, Any]:
+    """Time every ONNX variant in one process, in alternating rounds (drift on a busy machine
+    hits all alike), and record p50 and its spread on each; how it ran."""
+    onnx = [v for v in variants if v.format == "onnx"]
+    runners = {v.name: ort_runner(Path(v.path), threads) for v in onnx}
+    lat = interleaved(runners, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
+    for v in onnx:
+        t = lat[v.name]
+        v.p50_ms, v.p90_ms, v.p99_ms = t.p50_ms, t.p90_ms, t.p99_ms
+        v.p25_ms, v.p75_ms = t.p25_ms, t.p75_ms
+    return {
+        "runtime": "onnxruntime",
+        "threads": threads,
+        "warmup": warmup,
+        "rounds": rounds,
+        "runs_per_round": runs,
+        "interleaved": True,
+    }
 
 
 def qualifies(v: VariantScore, base_map: float, max_drop: float) -> bool:
@@ -83,17 +140,38 @@ def _ms(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else "-"
 
 
+def _spread(v: VariantScore) -> str:
+    if v.p50_ms is None:
+        return "-"
+    if v.p25_ms is None or v.p75_ms is None:
+        return _ms(v.p50_ms)
+    return f"{v.p50_ms:.2f} ({v.p25_ms:.2f}-{v.p75_ms:.2f})"
+
+
+def _held_out_cells(v: VariantScore, split: str) -> dict[str, str]:
+    h = v.held_out
+    if h is None:
+        return {f"{split} mAP50-95 [95% CI]": "-", f"Δ {split} [95% CI]": "-"}
+    lo, hi = h.drop_ci95
+    return {
+        f"{split} mAP50-95 [95% CI]": f"{h.map50_95:.4f} [{h.ci95[0]:.3f}, {h.ci95[1]:.3f}]",
+        f"Δ {split} [95% CI]": f"{-h.drop:+.4f} [{-hi:+.3f}, {-lo:+.3f}]",
+    }
+
+
 def table_cells(sel: Selection) -> list[dict[str, str]]:
-    """One formatted row per variant (column name -> text), for every rendering of the table;
-    speed-up is against base_fp32."""
+    """One formatted row per variant (column name -> text, in display order), for every
+    rendering of the table. val columns chose; held-out columns report; speed-up is against
+    base_fp32 from the same interleaved timing."""
     ref = next((v.p50_ms for v in sel.variants if v.name == "base_fp32"), None)
+    split = sel.held_out.split if sel.held_out else "test"
     return [
         {
             "variant": v.name,
-            "mAP50-95": f"{v.map50_95:.4f}",
-            "mAP50": f"{v.map50:.4f}",
-            "Δ mAP50-95": f"{v.map50_95 - sel.base_map50_95:+.4f}",
-            "p50 ms": _ms(v.p50_ms),
+            "val mAP50-95": f"{v.map50_95:.4f}",
+            "Δ val": f"{v.map50_95 - sel.base_map50_95:+.4f}",
+            **_held_out_cells(v, split),
+            "p50 ms (p25-p75)": _spread(v),
             "p90 ms": _ms(v.p90_ms),
             "speed-up": f"{ref / v.p50_ms:.2f}x" if ref and v.p50_ms else "-",
             "size MB": f"{v.size_bytes / 1e6:.2f}",
@@ -104,26 +182,44 @@ def table_cells(sel: Selection) -> list[dict[str, str]]:
     ]
 
 
-MARKDOWN_COLUMNS = (
-    "variant",
-    "mAP50-95",
-    "mAP50",
-    "Δ mAP50-95",
-    "p50 ms",
-    "speed-up",
-    "size MB",
-    "params",
-    "GMACs",
-)
-
-
 def markdown_table(sel: Selection) -> str:
-    rows = ["| " + " | ".join(MARKDOWN_COLUMNS) + " |", "|" + "---|" * len(MARKDOWN_COLUMNS)]
-    for cells in table_cells(sel):
-        if cells["variant"] == sel.selected:
-            cells["variant"] += " **(selected)**"
-        rows.append("| " + " | ".join(cells[c] for c in MARKDOWN_COLUMNS) + " |")
+    """The variants table in Markdown (all columns but p90), the selected row marked."""
+    cells = table_cells(sel)
+    columns = [c for c in cells[0] if c != "p90 ms"]
+    rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in cells:
+        if row["variant"] == sel.selected:
+            row["variant"] += " **(selected)**"
+        rows.append("| " + " | ".join(row[c] for c in columns) + " |")
     return "\n".join(rows)
+
+
+def table_notes(sel: Selection) -> str:
+    """What the table's numbers are, in one paragraph under every rendering of it."""
+    t = sel.timing or {}
+    timing = (
+        f"Latency: onnxruntime, batch 1, CPU, {t.get('threads')} threads; all ONNX variants "
+        f"timed in one process, {t.get('rounds')} interleaved rounds of {t.get('runs_per_round')} "
+        "runs; p50 with its p25-p75 spread; speed-up vs base_fp32 from the same rounds."
+        if t
+        else "Latency: onnxruntime, batch 1, CPU; speed-up vs base_fp32."
+    )
+    h = sel.held_out
+    if h is None:
+        acc = "mAP on the val split, which also chose (no held-out scoring ran)."
+    else:
+        acc = (
+            f"val mAP chose the checkpoint, the INT8 recipe and the variant; {h.split} mAP "
+            f"({h.n_images} images, {h.n_instances} boxes) "
+            + (
+                "chose nothing and is scored once, after the choice"
+                if h.independent
+                else "is the same split (the dataset has no test split): not independent"
+            )
+            + f". Intervals: 95% bootstrap over images ({h.resamples} resamples); Δ is paired "
+            "(the same resamples for the variant and base_pt)."
+        )
+    return f"{timing} {acc}"
 
 
 def write_tables(sel: Selection, folder: Path) -> tuple[Path, Path]:
@@ -132,6 +228,6 @@ def write_tables(sel: Selection, folder: Path) -> tuple[Path, Path]:
     md = atomic_write_text(
         folder / "variants.md",
         f"# Optimization variants\n\nSelected: **{sel.selected or 'none'}**: {sel.reason}\n\n"
-        f"{markdown_table(sel)}\n\nLatency: onnxruntime, batch 1, CPU; speed-up vs base_fp32.\n",
+        f"{markdown_table(sel)}\n\n{table_notes(sel)}\n",
     )
     return js, md

@@ -6,6 +6,7 @@ import base64
 import datetime
 import html
 import importlib.metadata
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ import yaml
 
 from edge import device
 from yeo.io import atomic_write_text, write_json
-from yeo.optimize.variants import Selection, markdown_table, table_cells
+from yeo.optimize.model import PruneSummary, QuantSummary
+from yeo.optimize.variants import Selection, markdown_table, table_cells, table_notes
 from yeo.report import plots
 
 SCHEMA = "yeo-optimize-report/1"
@@ -22,6 +24,8 @@ PLOT_TITLES = {
     "accuracy_vs_latency": "Accuracy vs latency (budget drawn, selected circled)",
     "size_macs": "File size and compute per variant",
     "per_class_ap": "Per-class AP: base vs selected",
+    "finetune": "Prune + fine-tune: val mAP per epoch of each step",
+    "detections": "Detections on held-out images: ground truth, base, selected",
 }
 
 
@@ -35,7 +39,35 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def make_plots(sel: Selection, folder: Path) -> dict[str, Path]:
+@dataclass
+class HowChosen:
+    """What the choice went through, for the report: INT8 trials, prune steps, the bundle's
+    conf for the drawn detections."""
+
+    int8: list[QuantSummary] = field(default_factory=list)
+    prune: PruneSummary | None = None
+    conf: float = 0.25
+
+
+def detection_columns(sel: Selection) -> list[tuple[str, Path | None]]:
+    """Ground truth, base_fp32 and the selected variant (or, when none, the most accurate)."""
+    onnx = {v.name: v for v in sel.variants if v.format == "onnx"}
+    other = sel.selected or max(
+        (v for v in onnx.values() if v.name != "base_fp32"),
+        key=lambda v: v.map50_95,
+        default=None,
+    )
+    other = getattr(other, "name", other)
+    cols: list[tuple[str, Path | None]] = [("ground truth", None)]
+    cols += [(n, Path(onnx[n].path)) for n in ("base_fp32", other) if n in onnx]
+    return list(dict.fromkeys(cols))
+
+
+def make_plots(
+    sel: Selection, folder: Path, how: HowChosen, data: dict[str, Any]
+) -> dict[str, Path]:
+    from yeo.optimize.dataset import busiest_images
+
     folder.mkdir(parents=True, exist_ok=True)
     out = {
         "accuracy_vs_latency": plots.accuracy_vs_latency(sel, folder / "accuracy_vs_latency.png"),
@@ -46,7 +78,42 @@ def make_plots(sel: Selection, folder: Path) -> dict[str, Path]:
         out["per_class_ap"] = plots.per_class_ap(
             by["base_pt"], by[sel.selected], folder / "per_class_ap.png"
         )
+    if how.prune and any(s.get("curve") for s in how.prune.steps):
+        out["finetune"] = plots.finetune_curves(
+            how.prune.steps, sel.base_map50_95, sel.max_map_drop, folder / "finetune.png"
+        )
+    processed = Path(data.get("path") or "")
+    split = sel.held_out.split if sel.held_out else "val"
+    if (processed / "images.parquet").is_file():
+        images = busiest_images(processed, split, 3)
+        labels = [processed / "labels" / split / f"{p.stem}.txt" for p in images]
+        if images:
+            out["detections"] = plots.detections(
+                detection_columns(sel),
+                images,
+                labels,
+                list(data.get("names") or []),
+                how.conf,
+                folder / "detections.png",
+            )
     return out
+
+
+def trial_rows(how: HowChosen) -> list[dict[str, str]]:
+    """One row per INT8 trial: what was tried, in order, and what the budget said."""
+    return [
+        {
+            "model": q.variant,
+            "recipe": str(t["recipe"].get("name", "?")),
+            "val mAP50-95": f"{t['map50_95']:.4f}",
+            "drop vs FP32 ONNX": f"{t['drop']:+.4f}",
+            "p50 ms (alone)": f"{t['p50_ms']:.2f}",
+            "passed": "yes" if t["passed"] else "no",
+            "kept": "yes" if t["recipe"].get("name") == q.chosen else "",
+        }
+        for q in how.int8
+        for t in q.trials
+    ]
 
 
 def report_data(
@@ -55,7 +122,9 @@ def report_data(
     data: dict[str, Any],
     config: dict[str, Any],
     plot_files: dict[str, Path],
+    how: HowChosen | None = None,
 ) -> dict[str, Any]:
+    how = how or HowChosen()
     return {
         "schema": SCHEMA,
         "run": run,
@@ -64,7 +133,11 @@ def report_data(
         "reason": sel.reason,
         "base_map50_95": sel.base_map50_95,
         "max_map_drop": sel.max_map_drop,
+        "held_out": sel.held_out.model_dump() if sel.held_out else None,
+        "timing": sel.timing,
         "variants": [v.model_dump() for v in sel.variants],
+        "int8_trials": trial_rows(how),
+        "prune_steps": how.prune.steps if how.prune else [],
         "data": data,
         "config": config,
         "environment": environment(),
@@ -85,16 +158,18 @@ def markdown(rep: dict[str, Any], sel: Selection) -> str:
     lines = [
         f"# Optimize report: {rep['run']}",
         "",
-        f"Selected: **{rep['selected'] or 'none'}**: {rep['reason']}",
+        f"Selected on val: **{rep['selected'] or 'none'}**: {rep['reason']}",
+        "",
+        f"Held out: {_verdict(sel)}",
         "",
         markdown_table(sel),
         "",
-        "Latency: onnxruntime, batch 1, CPU; speed-up vs base_fp32. mAP on the val split by the "
-        "one evaluator.",
-        "",
-        "## Plots",
+        table_notes(sel),
         "",
     ]
+    if rep["int8_trials"]:
+        lines += ["## INT8 trials", "", _md_rows(rep["int8_trials"]), "", TRIALS_NOTE, ""]
+    lines += ["## Plots", ""]
     lines += [f"![{PLOT_TITLES[k]}](plots/{name})" for k, name in rep["plots"].items()]
     lines += [
         "",
@@ -123,16 +198,34 @@ tr.selected{background:#fff3cd;font-weight:600}img{max-width:100%;display:block;
 pre{background:#f7f7f7;padding:1em;overflow:auto;font-size:12px}"""
 
 
-def _html_table(sel: Selection) -> str:
-    rows = table_cells(sel)
+TRIALS_NOTE = (
+    "Recipes are tried in order on the val split; the first within the INT8 budget of its own "
+    "FP32 ONNX is kept (the most accurate when none is). p50 here is each trial timed alone; "
+    "the variants table's latency is the interleaved one."
+)
+
+
+def _md_rows(rows: list[dict[str, str]]) -> str:
+    cols = list(rows[0])
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(r[c] for c in cols) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _html_rows(rows: list[dict[str, str]], table_id: str, marked: str | None = None) -> str:
+    """An HTML table of formatted rows; the row whose first cell is ``marked`` highlighted."""
     head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in rows[0]) + "</tr>"
     body = "".join(
-        ('<tr class="selected">' if cells["variant"] == sel.selected else "<tr>")
+        ('<tr class="selected">' if next(iter(cells.values())) == marked else "<tr>")
         + "".join(f"<td>{html.escape(c)}</td>" for c in cells.values())
         + "</tr>"
         for cells in rows
     )
-    return f'<table id="variants">{head}{body}</table>'
+    return f'<table id="{table_id}">{head}{body}</table>'
+
+
+def _verdict(sel: Selection) -> str:
+    return sel.held_out.verdict if sel.held_out else "not scored"
 
 
 def html_page(rep: dict[str, Any], sel: Selection, plot_files: dict[str, Path]) -> str:
@@ -144,14 +237,21 @@ def html_page(rep: dict[str, Any], sel: Selection, plot_files: dict[str, Path]) 
     )
     data = rep["data"]
     env = rep["environment"]
+    trials = (
+        f"<h2>INT8 trials</h2>{_html_rows(rep['int8_trials'], 'int8_trials')}"
+        f"<p>{html.escape(TRIALS_NOTE)}</p>"
+        if rep["int8_trials"]
+        else ""
+    )
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>Optimize report '
         f"{html.escape(rep['run'])}</title><style>{CSS}</style></head><body>"
         f"<h1>Optimize report</h1><p>Run <code>{html.escape(rep['run'])}</code>, "
         f"{html.escape(rep['created'])}</p>"
-        f"<p>Selected: <b>{html.escape(str(rep['selected']))}</b>: {html.escape(rep['reason'])}</p>"
-        f"<h2>Variants</h2>{_html_table(sel)}<p>Latency: onnxruntime, batch 1, CPU; speed-up vs "
-        f"base_fp32.</p><h2>Plots</h2>{imgs}"
+        f"<p>Selected on val: <b>{html.escape(str(rep['selected']))}</b>: "
+        f"{html.escape(rep['reason'])}</p><p>Held out: <b>{html.escape(_verdict(sel))}</b></p>"
+        f"<h2>Variants</h2>{_html_rows(table_cells(sel), 'variants', sel.selected)}"
+        f"<p>{html.escape(table_notes(sel))}</p>{trials}<h2>Plots</h2>{imgs}"
         f"<h2>Data</h2><p>{html.escape(str(data.get('name')))}: {data.get('n_images')} images, "
         f"{data.get('n_boxes')} boxes, DVC <code>{html.escape(str(data.get('dvc_hash')))}</code>"
         f"</p><h2>Environment</h2><p>{html.escape(_md_env(env))}</p>"
@@ -161,11 +261,17 @@ def html_page(rep: dict[str, Any], sel: Selection, plot_files: dict[str, Path]) 
 
 
 def write_report(
-    folder: Path, sel: Selection, run: str, data: dict[str, Any], config: dict[str, Any]
+    folder: Path,
+    sel: Selection,
+    run: str,
+    data: dict[str, Any],
+    config: dict[str, Any],
+    how: HowChosen | None = None,
 ) -> dict[str, Path]:
     """Plots, report.json, report.md and report.html in ``folder``; their paths by kind."""
-    plot_files = make_plots(sel, folder / "plots")
-    rep = report_data(sel, run, data, config, plot_files)
+    how = how or HowChosen()
+    plot_files = make_plots(sel, folder / "plots", how, data)
+    rep = report_data(sel, run, data, config, plot_files, how)
     return {
         "json": write_json(folder / "report.json", rep),
         "md": atomic_write_text(folder / "report.md", markdown(rep, sel)),

@@ -1,0 +1,151 @@
+"""Held-out test split, bootstrap intervals, the budget verdict and interleaved timing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import yaml_dump, yaml_load
+from yeo.errors import ConfigError
+from yeo.evaluation import EvalSettings, ImageStats, evaluate_images
+from yeo.optimize.heldout import bootstrap, held_out_split, score_held_out, verdict
+from yeo.optimize.variants import HeldOutScore, Selection, VariantScore, time_interleaved
+
+
+def _with_test_split(tiny_data: Path, tmp_path: Path) -> Path:
+    """The tiny set's data.yaml with its val images also named as the test split."""
+    data = yaml_load(tiny_data) | {"path": str(tiny_data.parent)}
+    data["test"] = data["val"]
+    out = tmp_path / "data.yaml"
+    out.write_text(yaml_dump(data))
+    return out
+
+
+def _variant(name: str, path: Path, fmt: str) -> VariantScore:
+    return VariantScore(
+        name=name,
+        path=str(path),
+        format=fmt,
+        precision="fp32",
+        pruned=False,
+        map50=0.0,
+        map50_95=0.3,
+        precision_=0.0,
+        recall=0.0,
+        per_class_ap50_95={},
+        size_bytes=path.stat().st_size,
+    )
+
+
+def test_per_image_stats_reproduce_the_evaluators_map(trained_model: Path, tiny_data: Path):
+    """The bootstrap resamples exactly what the evaluator scored: all images give its mAP."""
+    res, stats = evaluate_images(trained_model, tiny_data, EvalSettings(imgsz=128))
+    assert len(stats.images) == res.n_images == 6
+    assert res.map50_95 > 0.01  # the session model detects something
+    assert stats.map50_95() == pytest.approx(res.map50_95, abs=1e-9)
+    # a resample that repeats one image scores that image alone
+    one = ImageStats(
+        stats.images[:1], stats.tp[:1], stats.conf[:1], stats.pred_cls[:1], stats.target_cls[:1]
+    )
+    assert stats.map50_95(np.array([0, 0, 0])) == pytest.approx(one.map50_95(), abs=1e-9)
+
+
+def test_bootstrap_intervals_are_paired_and_contain_the_estimate(
+    trained_model: Path, onnx_model: Path, tiny_data: Path
+) -> None:
+    ev = EvalSettings(imgsz=128)
+    pt_res, pt = evaluate_images(trained_model, tiny_data, ev)
+    _, onnx = evaluate_images(onnx_model, tiny_data, ev)
+    out = bootstrap({"base_pt": pt, "base_fp32": onnx}, "base_pt", 200, seed=1)
+    (lo, hi), drop = out["base_pt"]
+    assert lo <= pt_res.map50_95 <= hi and hi - lo > 0  # 6 images: a wide interval
+    assert drop == (0.0, 0.0)  # paired: the base against itself never differs
+    (_, _), (dlo, dhi) = out["base_fp32"]
+    assert dhi - dlo < hi - lo  # the paired difference is far tighter than either mAP
+    assert out == bootstrap({"base_pt": pt, "base_fp32": onnx}, "base_pt", 200, seed=1)
+    shuffled = ImageStats(pt.images[::-1], pt.tp, pt.conf, pt.pred_cls, pt.target_cls)
+    with pytest.raises(ValueError, match="other images"):
+        bootstrap({"base_pt": pt, "x": shuffled}, "base_pt", 10)
+
+
+@pytest.mark.parametrize(
+    ("drop", "ci", "within", "noisy", "words"),
+    [
+        (0.002, (-0.004, 0.008), True, False, "within the budget, and so is the whole interval"),
+        (0.004, (-0.010, 0.020), True, True, "within the budget by its point estimate, but inside"),
+        (0.015, (0.005, 0.030), False, True, "over the budget by its point estimate, but inside"),
+        (0.030, (0.020, 0.040), False, False, "over the budget, and so is the whole interval"),
+    ],
+)
+def test_budget_verdict_says_when_it_is_inside_the_noise(drop, ci, within, noisy, words):
+    score = HeldOutScore(
+        map50=0.5, map50_95=0.3, ci95=(0.2, 0.4), drop=drop, drop_ci95=ci, per_class_ap50_95={}
+    )
+    text, w, n = verdict("pruned_int8", score, 0.01, "test")
+    assert (w, n) == (within, noisy) and words in text and "pruned_int8 on test" in text
+
+
+def test_held_out_scoring_uses_test_and_falls_back_to_val_by_name(
+    trained_model: Path, onnx_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    with_test = _with_test_split(tiny_data, tmp_path)
+    assert held_out_split(with_test, "test") == "test"
+    assert held_out_split(tiny_data, "test") == "val"  # the tiny set has no test split
+    variants = [_variant("base_pt", trained_model, "pt"), _variant("base_fp32", onnx_model, "onnx")]
+    variants[1].p50_ms = 1.0
+    sel = Selection(
+        selected="base_fp32", base_map50_95=0.3, max_map_drop=0.01, reason="r", variants=variants
+    )
+    settings = EvalSettings(imgsz=128, bootstrap=50)
+    out = score_held_out(sel, with_test, settings)
+    assert out.held_out.split == "test" and out.held_out.independent
+    assert out.held_out.resamples == 50 and out.held_out.n_images == 6
+    assert sel.held_out is None  # the input selection is left as it was
+    chosen = out.variants[1].held_out
+    assert chosen.ci95[0] <= chosen.map50_95 <= chosen.ci95[1]
+    assert abs(chosen.drop) < 0.02  # the ONNX export scores like its .pt
+    assert out.held_out.verdict.startswith("base_fp32 on test: ")
+    fallback = score_held_out(sel, tiny_data, settings).held_out
+    assert fallback.split == "val" and not fallback.independent
+
+
+def test_interleaved_timing_fills_every_onnx_variant_and_its_spread(
+    trained_model: Path, onnx_model: Path
+) -> None:
+    variants = [_variant("base_pt", trained_model, "pt"), _variant("base_fp32", onnx_model, "onnx")]
+    timing = time_interleaved(variants, threads=1, warmup=1, rounds=2, runs=3)
+    assert timing["interleaved"] and timing["rounds"] == 2
+    pt, onnx = variants
+    assert pt.p50_ms is None
+    assert 0 < onnx.p25_ms <= onnx.p50_ms <= onnx.p75_ms <= onnx.p99_ms
+
+
+def test_default_split_is_three_way_and_data_yaml_names_test(tmp_path: Path) -> None:
+    from yeo.data import etl, sources, synthetic
+
+    assert etl.EtlConfig().split == {"train": 0.7, "val": 0.15, "test": 0.15}
+    raw = synthetic.generate(tmp_path / "raw", synthetic.SyntheticSpec(num_images=20, imgsz=64))
+    ds = sources.convert(sources.RawSource(name="s", kind="yolo", root=str(raw)))
+    staged = etl.stage(ds, tmp_path / "staging", tmp_path / "processed", etl.EtlConfig())
+    data = yaml_load(staged.staging / "data.yaml")
+    assert data["test"] == "images/test" and data["val"] == "images/val"
+    assert len(list((staged.staging / "images" / "test").glob("*.jpg"))) == 3
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimize.max_map_drop=-1", "optimize.max_map_drop must be a number in [0, 1]"),
+        ("optimize.quant.max_map_drop=-0.01", "optimize.quant.max_map_drop must be a number in"),
+        ("eval.bootstrap=0", "eval.bootstrap must be >= 1"),
+        ("eval.held_out=train", "eval: split must be val and held_out test (or val)"),
+    ],
+)
+def test_budget_and_eval_mistakes_are_refused(override: str, message: str) -> None:
+    from yeo.cli import check_optimize, compose_config
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_optimize(compose_config([override]))
