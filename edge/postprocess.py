@@ -64,12 +64,70 @@ def decode(
     cls = cls_scores.argmax(axis=1)
     scores = cls_scores[np.arange(len(cls)), cls]
     mask = scores > conf
-    boxes, scores, cls = xywh2xyxy(pred[mask, :4]), scores[mask], cls[mask]
+    return _nms(xywh2xyxy(pred[mask, :4]), scores[mask], cls[mask], iou, max_det)
+
+
+def _nms(
+    boxes: np.ndarray, scores: np.ndarray, cls: np.ndarray, iou: float, max_det: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class-aware NMS of candidates above the threshold (boxes xyxy in input pixels)."""
     if not len(scores):
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
     offset = cls[:, None].astype(np.float32) * CLASS_OFFSET
     keep = nms(boxes + offset, scores, iou)[:max_det]
     return boxes[keep], scores[keep], cls[keep]
+
+
+def decode_raw_head(
+    outputs: list[np.ndarray],
+    strides: list[int],
+    conf: float = 0.25,
+    iou: float = 0.7,
+    max_det: int = MAX_DET,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Detect head's decode on the host, for a graph cut at its output convs.
+
+    ``outputs`` holds per level a box-distribution map (1, 4*16, H, W) then a class-logit
+    map (1, nc, H, W), level by level (strides 8, 16, 32 for YOLOv8). Class logits are
+    thresholded first (sigmoid is monotonic: score > conf iff logit > log(conf / (1 - conf))),
+    so the DFL softmax and the box decode run only for candidates, not for every anchor.
+    Boxes are ultralytics' ``dist2bbox`` over anchor centres (cell + 0.5) times the stride.
+    """
+    boxes, scores, cls = raw_head_candidates(outputs, strides, conf)
+    return _nms(boxes, scores, cls, iou, max_det)
+
+
+def raw_head_candidates(
+    outputs: list[np.ndarray], strides: list[int], conf: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Anchors whose best class scores above ``conf``: boxes xyxy (input pixels), scores,
+    class ids, level by level in row-major anchor order (the in-graph output's order)."""
+    boxes, scores, classes = [], [], []
+    logit = np.log(conf / (1 - conf)) if 0 < conf < 1 else (-np.inf if conf <= 0 else np.inf)
+    for level, stride in enumerate(strides):
+        dist, logits = outputs[2 * level][0], outputs[2 * level + 1][0]  # (64,H,W), (nc,H,W)
+        width = logits.shape[2]
+        flat = logits.reshape(logits.shape[0], -1)
+        best = flat.max(axis=0)
+        idx = np.flatnonzero(best > logit)
+        if not len(idx):
+            continue
+        cls = flat[:, idx].argmax(axis=0)
+        bins = dist.reshape(4, -1, dist.shape[1] * dist.shape[2])[:, :, idx]  # (4, 16, k)
+        e = np.exp(bins - bins.max(axis=1, keepdims=True))
+        ltrb = (e * np.arange(bins.shape[1], dtype=np.float32)[None, :, None]).sum(1) / e.sum(1)
+        cx, cy = idx % width + 0.5, idx // width + 0.5
+        xyxy = np.stack([cx - ltrb[0], cy - ltrb[1], cx + ltrb[2], cy + ltrb[3]], axis=1)
+        boxes.append(xyxy.astype(np.float32) * stride)
+        scores.append(1 / (1 + np.exp(-best[idx])))
+        classes.append(cls)
+    if not boxes:
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+    return (
+        np.concatenate(boxes),
+        np.concatenate(scores).astype(np.float32),
+        np.concatenate(classes).astype(np.int64),
+    )
 
 
 def to_original(boxes: np.ndarray, box: Letterbox, width: int, height: int) -> np.ndarray:

@@ -7,9 +7,10 @@ from typing import Any
 from zenml import pipeline
 
 from steps.benchmark_variants import benchmark_variants
+from yeo.tracking import mark_failed
 
 
-@pipeline(enable_cache=False)
+@pipeline(enable_cache=False, on_failure=mark_failed)
 def benchmark_pipeline(benchmark: dict[str, Any]) -> Any:
     """One step: a single process times every model in interleaved rounds."""
     return benchmark_variants(benchmark)

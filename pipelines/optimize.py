@@ -19,9 +19,10 @@ from steps.score_held_out import score_held_out
 from steps.score_variant import score_variant
 from steps.select_variant import select_variant
 from steps.train_model import train_model
+from yeo.tracking import mark_failed
 
 
-@pipeline(enable_cache=False)
+@pipeline(enable_cache=False, on_failure=mark_failed)
 def optimize_pipeline(
     data: dict[str, Any],
     train: dict[str, Any],

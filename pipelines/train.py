@@ -10,9 +10,10 @@ from steps import convert_annotations, etl_dataset, ingest_data, validate_datase
 from steps.evaluate import evaluate_model
 from steps.register_model import register_model
 from steps.train_model import train_model
+from yeo.tracking import mark_failed
 
 
-@pipeline(enable_cache=False)
+@pipeline(enable_cache=False, on_failure=mark_failed)
 def prepared_data(data: dict[str, Any]) -> Any:
     """The data pipeline's steps with ZenML's cache on: unchanged config, no rework."""
     raw = ingest_data.with_options(enable_cache=True)(data)
@@ -22,7 +23,7 @@ def prepared_data(data: dict[str, Any]) -> Any:
     return version_dataset.with_options(enable_cache=True)(staged, report, raw, data)
 
 
-@pipeline(enable_cache=False)
+@pipeline(enable_cache=False, on_failure=mark_failed)
 def train_pipeline(
     data: dict[str, Any],
     train: dict[str, Any],

@@ -8,9 +8,10 @@ from zenml import pipeline
 
 from pipelines.train import prepared_data
 from steps.tune_hyperparameters import tune_hyperparameters
+from yeo.tracking import mark_failed
 
 
-@pipeline(enable_cache=False)
+@pipeline(enable_cache=False, on_failure=mark_failed)
 def tune_pipeline(
     data: dict[str, Any], train: dict[str, Any], model: dict[str, Any], tune: dict[str, Any]
 ) -> Any:

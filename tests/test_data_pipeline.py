@@ -81,6 +81,12 @@ def test_bad_data_fails_with_one_line_and_publishes_nothing(
     assert not (root / "data" / "processed" / "yolo").exists()
     report = root / "outputs" / "reports" / "data" / "yolo" / "validation.md"
     assert label.stem in report.read_text()
+    import mlflow  # the failed run is recorded as FAILED, naming the step and the reason
+
+    client = mlflow.MlflowClient(f"sqlite:///{root}/.state/mlflow/mlflow.db")
+    exp = client.get_experiment_by_name("yolo-edge-optimizer")
+    (failed,) = client.search_runs([exp.experiment_id], "tags.failed_step = 'validate_dataset'")
+    assert failed.info.status == "FAILED" and "class id 7" in failed.data.tags["failure"]
     # with on_error=skip the same data passes, the bad image dropped and reported
     out = run_cli(
         "--pipeline",

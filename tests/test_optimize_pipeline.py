@@ -129,6 +129,12 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("run.py: error: no ONNX variant within 0.01 mAP50-95 of base_pt")
+    import mlflow  # the run is FAILED in MLflow, at the report step that refused the budget
+
+    client = mlflow.MlflowClient(f"sqlite:///{root}/.state/mlflow/mlflow.db")
+    exp = client.get_experiment_by_name("yolo-edge-optimizer")
+    (failed,) = client.search_runs([exp.experiment_id], "tags.failed_step = 'report_optimize'")
+    assert failed.info.status == "FAILED" and "no ONNX variant" in failed.data.tags["failure"]
     assert len(list((root / "outputs" / "optimize").rglob("variants.json"))) == 2
     assert len(list((root / "outputs" / "optimize").rglob("report.html"))) == 2  # why, in a plot
     assert sorted(p.name for p in (root / "edge" / "bundles").iterdir()) == [

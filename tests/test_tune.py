@@ -3,8 +3,10 @@ a trial killed mid-training is failed and retried on resume, never left RUNNING.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -74,35 +76,41 @@ def test_a_killed_trial_is_failed_and_retried_on_resume(tmp_path: Path) -> None:
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     env = {"YEO_HOME": str(root)}
     args = [*BASE, "tune.study=k", "tune.n_trials=2", "tune.heartbeat_s=1"]
-    proc = subprocess.Popen(
-        [sys.executable, str(CODE_ROOT / "run.py"), "--pipeline", "tune", *args],
-        cwd=CODE_ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group: the kill reaches every child
-    )
+    log = tmp_path / "killed.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, str(CODE_ROOT / "run.py"), "--pipeline", "tune", *args],
+            cwd=CODE_ROOT,
+            env={**os.environ, **env},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the kill reaches every child
+        )
     db = root / ".state" / "optuna" / "k.db"
     storage = f"sqlite:///{db}"
 
-    def running() -> list:
+    def running() -> list[int]:
+        """RUNNING trial numbers, read-only (opening the study with Optuna would write to
+        the file the tuning process is creating, and could lock it out)."""
         if not db.is_file():
             return []
         try:
-            study = optuna.load_study(study_name="k", storage=storage)
-        except Exception:  # the study or its tables are still being created
+            with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+                rows = con.execute("SELECT number FROM trials WHERE state = 'RUNNING'").fetchall()
+        except sqlite3.Error:  # tables not created yet
             return []
-        return [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
+        return [n for (n,) in rows]
 
     deadline = time.monotonic() + 300
     while not running():
-        assert proc.poll() is None, "the study ended before it could be killed"
+        assert proc.poll() is None, "ended before the kill:\n" + log.read_text()[-3000:]
         assert time.monotonic() < deadline, "no trial started within 300 s"
         time.sleep(0.5)
     time.sleep(2)  # inside the trial's training
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    (killed,) = running()  # what a kill leaves behind
+    (number,) = running()  # what a kill leaves behind
+    killed = optuna.load_study(study_name="k", storage=storage).trials[number]
 
     out = run_cli("--pipeline", "tune", *args, env_extra=env)
     assert out.returncode == 0, out.stderr[-3000:]

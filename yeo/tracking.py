@@ -89,3 +89,29 @@ def step_metadata(values: dict[str, Any]) -> None:
     from zenml import log_metadata
 
     log_metadata({k: v for k, v in values.items() if v is not None})
+
+
+def mark_failed(exception: BaseException | None = None) -> None:
+    """ZenML failure hook (every pipeline has it): the pipeline's MLflow run ends FAILED, with
+    the failing step and the reason as tags, also when the step failed before it logged."""
+    zen = _zenml_context()
+    if zen is None:
+        return
+    try:
+        from zenml import get_step_context
+
+        step = get_step_context().step_run.name
+        with mlflow_run(step) as run:
+            import mlflow
+
+            mlflow.set_tags(
+                {
+                    f"step.{step}": "failed",
+                    "failed_step": step,
+                    "failure": " ".join(str(exception).split())[:4000] or "unknown",
+                }
+            )
+            run_id = run.info.run_id
+        mlflow.MlflowClient().set_terminated(run_id, "FAILED")
+    except Exception as e:  # a hook must never hide the step's own error
+        log.warning("could not mark the MLflow run FAILED: %s", e)

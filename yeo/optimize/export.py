@@ -7,7 +7,9 @@ within ``tol`` (relative and absolute); otherwise the unsimplified model is kept
 from __future__ import annotations
 
 import ast
+import json
 import logging
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,3 +133,56 @@ def _simplify(path: Path, images: list[Path], imgsz: int, tol: float) -> tuple[b
         return False, worst
     candidate.replace(path)
     return True, worst
+
+
+HEAD_CONV = re.compile(r"^/model\.\d+/cv([23])\.(\d+)/cv\1\.\2\.2/Conv$")
+
+
+def cut_head(src: Path, dst: Path) -> dict[str, Any]:
+    """``src`` (an ultralytics Detect export, FP32 or QDQ) cut at the head's output convs:
+    per level a box-distribution map then a class-logit map, for :func:`edge.postprocess.
+    decode_raw_head`. Metadata is kept, plus ``raw_head`` (output names) and ``strides``."""
+    import onnx
+
+    model = onnx.load(str(src))
+    consumers: dict[str, list[Any]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def through_qdq(tensor: str) -> str:
+        """In a QDQ model the conv's output is quantized then dequantized: cut after that
+        pair, so the int8 conv stays fused and the values are the ones the in-graph tail
+        decodes."""
+        q = [n for n in consumers.get(tensor, []) if n.op_type == "QuantizeLinear"]
+        if not q:
+            return tensor
+        dq = [n for n in consumers.get(q[0].output[0], []) if n.op_type == "DequantizeLinear"]
+        return dq[0].output[0] if dq else tensor
+
+    found = {}
+    for node in model.graph.node:
+        m = HEAD_CONV.match(node.name)
+        if m:
+            found[(int(m.group(2)), m.group(1))] = through_qdq(node.output[0])
+    levels = sorted({lv for lv, _ in found})
+    if not levels or any((lv, k) not in found for lv in levels for k in "23"):
+        raise ValueError(f"{src}: no YOLOv8 Detect head convs (cv2/cv3) found to cut at")
+    outputs = [found[(lv, k)] for lv in levels for k in "23"]
+    typed = onnx.shape_inference.infer_shapes(model)  # the extractor needs every tensor typed
+    cut = onnx.utils.Extractor(typed).extract_model([model.graph.input[0].name], outputs)
+    meta, _ = onnx_metadata(src)
+    imgsz = int(meta["imgsz"][0])
+    shapes = onnx.shape_inference.infer_shapes(cut).graph
+    dims = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in shapes.output}
+    strides = [imgsz // dims[found[(lv, "3")]][2] for lv in levels]
+    del cut.metadata_props[:]
+    for prop in model.metadata_props:
+        cut.metadata_props.add(key=prop.key, value=prop.value)
+    cut.metadata_props.add(key="raw_head", value=json.dumps(outputs))
+    cut.metadata_props.add(key="strides", value=json.dumps(strides))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    onnx.save(cut, str(tmp))
+    tmp.replace(dst)
+    return {"outputs": outputs, "strides": strides, "imgsz": imgsz}
