@@ -15,7 +15,6 @@ differs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from edge.device import describe  # noqa: E402
 from edge.engine import session  # noqa: E402
 from edge.latency import interleaved  # noqa: E402
 from edge.postprocess import decode, decode_raw_head  # noqa: E402
-from yeo.benchmark import latest_run  # noqa: E402
+from yeo.benchmark import run_report  # noqa: E402
 from yeo.io import atomic_write_text, write_json  # noqa: E402
 from yeo.optimize.dataset import split_images  # noqa: E402
 from yeo.optimize.export import cut_head, export_onnx, image_batch, onnx_metadata  # noqa: E402
@@ -39,19 +38,14 @@ from yeo.optimize.quantize import DEFAULT_RECIPES, calibration_images, quantize 
 CONF, IOU = 0.25, 0.7
 
 
-def end_to_end(model: Path, raw: dict | None, x: np.ndarray):
-    """A no-argument callable: the model on ``x`` then its decode + NMS."""
-    sess = session(model, 2)
+def detector(model: Path, raw: dict | None, threads: int = 2):
+    """``x -> (boxes, scores, classes)``: the model, then its decode + NMS at ``CONF``, on the
+    host for a raw head (``raw``: what :func:`cut_head` returned), else from the graph's."""
+    sess = session(model, threads)
     name = sess.get_inputs()[0].name
     if raw is None:
-        return lambda: decode(sess.run(None, {name: x})[0], CONF, IOU)
-    return lambda: decode_raw_head(sess.run(None, {name: x}), raw["strides"], CONF, IOU)
-
-
-def detections(model: Path, raw: dict | None, x: np.ndarray):
-    sess = session(model, 1)
-    outs = sess.run(None, {sess.get_inputs()[0].name: x})
-    return decode(outs[0], CONF, IOU) if raw is None else decode_raw_head(outs, raw["strides"])
+        return lambda x: decode(sess.run(None, {name: x})[0], CONF, IOU)
+    return lambda x: decode_raw_head(sess.run(None, {name: x}), raw["strides"], CONF, IOU)
 
 
 def same_detections(a, b) -> float | None:
@@ -68,9 +62,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--big", type=int, default=640, help="second image size (0: skip)")
     args = ap.parse_args()
-    run = args.run or latest_run()
-    data = json.loads((run / "report.json").read_text())["data"]
-    processed = Path(data["path"])
+    run, report = run_report(args.run)
+    processed = Path(report["data"]["path"])
     out = WS.outputs / "benchmarks" / run.name / "head_cut"
     out.mkdir(parents=True, exist_ok=True)
     val = sorted(split_images(processed, "val"))[:8]
@@ -90,15 +83,13 @@ def main() -> int:
         imgsz = int(onnx_metadata(path)[0]["imgsz"][0])
         raw_path = out / f"{name}_raw.onnx"
         raw = cut_head(path, raw_path)
-        diffs = [
-            same_detections(detections(path, None, x), detections(raw_path, raw, x))
-            for x in image_batch(val, imgsz)
-        ]
+        in_graph, raw_head = detector(path, None), detector(raw_path, raw)
+        diffs = [same_detections(in_graph(x), raw_head(x)) for x in image_batch(val, imgsz)]
         agree = all(d is not None for d in diffs)
         ok &= agree
         x = next(iter(image_batch(val[:1], imgsz)))
-        runners[f"{name} in-graph"] = end_to_end(path, None, x)
-        runners[f"{name} raw-head"] = end_to_end(raw_path, raw, x)
+        runners[f"{name} in-graph"] = lambda f=in_graph, x=x: f(x)
+        runners[f"{name} raw-head"] = lambda f=raw_head, x=x: f(x)
         rows[name] = {
             "imgsz": imgsz,
             "same_detections": agree,

@@ -15,7 +15,6 @@ under ``outputs/benchmarks/<run>/``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -28,7 +27,7 @@ WS = env.configure()
 from edge.device import describe  # noqa: E402
 from edge.latency import interleaved, ort_runner  # noqa: E402
 from edge.verify import fused_vs_unfused  # noqa: E402
-from yeo.benchmark import latest_run  # noqa: E402
+from yeo.benchmark import run_report  # noqa: E402
 from yeo.evaluation import EvalSettings, evaluate  # noqa: E402
 from yeo.io import atomic_write_text, write_json  # noqa: E402
 from yeo.optimize.dataset import split_images  # noqa: E402
@@ -42,10 +41,6 @@ from yeo.optimize.quantize import (  # noqa: E402
 )
 
 
-def kernel_vs_exact(model: Path, images: list[Path], imgsz: int, conf: float) -> list[float]:
-    return list(fused_vs_unfused(model, image_batch(images, imgsz), conf, threads=2))
-
-
 def main() -> int:
     import onnx
 
@@ -55,8 +50,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--conf", type=float, default=0.25, help="anchors compared: score >= this")
     args = ap.parse_args()
-    run = args.run or latest_run()
-    data = json.loads((run / "report.json").read_text())["data"]
+    run, report = run_report(args.run)
+    data = report["data"]
     data_yaml, processed = Path(data["data_yaml"]), Path(data["path"])
     out = WS.outputs / "benchmarks" / run.name
     out.mkdir(parents=True, exist_ok=True)
@@ -76,7 +71,9 @@ def main() -> int:
             models[f"{prefix}_int8_{weights}"] = path
             rows[f"{prefix}_int8_{weights}"] = {
                 "pair_overflows": len(pair_overflows(onnx.load(str(path)))),
-                "kernel_vs_exact_box_score": kernel_vs_exact(path, probe, imgsz, args.conf),
+                "kernel_vs_exact_box_score": list(
+                    fused_vs_unfused(path, image_batch(probe, imgsz), args.conf, threads=2)
+                ),
             }
         for name in [n for n in models if n.startswith(prefix)]:
             score = evaluate(models[name], data_yaml, EvalSettings(imgsz=imgsz)).map50_95

@@ -23,6 +23,7 @@ from fastapi import FastAPI, HTTPException, Query, Request
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
+from edge.metadata import read_metadata
 from edge.preprocess import ImageTooLarge, load_image
 from edge.runtime import Detector
 from edge.verify import verify
@@ -190,7 +191,7 @@ def create_app(
         faults, _ = verify(bundle)
         if faults:
             raise BundleError(f"{bundle} fails edge.verify: {faults[0]}")
-    meta = json.loads((bundle / "metadata.json").read_text())
+    meta = read_metadata(bundle)
     detector = Detector(bundle, threads=threads)
     pool = anyio.CapacityLimiter(workers or os.cpu_count() or 1)
     started = time.monotonic()

@@ -113,18 +113,25 @@ def _openvino_peers(
     return "ok (openvino_* rows on our files: latency only)"
 
 
+def run_report(run: Path | None = None) -> tuple[Path, dict[str, Any]]:
+    """``run`` (default: the newest optimize run) and its ``report.json``; a run without its
+    report is refused, so nothing is ever scored on another dataset than the run's."""
+    run = run or latest_run()
+    report = run / "report.json"
+    if not report.is_file():
+        raise UserError(
+            f"{report}: missing, so the run's dataset is unknown; re-run the "
+            "optimize pipeline (it writes the report even when the budget fails)"
+        )
+    return run, json.loads(report.read_text())
+
+
 def compare(
     run: Path, out: Path, rounds: int, runs: int, threads: int, peers: list[str]
 ) -> dict[str, Any]:
     """Time the run's ONNX variants and the requested peers; the rows and the peer status."""
     table = json.loads((run / "variants.json").read_text())
-    report = run / "report.json"
-    if not report.is_file():  # never score peers on another dataset than the run's
-        raise UserError(
-            f"{report}: missing, so the run's dataset is unknown; re-run the "
-            "optimize pipeline (it writes the report even when the budget fails)"
-        )
-    rep = json.loads(report.read_text())
+    _, rep = run_report(run)
     data_yaml = Path(rep["data"]["data_yaml"])
     split = (rep.get("held_out") or {}).get("split", "val")  # the run's reported split
     variants = {v["name"]: v for v in table["variants"]}

@@ -153,12 +153,15 @@ def run_study(
     optuna.storages.fail_stale_trials(study)  # a killed run's RUNNING trial: FAIL, re-queued
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remaining = tune.n_trials - len(study.get_trials(deepcopy=False, states=finished))
-    log.info("study %s: %d finished trials, %d to go", study_name, tune.n_trials - remaining,
-             max(remaining, 0))  # fmt: skip
+    log.info(
+        "study %s: %d of %d trials finished", study_name, tune.n_trials - remaining, tune.n_trials
+    )
+    # MaxTrialsCallback stops the study at n_trials finished: a retry that fails again does
+    # not use up a slot
     if remaining > 0:
         study.optimize(
             objective,
-            n_trials=remaining + _waiting(study),
+            n_trials=None,
             timeout=tune.timeout,
             catch=(),
             callbacks=[optuna.study.MaxTrialsCallback(tune.n_trials, states=finished)],
@@ -187,13 +190,6 @@ def run_study(
         config_file=str(config_out),
         plots=[str(p) for p in plots],
     )
-
-
-def _waiting(study: Any) -> int:
-    """Re-queued (WAITING) trials: a retried trial that fails again must not use up a slot."""
-    import optuna
-
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
 
 
 def save_plots(study: Any, folder: Path) -> list[Path]:

@@ -51,16 +51,11 @@ class HowChosen:
 
 def detection_columns(sel: Selection) -> list[tuple[str, Path | None]]:
     """Ground truth, base_fp32 and the selected variant (or, when none, the most accurate)."""
-    onnx = {v.name: v for v in sel.variants if v.format == "onnx"}
-    other = sel.selected or max(
-        (v for v in onnx.values() if v.name != "base_fp32"),
-        key=lambda v: v.map50_95,
-        default=None,
-    )
-    other = getattr(other, "name", other)
-    cols: list[tuple[str, Path | None]] = [("ground truth", None)]
-    cols += [(n, Path(onnx[n].path)) for n in ("base_fp32", other) if n in onnx]
-    return list(dict.fromkeys(cols))
+    onnx = {v.name: Path(v.path) for v in sel.variants if v.format == "onnx"}
+    others = [v for v in sel.variants if v.name in onnx and v.name != "base_fp32"]
+    best = max(others, key=lambda v: v.map50_95).name if others else None
+    names = dict.fromkeys(("base_fp32", sel.selected or best))
+    return [("ground truth", None), *((n, onnx[n]) for n in names if n in onnx)]
 
 
 def make_plots(
