@@ -3,7 +3,8 @@ the DFL softmax + box decode on the host for candidates only, against the in-gra
 
     python benchmarks/head_cut.py [--run outputs/optimize/<run>] [--rounds 5] [--runs 30]
 
-For every ONNX variant of an optimize run at its own size, and for the base model exported
+For every ONNX variant of an optimize run that decodes in the graph (all with
+``optimize.head=graph``; base_fp32 only with the default ``raw``), and for the base model exported
 at 640 px (FP32, and INT8 with the default portable recipe, calibrated at 640 on train
 images), both forms are timed end to end from the input tensor (model + decode + NMS at the
 bundle's conf 0.25: a raw-head row always includes its host decode), interleaved in one
@@ -67,9 +68,11 @@ def main() -> int:
     out = WS.outputs / "benchmarks" / run.name / "head_cut"
     out.mkdir(parents=True, exist_ok=True)
     val = sorted(split_images(processed, "val"))[:8]
-    models: dict[str, Path] = {
-        p.stem: p for p in sorted((run / "variants").glob("*.onnx"))
-    }  # base_fp32, base_int8, pruned_fp32, pruned_int8 at the run's size
+    models: dict[str, Path] = {  # the run's variants that decode in the graph, at its size
+        p.stem: p
+        for p in sorted((run / "variants").glob("*.onnx"))
+        if "raw_head" not in onnx_metadata(p)[0]  # optimize.head=raw variants are already cut
+    }
     if args.big:
         pt = run / "variants" / "base_pt.pt"
         big = export_onnx(pt, out / f"base_fp32_{args.big}.onnx", args.big).path

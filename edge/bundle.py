@@ -4,8 +4,9 @@ and a SHA-256 manifest over every file; published atomically as a folder and a .
 Layout (``FORMAT``)::
 
     model.onnx  metadata.json  labels.txt  MODEL_CARD.md  benchmark.json  MANIFEST.sha256
-    golden/golden.json  golden/NNN.jpg|png  golden/NNN.input.npy  golden/NNN.output.npy
-    golden/NNN.detections.json  edge/*.py
+    golden/golden.json  golden/NNN.jpg|png  golden/NNN.input.npy
+    golden/NNN.output.npy (one output) or golden/NNN.output.npz (a raw head: arr_0..arr_5 in
+    metadata.json's output order)  golden/NNN.detections.json  edge/*.py
 
 ``python -m edge.verify BUNDLE`` checks all of it.
 """
@@ -78,16 +79,74 @@ def io_spec(detector: Detector) -> dict[str, dict[str, object]]:
             },
             "orientation": "EXIF applied before letterbox",
         },
-        "output": {
+        "output": output_spec(detector),
+    }
+
+
+def output_spec(detector: Detector) -> dict[str, object]:
+    """The model's outputs, exactly enough to decode them in another language."""
+    engine = detector.engine
+    nc = len(detector.names)
+    if not detector.strides:
+        return {
             "name": engine.output_name,
             "shape": list(engine.output_shape),
             "dtype": "float32",
             "layout": "(1, 4 + num_classes, anchors): cx, cy, w, h in input pixels, then one "
             "sigmoid score per class; decode = best class per anchor, conf filter, "
             "class-aware NMS, undo letterbox",
-            "num_classes": len(detector.names),
-        },
+            "num_classes": nc,
+        }
+    shapes = list(engine.outputs.items())
+    reg_max = shapes[0][1][1] // 4
+    tensors = [
+        {
+            "name": name,
+            "shape": list(shape),
+            "level": i // 2,
+            "stride": detector.strides[i // 2],
+            "kind": "box_distribution" if i % 2 == 0 else "class_logits",
+        }
+        for i, (name, shape) in enumerate(shapes)
+    ]
+    return {
+        "layout": "raw_head",
+        "dtype": "float32",
+        "num_classes": nc,
+        "reg_max": reg_max,
+        "strides": detector.strides,
+        "tensors": tensors,
+        "decode": (
+            "per level (stride s, grid H x W, anchor i = row * W + col, centre (col + 0.5, "
+            "row + 0.5)): class_logits (1, num_classes, H, W); score = sigmoid(max logit), keep "
+            "anchors with max logit > log(conf / (1 - conf)); box_distribution (1, 4 * reg_max, "
+            "H, W) is 4 sides (left, top, right, bottom) x reg_max bins: side = sum_k k * "
+            "softmax(bins)_k; box xyxy = (cx - left, cy - top, cx + right, cy + bottom) * s; "
+            "then class-aware NMS over all levels, undo letterbox (edge/postprocess.py "
+            "decode_raw_head is the reference)"
+        ),
     }
+
+
+def save_output(stem: Path, out: np.ndarray | list[np.ndarray]) -> Path:
+    """``<stem>.output.npy`` for one output, ``<stem>.output.npz`` (arr_0, arr_1, ...) for
+    a raw head's outputs."""
+    if isinstance(out, list):
+        path = stem.with_name(f"{stem.name}.output.npz")
+        np.savez(path, *out)
+    else:
+        path = stem.with_name(f"{stem.name}.output.npy")
+        np.save(path, out)
+    return path
+
+
+def load_output(stem: Path) -> np.ndarray | list[np.ndarray]:
+    """What :func:`save_output` wrote (FileNotFoundError naming the .npy when neither is)."""
+    npz = stem.with_name(f"{stem.name}.output.npz")
+    if npz.is_file():
+        with np.load(npz) as z:
+            return [z[f"arr_{i}"] for i in range(len(z.files))]
+    return np.load(stem.with_name(f"{stem.name}.output.npy"))
 
 
 def write_golden(folder: Path, detector: Detector, images: list[Path], precision: str) -> dict:
@@ -114,7 +173,7 @@ def write_golden(folder: Path, detector: Detector, images: list[Path], precision
         inputs.append(x)
         dets = detector.detections(out, box, image.width, image.height)
         np.save(folder / f"{stem}.input.npy", x)
-        np.save(folder / f"{stem}.output.npy", out)
+        save_output(folder / stem, out)
         write_json(folder / f"{stem}.detections.json", [d.as_dict() for d in dets])
         cases.append(
             {

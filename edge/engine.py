@@ -1,12 +1,13 @@
 """Inference engines over one ONNX file: onnxruntime (default) and OpenVINO (when installed).
 
-Both take a 1x3xHxW float32 tensor and return the model's first output as a numpy array.
+Both take a 1x3xHxW float32 tensor; ``run`` returns the model's first output, ``run_all``
+every output in graph order (a model cut at its head has six).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,16 +40,24 @@ def session(
 
 @dataclass
 class Engine:
-    """A loaded model: ``run(x)`` -> first output; what ran it, for reports."""
+    """A loaded model: ``run(x)`` -> first output, ``run_all(x)`` -> all; what ran it."""
 
     run: Callable[[np.ndarray], np.ndarray]
+    run_all: Callable[[np.ndarray], list[np.ndarray]]
     input_shape: tuple[int, ...]
     backend: str
     precision_hint: str  # what the backend was asked for ("default" = its own choice)
     metadata: dict[str, str]  # the ONNX model's metadata_props (onnxruntime only)
     input_name: str = "images"
-    output_name: str = "output0"
-    output_shape: tuple[int, ...] = ()
+    outputs: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name -> shape
+
+    @property
+    def output_name(self) -> str:
+        return next(iter(self.outputs), "output0")
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return next(iter(self.outputs.values()), ())
 
 
 class ModelLoadError(ValueError):
@@ -80,17 +89,19 @@ def _load(model: Path, backend: str, threads: int, precision: str | None) -> Eng
         name = inp.name
         shape = tuple(d if isinstance(d, int) else 1 for d in inp.shape)
         meta = dict(sess.get_modelmeta().custom_metadata_map)
-        out = sess.get_outputs()[0]
-        out_shape = tuple(d if isinstance(d, int) else -1 for d in out.shape)
+        outputs = {
+            o.name: tuple(d if isinstance(d, int) else -1 for d in o.shape)
+            for o in sess.get_outputs()
+        }
         return Engine(
             lambda x: sess.run(None, {name: x})[0],
+            lambda x: sess.run(None, {name: x}),
             shape,
             backend,
             "fp32/int8 as stored",
             meta,
             name,
-            out.name,
-            out_shape,
+            outputs,
         )
     try:  # openvino
         import openvino as ov
@@ -106,6 +117,7 @@ def _load(model: Path, backend: str, threads: int, precision: str | None) -> Eng
     hint = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
     return Engine(
         lambda x: request.infer({0: x})[0],
+        lambda x: list(request.infer({0: x}).values()),
         shape,
         backend,
         f"{precision or 'default'} (runs {hint})",

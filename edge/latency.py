@@ -101,15 +101,38 @@ def _runner(
     return lambda: engine.run(x)
 
 
+def detect_runner(
+    model: Path,
+    threads: int = 2,
+    backend: str = "onnxruntime",
+    precision: str | None = None,
+    image: Path | None = None,
+    conf: float = 0.25,
+) -> Runner:
+    """One end-to-end detection per call on a letterboxed ``image`` (noise if None): the
+    model, then decode + NMS at ``conf``; a model cut at its head is decoded on the host.
+    Every model does the same work, whatever its head, so ratios compare like with like."""
+    from edge.postprocess import decode, decode_raw_head, raw_head_strides
+    from edge.preprocess import load_image, preprocess
+
+    engine = load(model, backend, threads, precision)
+    meta = engine.metadata
+    if not meta and Path(model).suffix == ".onnx":  # OpenVINO does not expose ONNX metadata
+        meta = load(model, "onnxruntime", 1).metadata
+    strides = raw_head_strides(meta)
+    x = (
+        preprocess(load_image(image), engine.input_shape[-1])[0]
+        if image is not None
+        else np.random.default_rng(0).random(engine.input_shape, np.float32)
+    )
+    if strides:
+        return lambda: decode_raw_head(engine.run_all(x), strides, conf)
+    return lambda: decode(engine.run(x), conf)
+
+
 def ort_runner(model: Path, threads: int = 2, inputs: np.ndarray | None = None) -> Runner:
     """A no-argument callable running ``model`` once (onnxruntime) on ``inputs`` or noise."""
     return _runner(model, "onnxruntime", threads, None, inputs)
-
-
-def openvino_runner(model: Path, threads: int = 2, precision: str | None = None) -> Runner:
-    """The same with OpenVINO (reads .onnx or .xml). ``precision``: None (device default, bf16
-    on AMX CPUs), ``f32`` for true FP32. Needs the optional ``openvino`` package."""
-    return _runner(model, "openvino", threads, precision, None)
 
 
 def interleaved(

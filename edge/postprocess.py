@@ -7,6 +7,8 @@ ultralytics uses); ``tests/test_edge_runtime.py`` checks the result against ultr
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from edge.preprocess import Letterbox
@@ -106,21 +108,14 @@ def raw_head_candidates(
     logit = np.log(conf / (1 - conf)) if 0 < conf < 1 else (-np.inf if conf <= 0 else np.inf)
     for level, stride in enumerate(strides):
         dist, logits = outputs[2 * level][0], outputs[2 * level + 1][0]  # (64,H,W), (nc,H,W)
-        width = logits.shape[2]
         flat = logits.reshape(logits.shape[0], -1)
         best = flat.max(axis=0)
         idx = np.flatnonzero(best > logit)
         if not len(idx):
             continue
-        cls = flat[:, idx].argmax(axis=0)
-        bins = dist.reshape(4, -1, dist.shape[1] * dist.shape[2])[:, :, idx]  # (4, 16, k)
-        e = np.exp(bins - bins.max(axis=1, keepdims=True))
-        ltrb = (e * np.arange(bins.shape[1], dtype=np.float32)[None, :, None]).sum(1) / e.sum(1)
-        cx, cy = idx % width + 0.5, idx // width + 0.5
-        xyxy = np.stack([cx - ltrb[0], cy - ltrb[1], cx + ltrb[2], cy + ltrb[3]], axis=1)
-        boxes.append(xyxy.astype(np.float32) * stride)
+        boxes.append(_dfl_xyxy(dist, idx, stride))
         scores.append(1 / (1 + np.exp(-best[idx])))
-        classes.append(cls)
+        classes.append(flat[:, idx].argmax(axis=0))
     if not boxes:
         return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
     return (
@@ -128,6 +123,49 @@ def raw_head_candidates(
         np.concatenate(scores).astype(np.float32),
         np.concatenate(classes).astype(np.int64),
     )
+
+
+def _dfl_xyxy(dist: np.ndarray, idx: np.ndarray, stride: int) -> np.ndarray:
+    """Boxes xyxy (input pixels) of the anchors ``idx`` (row-major) of one level's
+    box-distribution map ``dist`` (4 * reg_max, H, W): the expectation of each side's softmax
+    over reg_max bins (DFL), as distances from the anchor centre (cell + 0.5), times stride."""
+    width = dist.shape[2]
+    bins = dist.reshape(4, -1, dist.shape[1] * width)[:, :, idx]  # (4, reg_max, k)
+    e = np.exp(bins - bins.max(axis=1, keepdims=True))
+    ltrb = (e * np.arange(bins.shape[1], dtype=np.float32)[None, :, None]).sum(1) / e.sum(1)
+    cx, cy = idx % width + 0.5, idx // width + 0.5
+    xyxy = np.stack([cx - ltrb[0], cy - ltrb[1], cx + ltrb[2], cy + ltrb[3]], axis=1)
+    return xyxy.astype(np.float32) * stride
+
+
+def raw_head_dense(outputs: list[np.ndarray], strides: list[int]) -> np.ndarray:
+    """A raw head's outputs in the in-graph layout (1, 4 + nc, anchors): cx, cy, w, h in input
+    pixels, then a sigmoid score per class, for every anchor (what :func:`decode` takes).
+    For evaluation at a near-zero threshold and for comparing outputs; detection at a working
+    threshold uses :func:`decode_raw_head`, which decodes only candidates."""
+    levels = []
+    for level, stride in enumerate(strides):
+        dist, logits = outputs[2 * level][0], outputs[2 * level + 1][0]
+        xyxy = _dfl_xyxy(dist, np.arange(dist.shape[1] * dist.shape[2]), stride)
+        xywh = np.concatenate([(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]], 1)
+        scores = 1 / (1 + np.exp(-logits.reshape(logits.shape[0], -1)))
+        levels.append(np.concatenate([xywh.T, scores], 0))
+    return np.concatenate(levels, 1)[None].astype(np.float32)
+
+
+def raw_head_strides(meta: dict[str, str]) -> list[int] | None:
+    """The level strides of a model cut at its head (``raw_head`` in its ONNX metadata, written
+    by ``yeo.optimize.export.cut_head``); None for a model that decodes in the graph."""
+    if "raw_head" not in meta:
+        return None
+    return [int(s) for s in json.loads(meta["strides"])]
+
+
+def in_graph_layout(out: np.ndarray | list[np.ndarray], strides: list[int] | None) -> np.ndarray:
+    """Any model's output as (1, 4 + nc, anchors): as it is, or a raw head made dense."""
+    if strides is None:
+        return out[0] if isinstance(out, list) else out
+    return raw_head_dense(out, strides)
 
 
 def to_original(boxes: np.ndarray, box: Letterbox, width: int, height: int) -> np.ndarray:

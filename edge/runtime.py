@@ -16,10 +16,11 @@ from PIL import Image
 
 from edge.engine import load
 from edge.metadata import read_metadata
-from edge.postprocess import decode, to_original
+from edge.postprocess import decode, decode_raw_head, in_graph_layout, raw_head_strides, to_original
 from edge.preprocess import Letterbox, load_image, preprocess
 
 DEFAULT_CONF, DEFAULT_IOU = 0.25, 0.7
+Output = np.ndarray | list[np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,17 @@ class Detector:
         self.names: dict[int, str] = info["names"]  # type: ignore[assignment]
         self.conf = float(info["conf"] if conf is None else conf)  # type: ignore[arg-type]
         self.iou = float(info["iou"] if iou is None else iou)  # type: ignore[arg-type]
+        # a model cut at its head (six outputs) is decoded here, on the host, candidates only
+        self.strides = raw_head_strides(meta)
 
-    def raw(self, x: np.ndarray) -> np.ndarray:
-        """The model's raw output (1, 4+nc, anchors) for an input tensor."""
-        return self.engine.run(x)
+    def raw(self, x: np.ndarray) -> Output:
+        """The model's raw output for an input tensor: (1, 4+nc, anchors), or for a model cut
+        at its head the per-level box-distribution and class-logit maps."""
+        return self.engine.run_all(x) if self.strides else self.engine.run(x)
+
+    def dense(self, out: Output) -> np.ndarray:
+        """A raw output in the in-graph layout (1, 4+nc, anchors), for comparisons."""
+        return in_graph_layout(out, self.strides)
 
     def __call__(
         self, image: Image.Image | Path | str, conf: float | None = None, iou: float | None = None
@@ -106,7 +114,7 @@ class Detector:
 
     def detections(
         self,
-        out: np.ndarray,
+        out: Output,
         box: Letterbox,
         width: int,
         height: int,
@@ -116,7 +124,10 @@ class Detector:
         """Decode + NMS a raw output and map its boxes back to a ``width`` x ``height`` image."""
         conf = self.conf if conf is None else conf
         iou = self.iou if iou is None else iou
-        boxes, scores, cls = decode(out, conf, iou)
+        if self.strides:
+            boxes, scores, cls = decode_raw_head(out, self.strides, conf, iou)
+        else:
+            boxes, scores, cls = decode(out, conf, iou)
         boxes = to_original(boxes, box, width, height)
         return [
             Detection(tuple(float(v) for v in b), float(s), int(c), self.names[int(c)])

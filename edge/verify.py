@@ -6,7 +6,8 @@ Exit 0 with one ``OK`` line, or exit 1 with one line per fault, each naming the 
 what is wrong: a changed byte, a missing or unlisted file, a model that does not load, or
 outputs/detections off the golden tolerance.
 
-Raw outputs are compared only on the anchors that matter: those whose best class score reaches
+Raw outputs (a raw head's made dense first, :func:`edge.postprocess.raw_head_dense`) are
+compared only on the anchors that matter: those whose best class score reaches
 the bundle's confidence threshold in the golden output or in this run's (every other anchor is
 discarded by decoding, so noise there says nothing about a port). Detections after NMS are
 compared too.
@@ -23,8 +24,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from edge.bundle import MANIFEST, bundle_files, extract, sha256
+from edge.bundle import MANIFEST, bundle_files, extract, load_output, sha256
 from edge.metadata import MetadataError, read_metadata
+from edge.postprocess import in_graph_layout, raw_head_strides
 from edge.preprocess import load_image, preprocess
 from edge.runtime import Detector
 
@@ -103,10 +105,12 @@ def fused_vs_unfused(
 
     fused, plain = session(model, threads), session(model, threads, optimize=False)
     name = fused.get_inputs()[0].name
-    errs = [
-        output_errors(plain.run(None, {name: x})[0], fused.run(None, {name: x})[0], conf)
-        for x in inputs
-    ]
+    strides = raw_head_strides(dict(fused.get_modelmeta().custom_metadata_map))
+
+    def dense(sess, x: np.ndarray) -> np.ndarray:
+        return in_graph_layout(sess.run(None, {name: x}), strides)
+
+    errs = [output_errors(dense(plain, x), dense(fused, x), conf) for x in inputs]
     return max((e[0] for e in errs), default=0.0), max((e[1] for e in errs), default=0.0)
 
 
@@ -128,7 +132,11 @@ def check_golden(root: Path) -> tuple[list[str], str]:
     for case in golden["cases"]:
         stem = Path(case["image"]).stem
         x = np.load(root / "golden" / f"{stem}.input.npy")
-        expected = np.load(root / "golden" / f"{stem}.output.npy")
+        try:
+            expected = det.dense(load_output(root / "golden" / stem))
+        except (OSError, ValueError) as e:
+            faults.append(f"golden/{stem}: no readable golden output ({e})")
+            continue
         image = load_image(root / "golden" / case["image"])
         x_here, box = preprocess(image, det.imgsz)
         in_err = float(np.abs(x_here - x).max())
@@ -138,23 +146,22 @@ def check_golden(root: Path) -> tuple[list[str], str]:
                 f"golden/{case['image']}: preprocessing differs from {stem}.input.npy "
                 f"by {in_err:.4f} > {tol['input_atol']:.4f}"
             )
-        out = det.raw(x)
+        raw = det.raw(x)
+        out = det.dense(raw)
         if out.shape != expected.shape:
-            faults.append(
-                f"golden/{stem}.output.npy: shape {expected.shape}, model gives {out.shape}"
-            )
+            faults.append(f"golden/{stem}.output: shape {expected.shape}, model gives {out.shape}")
             continue
         box_err, score_err = output_errors(expected, out, golden["conf"])
         worst["box"], worst["score"] = max(worst["box"], box_err), max(worst["score"], score_err)
         worst["anchors"] += int(kept_anchors(expected, out, golden["conf"]).sum())
         if box_err > tol["box_atol_px"] or score_err > tol["score_atol"]:
             faults.append(
-                f"golden/{stem}.output.npy: model output off tolerance on anchors "
+                f"golden/{stem}.output: model output off tolerance on anchors "
                 f"scoring >= {golden['conf']} (box {box_err:.3f} px > "
                 f"{tol['box_atol_px']} or score {score_err:.4f} > {tol['score_atol']})"
             )
             continue
-        got = [d.as_dict() for d in det.detections(out, box, image.width, image.height)]
+        got = [d.as_dict() for d in det.detections(raw, box, image.width, image.height)]
         want = json.loads((root / "golden" / f"{stem}.detections.json").read_text())
         problem = check_detections(want, got, golden["conf"], tol, case["letterbox_scale"])
         if problem:

@@ -21,6 +21,8 @@ def check(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"benchmark.peers: unknown {unknown}; known: {list(PEERS)}")
     if min(cfg["rounds"], cfg["runs"], cfg["threads"]) < 1:
         raise ConfigError("benchmark.rounds, runs and threads must be >= 1")
+    if cfg["imgsz"] is not None and (cfg["imgsz"] < 32 or cfg["imgsz"] % 32):
+        raise ConfigError(f"benchmark.imgsz must be a multiple of 32 (or null), got {cfg['imgsz']}")
     if cfg["run"] and not (Path(cfg["run"]) / "variants.json").is_file():
         raise ConfigError(f"benchmark.run: {cfg['run']} has no variants.json")
 
@@ -32,6 +34,8 @@ def benchmark_variants(benchmark: dict[str, Any]) -> Annotated[MarkdownString, "
 
     run = Path(benchmark["run"]) if benchmark["run"] else latest_run()
     out = workspace().outputs / "benchmarks" / run.name
+    if benchmark["imgsz"]:
+        out = out / str(benchmark["imgsz"])
     result = compare(
         run,
         out,
@@ -39,6 +43,7 @@ def benchmark_variants(benchmark: dict[str, Any]) -> Annotated[MarkdownString, "
         benchmark["runs"],
         benchmark["threads"],
         list(benchmark["peers"]),
+        benchmark["imgsz"],
     )
     js = write_json(out / "benchmark.json", result)
     md = atomic_write_text(out / "benchmark.md", markdown(result))

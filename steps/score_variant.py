@@ -14,7 +14,7 @@ from steps.evaluate import settings_from_config
 from yeo.data.model import DataVersion
 from yeo.env import workspace
 from yeo.evaluation import evaluate
-from yeo.optimize.export import onnx_metadata
+from yeo.optimize.export import cut_head, onnx_metadata
 from yeo.optimize.variants import VariantScore
 from yeo.tracking import mlflow_run, run_name, step_metadata
 
@@ -28,11 +28,13 @@ def score_variant(
     imgsz: int,
     name: str,
     device: str = "auto",
+    head: str = "graph",
 ) -> Annotated[VariantScore, "variant_score"]:
-    """Evaluate ``model_dir/filename`` on the val split."""
+    """Evaluate ``model_dir/filename`` on the val split; ``head="raw"``: an ONNX model is cut
+    at its head first and scored (and later timed and bundled) with the host decode."""
     import mlflow
 
-    path = _keep(Path(model_dir) / filename, name)
+    path = _keep(Path(model_dir) / filename, name, head)
     settings = settings_from_config(eval_cfg, imgsz, device)
     res = evaluate(path, Path(data_version.data_yaml), settings)
     recipe = _quant_recipe(path)
@@ -42,6 +44,7 @@ def score_variant(
         format=path.suffix.lstrip("."),
         precision="int8" if recipe else "fp32",
         pruned=name.startswith("pruned"),
+        head=head if path.suffix == ".onnx" else "graph",
         map50=res.map50,
         map50_95=res.map50_95,
         precision_=res.precision,
@@ -56,11 +59,15 @@ def score_variant(
     return score
 
 
-def _keep(path: Path, name: str) -> Path:
-    """Copy the model into the run's output folder, so the table's paths outlive the run."""
+def _keep(path: Path, name: str, head: str) -> Path:
+    """Copy the model into the run's output folder, so the table's paths outlive the run (an
+    ONNX model cut at its head when ``head`` is raw)."""
     dest = workspace().outputs / "optimize" / run_name() / "variants" / f"{name}{path.suffix}"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(path, dest)
+    if head == "raw" and path.suffix == ".onnx":
+        cut_head(path, dest)
+    else:
+        shutil.copy(path, dest)
     return dest
 
 

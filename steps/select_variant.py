@@ -1,14 +1,17 @@
-"""Select: time every ONNX variant together, interleaved; pick the fastest within the accuracy
-budget on val (None when no variant is)."""
+"""Select: time every ONNX variant together, interleaved, end to end; pick the fastest
+within the accuracy budget on val (None when no variant is)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from zenml import step
 from zenml.types import MarkdownString
 
+from yeo.data.model import DataVersion
 from yeo.env import workspace
+from yeo.optimize.dataset import busiest_images
 from yeo.optimize.model import PruneSummary
 from yeo.optimize.variants import (
     Selection,
@@ -25,6 +28,7 @@ Outputs = tuple[Annotated[Selection, "choice"], Annotated[MarkdownString, "varia
 @step(enable_cache=False)
 def select_variant(
     optimize: dict[str, Any],
+    data_version: DataVersion,
     base_pt: VariantScore,
     base_fp32: VariantScore,
     base_int8: VariantScore | None = None,
@@ -43,8 +47,15 @@ def select_variant(
             v.params = prune_summary.params_before if before else prune_summary.params_after
             v.macs = prune_summary.macs_before if before else prune_summary.macs_after
     lat = optimize["latency"]
+    (image,) = busiest_images(Path(data_version.path), "val", 1)
     timing = time_interleaved(
-        variants, optimize["threads"], lat["warmup"], lat["rounds"], lat["runs"]
+        variants,
+        image,
+        optimize["threads"],
+        lat["warmup"],
+        lat["rounds"],
+        lat["runs"],
+        optimize["bundle"]["conf"],
     )
     sel = select(variants, "base_pt", optimize["max_map_drop"])
     sel.timing = timing

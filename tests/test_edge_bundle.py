@@ -98,7 +98,7 @@ def _other_model(b: Path) -> None:  # a different model, re-signed: golden outpu
         ),
         (lambda b: (b / "extra.bin").write_bytes(b"x"), "extra.bin: not listed"),
         (lambda b: (b / "MANIFEST.sha256").unlink(), "MANIFEST.sha256: missing"),
-        (_off_tolerance, "golden/000.output.npy: model output off tolerance"),
+        (_off_tolerance, "golden/000.output: model output off tolerance"),
         (_other_model, "off tolerance"),
     ],
 )
@@ -133,7 +133,7 @@ def test_golden_outputs_are_judged_on_anchors_that_decoding_keeps(built: Path, t
     np.save(path, shifted)
     bundle.write_manifest(b)
     faults, _ = verify(b)
-    assert any("000.output.npy: model output off tolerance on anchors" in f for f in faults)
+    assert any("000.output: model output off tolerance on anchors" in f for f in faults)
 
 
 def test_golden_records_the_unfused_reference_and_refuses_cpu_dependent_int8(

@@ -83,3 +83,62 @@ def test_a_model_without_a_detect_head_is_named(tmp_path: Path) -> None:
     onnx.save(helper.make_model(graph), str(path))
     with pytest.raises(ValueError, match=r"relu.onnx: no YOLOv8 Detect head convs"):
         cut_head(path, tmp_path / "out.onnx")
+
+
+def test_raw_head_scores_and_detects_like_the_in_graph_head(
+    onnx_model: Path, trained_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """The evaluator scores a raw-head model through the edge runtime's decode: mAP50-95
+    within 0.001 of the in-graph model, and the Detector finds the same boxes within 1 px."""
+    from edge.runtime import Detector
+    from yeo.evaluation import EvalSettings, evaluate
+
+    raw = tmp_path / "raw.onnx"
+    cut_head(onnx_model, raw)
+    ev = EvalSettings(imgsz=128)
+    data = tiny_data.with_name("train_as_val.yaml")
+    data.write_text(tiny_data.read_text().replace("val: images/val", "val: images/train"))
+    graph, cut = evaluate(onnx_model, data, ev), evaluate(raw, data, ev)
+    assert graph.map50_95 > 0.05  # a model that detects: the comparison means something
+    assert abs(graph.map50_95 - cut.map50_95) < 1e-3 and abs(graph.map50 - cut.map50) < 1e-3
+    a, b = Detector(onnx_model, conf=0.05), Detector(raw, conf=0.05)
+    assert b.strides == [8, 16, 32] and a.strides is None
+    found = 0
+    for image in sorted((tiny_data.parent / "images" / "train").glob("*.jpg"))[:6]:
+        da, db = a(image), b(image)
+        assert [d.class_id for d in da] == [d.class_id for d in db]
+        for x, y in zip(da, db, strict=True):
+            assert max(abs(p - q) for p, q in zip(x.box, y.box, strict=True)) < 1.0
+        found += len(da)
+    assert found
+
+
+def test_a_raw_head_bundle_describes_its_outputs_and_verifies(
+    onnx_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    from edge import bundle
+    from edge.verify import verify
+    from tests.conftest import BUNDLE_META
+
+    raw = tmp_path / "raw.onnx"
+    cut_head(onnx_model, raw)
+    images = sorted((tiny_data.parent / "images" / "train").glob("*.jpg"))[:4]
+    dest, _ = bundle.build(raw, tmp_path / "raw-v1", BUNDLE_META, images, benchmark_runs=2)
+    meta = bundle.read_json(dest / "metadata.json")
+    out = meta["output"]
+    assert out["layout"] == "raw_head" and out["reg_max"] == 16 and out["strides"] == [8, 16, 32]
+    assert [t["kind"] for t in out["tensors"][:2]] == ["box_distribution", "class_logits"]
+    assert [t["shape"] for t in out["tensors"][:2]] == [[1, 64, 16, 16], [1, 4, 16, 16]]
+    golden = bundle.load_output(dest / "golden" / "000")
+    assert isinstance(golden, list) and len(golden) == 6
+    faults, summary = verify(dest)
+    assert not faults and "4 golden cases" in summary
+    # a changed raw output is caught on the anchors that decode
+    with np.load(dest / "golden" / "000.output.npz") as z:
+        parts = [z[f"arr_{i}"] for i in range(6)]
+    parts[1] = parts[1] + np.float32(5.0)  # every class logit of level 0 up: new confident boxes
+    np.savez(dest / "golden" / "000.output.npz", *parts)
+    (dest / bundle.MANIFEST).unlink()
+    bundle.write_manifest(dest)
+    faults, _ = verify(dest)
+    assert any("golden/000.output: model output off tolerance" in f for f in faults), faults

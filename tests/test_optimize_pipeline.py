@@ -36,8 +36,15 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
     root.mkdir()
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     env, guard = {"YEO_HOME": str(root)}, tmp_path / "net.log"
+    relu = ["optimize.activation=relu", "optimize.prune.distill=6.0"]  # pruned: ReLU, distilled
     out = run_cli(
-        "--pipeline", "optimize", *TINY, "optimize.max_map_drop=1.0", env_extra=env, guard=guard
+        "--pipeline",
+        "optimize",
+        *TINY,
+        *relu,
+        "optimize.max_map_drop=1.0",
+        env_extra=env,
+        guard=guard,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert not guard.exists() or guard.read_text() == "", guard.read_text()
@@ -51,6 +58,19 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
     assert by["pruned_fp32"]["params"] < by["base_fp32"]["params"]
     assert by["base_int8"]["precision"] == "int8" and by["base_int8"]["recipe"]["exclude"]
     assert by["base_int8"]["size_bytes"] < 0.5 * by["base_fp32"]["size_bytes"]
+    # head raw (default): every ONNX variant but the reference ends at the head's convs
+    heads = {n: v["head"] for n, v in by.items() if v["format"] == "onnx"}
+    assert heads == {
+        "base_fp32": "graph",
+        "base_int8": "raw",
+        "pruned_fp32": "raw",
+        "pruned_int8": "raw",
+    }
+    assert sel["timing"]["end_to_end"].startswith("model + decode + NMS at conf 0.25, on ")
+    import onnx
+
+    ops = [n.op_type for n in onnx.load(by["pruned_fp32"]["path"]).graph.node]
+    assert ops.count("Relu") >= 57 and "Sigmoid" not in ops  # raw head: no decode tail either
     assert "selected" in out.stdout and "| base_fp32 " in out.stdout  # "**(selected)**" may follow
 
     # report beside the table, bundle with lineage, verified by the edge tool
@@ -66,6 +86,9 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
     assert bundle.with_name("yolov8n-synthetic-v1.tar.gz").is_file()
     meta = json.loads((bundle / "metadata.json").read_text())
     assert meta["model"]["variant"] == sel["selected"]
+    if heads[sel["selected"]] == "raw":
+        assert meta["output"]["layout"] == "raw_head" and len(meta["output"]["tensors"]) == 6
+        assert (bundle / "golden" / "000.output.npz").is_file()
     chosen = next(v for v in sel["variants"] if v["name"] == sel["selected"])
     assert meta["metrics"]["split"] == "test" and meta["metrics"]["selection"]["split"] == "val"
     assert meta["metrics"]["map50_95"] == chosen["held_out"]["map50_95"]
@@ -90,13 +113,21 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
         "benchmark.rounds=1",
         "benchmark.runs=3",
         "benchmark.peers=[ultralytics_int8]",
+        "benchmark.imgsz=160",  # every variant rebuilt from its weights at another size
         env_extra=env,
         guard=guard,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert not guard.read_text() if guard.exists() else True
     (bench,) = (root / "outputs" / "benchmarks").rglob("benchmark.json")
-    rows = {r["model"]: r for r in json.loads(bench.read_text())["rows"]}
+    result = json.loads(bench.read_text())
+    assert result["imgsz"] == 160 and bench.parent.name == "160"
+    assert all(r["map50_95"] is not None for r in result["rows"])
+    from yeo.optimize.export import onnx_metadata
+
+    rebuilt = onnx_metadata(bench.parent / "pruned_int8_160_raw.onnx")[0]
+    assert rebuilt["imgsz"] == [160, 160] and "raw_head" in rebuilt and "quantization" in rebuilt
+    rows = {r["model"]: r for r in result["rows"]}
     assert set(rows) == {"base_fp32", "base_int8", "pruned_fp32", "pruned_int8", "ultralytics_int8"}
     assert rows["base_fp32"]["speedup_vs_base_fp32"] == 1.0
     assert rows["ultralytics_int8"]["map50_95"] is not None

@@ -68,6 +68,9 @@ ELSEWHERE = {
         "test_optimize (pruning ratios and steps)"
     ),
     "python benchmarks/optimize_ratios.py": "a benchmark (minutes), not a test",
+    "python run.py --pipeline optimize optimize.activation=relu optimize.prune.distill=6.0": (
+        "test_optimize_pipeline (the same two overrides on its tiny run)"
+    ),
     'docker build -t yeo-serve . && docker run -p 8000:8000 -v "$PWD/edge/bundles/'
     'yolov8n-synthetic-v1:/bundle:ro" yeo-serve': "no Docker engine here; hadolint in test_serve",
 }

@@ -60,13 +60,20 @@ def test_taylor_placeholder_is_gone() -> None:
         ("optimize.quant.recipes=[u8-magic]", "optimize.quant.recipes: unknown ['u8-magic']"),
         ("optimize.prune.importance=taylor", "optimize.prune.importance must be one of"),
         ("optimize.opset=7", "optimize.opset must be in 11..21"),
+        ("optimize.head=cut", "optimize.head must be one of raw, graph, got 'cut'"),
+        ("optimize.activation=gelu", "optimize.activation must be one of silu, relu, relu6"),
+        ("optimize.prune.distill=-1", "optimize.prune.distill must be >= 0, got -1"),
+        (
+            "optimize.activation=relu optimize.prune.enabled=false",
+            "optimize.activation applies to the pruned model",
+        ),
     ],
 )
 def test_optimize_config_mistakes_are_caught_by_the_cli_check(override: str, message: str):
     from yeo.cli import check_optimize, compose_config
 
     with pytest.raises(ConfigError, match=re.escape(message)):
-        check_optimize(compose_config([override]))
+        check_optimize(compose_config(override.split()))
 
 
 def test_a_config_mistake_stops_run_py_before_any_step() -> None:

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from edge.latency import Runner, interleaved, openvino_runner, ort_runner
+from edge.latency import Runner, detect_runner, interleaved
 from yeo.env import configure_ultralytics, disable_openvino_telemetry, workspace
 from yeo.errors import UserError
 from yeo.evaluation import EvalSettings, evaluate
@@ -126,26 +126,79 @@ def run_report(run: Path | None = None) -> tuple[Path, dict[str, Any]]:
     return run, json.loads(report.read_text())
 
 
+def variants_at(
+    run: Path, variants: dict[str, dict[str, Any]], imgsz: int, out: Path, rep: dict[str, Any]
+) -> dict[str, Path]:
+    """The run's ONNX variants rebuilt at ``imgsz`` from the same weights: exported again,
+    INT8 with the recipe the run chose for it (calibrated at ``imgsz`` on the same number of
+    train images, same seed), cut at the head where the run's variant is."""
+    from yeo.optimize.dataset import split_images
+    from yeo.optimize.export import cut_head, export_onnx
+    from yeo.optimize.quantize import calibration_images, quantize
+    from yeo.optimize.settings import RECIPES
+
+    quant = rep["config"]["optimize"]["quant"]
+    train = split_images(Path(rep["data"]["path"]), "train")
+    calib = calibration_images(train, quant["calib_images"], quant["seed"])
+    weights = {
+        "base": Path(variants["base_pt"]["path"]),
+        "pruned": run / "prune" / "model" / "best.pt",
+    }
+    built: dict[str, Path] = {}
+    for name, v in variants.items():
+        if v["format"] != "onnx":
+            continue
+        stem = name.split("_")[0]
+        fp32 = out / f"{stem}_fp32_{imgsz}.onnx"
+        if not fp32.is_file():
+            log.info("benchmark: exporting %s at %d px", stem, imgsz)
+            export_onnx(weights[stem], fp32, imgsz)
+        path = fp32
+        if v["precision"] == "int8":
+            log.info("benchmark: quantizing %s at %d px (%s)", name, imgsz, v["recipe"]["name"])
+            path = quantize(
+                fp32, out / f"{name}_{imgsz}.onnx", RECIPES[v["recipe"]["name"]], calib, imgsz
+            )
+        if v.get("head") == "raw":
+            cut_head(path, out / f"{name}_{imgsz}_raw.onnx")
+            path = out / f"{name}_{imgsz}_raw.onnx"
+        built[name] = path
+    return built
+
+
 def compare(
-    run: Path, out: Path, rounds: int, runs: int, threads: int, peers: list[str]
+    run: Path,
+    out: Path,
+    rounds: int,
+    runs: int,
+    threads: int,
+    peers: list[str],
+    imgsz: int | None = None,
 ) -> dict[str, Any]:
-    """Time the run's ONNX variants and the requested peers; the rows and the peer status."""
+    """Time the run's ONNX variants and the requested peers; the rows and the peer status.
+    ``imgsz`` other than the run's: every variant rebuilt at that size (:func:`variants_at`)
+    and every model, the base ``.pt`` too, scored again at it."""
     table = json.loads((run / "variants.json").read_text())
     _, rep = run_report(run)
     data_yaml = Path(rep["data"]["data_yaml"])
     split = (rep.get("held_out") or {}).get("split", "val")  # the run's reported split
     variants = {v["name"]: v for v in table["variants"]}
-    imgsz = onnx_imgsz(Path(variants["base_fp32"]["path"]))
+    run_size = onnx_imgsz(Path(variants["base_fp32"]["path"]))
+    imgsz = imgsz or run_size
     base_pt = Path(variants["base_pt"]["path"])
     out.mkdir(parents=True, exist_ok=True)
-    models: dict[str, Model] = {
-        n: (Path(v["path"]), "onnxruntime", None)
-        for n, v in variants.items()
-        if v["format"] == "onnx"
-    }
-    maps = {n: (v.get("held_out") or v)["map50_95"] for n, v in variants.items()}
-    pruned = {n for n, v in variants.items() if v["pruned"]}
     settings = EvalSettings(imgsz=imgsz, split=split)
+    if imgsz == run_size:
+        paths = {n: Path(v["path"]) for n, v in variants.items() if v["format"] == "onnx"}
+        maps = {n: (v.get("held_out") or v)["map50_95"] for n, v in variants.items()}
+    else:
+        paths = variants_at(run, variants, imgsz, out, rep)
+        maps = {
+            n: evaluate(p, data_yaml, settings).map50_95
+            for n, p in [("base_pt", base_pt), *paths.items()]
+        }
+    models: dict[str, Model] = {n: (p, "onnxruntime", None) for n, p in paths.items()}
+    pruned = {n for n, v in variants.items() if v["pruned"]}
     status: dict[str, str] = {}
     if "ultralytics_int8" in peers:
         try:
@@ -159,10 +212,11 @@ def compare(
         status["openvino"] = _openvino_peers(
             models, maps, table["selected"], base_pt, data_yaml, settings, out
         )
-    runners: dict[str, Runner] = {
-        name: ort_runner(path, threads)
-        if runtime == "onnxruntime"
-        else openvino_runner(path, threads, hint)
+    timing = table.get("timing") or {}
+    image = Path(timing["image"]) if timing.get("image") else None
+    conf = float(timing.get("conf", 0.25))
+    runners: dict[str, Runner] = {  # end to end: model + decode + NMS, as the select step
+        name: detect_runner(path, threads, runtime, hint, image, conf)
         for name, (path, runtime, hint) in models.items()
     }
     log.info(
@@ -201,6 +255,8 @@ def compare(
         "runs": runs,
         "rows": rows,
         "peers": status,
+        "end_to_end": f"model + decode + NMS at conf {conf}"
+        + (f", on {image.name}" if image else ", on noise"),
     }
 
 
@@ -226,10 +282,12 @@ def markdown(result: dict[str, Any]) -> str:
     peers = ", ".join(f"{k}: {v}" for k, v in result["peers"].items()) or "none"
     lines += [
         "",
-        f"onnxruntime unless the name says openvino; batch 1, {result['threads']} "
-        f"thread(s), {result['rounds']} interleaved rounds x {result['runs']} runs; "
-        "speed-up and size ratio vs base_fp32. Compare p50s across runtimes only as measured "
-        "here, on this CPU; pruned rows are not like for like with unpruned peers.",
+        f"onnxruntime unless the name says openvino; batch 1, {result['imgsz']} px, "
+        f"{result['threads']} "
+        f"thread(s), {result['rounds']} interleaved rounds x {result['runs']} runs, end to end "
+        f"({result.get('end_to_end', 'model only')}); speed-up and size ratio vs base_fp32. "
+        "Compare p50s across runtimes only as measured here, on this CPU; pruned rows are "
+        "not like for like with unpruned peers.",
         f"Peers: {peers}",
     ]
     return "\n".join(lines) + "\n"

@@ -111,6 +111,7 @@ def metadata(
         "precision": chosen.precision,
         "model": {
             "variant": chosen.name,
+            "head": chosen.head,  # raw: decoded on the host (see "output")
             "opset": facts["opset"],
             "params": chosen.params,
             "macs": chosen.macs,
@@ -181,6 +182,19 @@ def _change(sel: Selection, chosen: VariantScore) -> str:
     return f"{chosen.map50_95 - sel.base_map50_95:+.4f} on val"
 
 
+def _outputs(meta: dict[str, Any]) -> str:
+    out = meta["output"]
+    if out.get("layout") != "raw_head":
+        return f"One tensor {out['shape']}: {out['layout']}."
+    shapes = ", ".join(f"{t['kind']} {t['shape']}" for t in out["tensors"])
+    return (
+        f"The graph ends at the Detect head's convs ({len(out['tensors'])} tensors: {shapes}); "
+        "the DFL softmax, box decode and NMS run on the host, only for anchors whose best class "
+        "logit passes the threshold (`edge/postprocess.py` `decode_raw_head`; `metadata.json` "
+        "`output.decode` spells it out for a port; golden outputs are `golden/NNN.output.npz`)."
+    )
+
+
 def model_card(meta: dict[str, Any], sel: Selection, chosen: VariantScore) -> str:
     """MODEL_CARD.md: intended use, data, metrics of every variant, latency, INT8 limits."""
     q = meta["model"]["quantization"]
@@ -221,6 +235,9 @@ split chose the variant; the reported metrics are on the {m["split"]} split. Bui
 
 {table_notes(sel)} `benchmark.json` has this bundle's own run with device details; run
 `python -m edge.benchmark .` on the target for its numbers.
+
+## Outputs
+{_outputs(meta)}
 
 ## Thresholds
 conf {meta["thresholds"]["conf"]}, IoU {meta["thresholds"]["iou"]}, at most

@@ -1,6 +1,7 @@
 """The one evaluator every model variant is judged by.
 
-Any model file ultralytics can run (``.pt``, FP32 ONNX, INT8 QDQ ONNX) is scored on the same
+Any model file ultralytics can run (``.pt``, FP32 ONNX, INT8 QDQ ONNX; an ONNX model cut at its
+head through the edge runtime's host decode) is scored on the same
 split with the same image size, thresholds and letterbox (square, ``rect=False``: static ONNX
 inputs cannot take rectangular batches, so neither does the ``.pt``). Returns precision,
 recall, mAP50, mAP50-95 and AP50-95 per class for the classes present in the split.
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
+from edge.postprocess import raw_head_dense, raw_head_strides
 from yeo.env import configure_ultralytics
 from yeo.errors import DataError
 
@@ -117,6 +119,9 @@ def evaluate_images(
         seen["images"] = list(validator.dataloader.dataset.im_files)
 
     model.add_callback("on_val_batch_end", keep_stats)
+    strides = raw_head_strides(_onnx_props(model_path)) if model_path.suffix == ".onnx" else None
+    if strides:
+        model.add_callback("on_val_start", lambda v: _decode_on_host(v, strides))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="yeo-val-") as tmp:
         m = model.val(
@@ -164,6 +169,32 @@ def evaluate_images(
         settings=settings,
     )
     return result, images
+
+
+def _onnx_props(path: Path) -> dict[str, str]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}
+
+
+def _decode_on_host(validator, strides: list[int]) -> None:
+    """A model cut at its head returns per-level maps: turn them into the in-graph layout with
+    the edge runtime's own decode (:func:`edge.postprocess.raw_head_dense`) before
+    ultralytics' NMS and matching, so a raw-head variant is scored through the code that
+    ships with it."""
+    import torch
+
+    nms = validator.postprocess
+
+    def postprocess(preds):
+        parts = [p.cpu().numpy() for p in preds]
+        dense = [
+            raw_head_dense([p[i : i + 1] for p in parts], strides) for i in range(len(parts[0]))
+        ]
+        return nms(torch.from_numpy(np.concatenate(dense)))
+
+    validator.postprocess = postprocess
 
 
 def split_size(data_yaml: Path, split: str) -> int:

@@ -27,8 +27,17 @@ def finetune(
     cfg: TrainConfig,
     save_dir: Path,
     on_epoch_end: list[Callback] | None = None,
+    teacher: Path | None = None,
+    distill: float = 0.0,
 ) -> TrainOutcome:
-    """Train ``model`` (in place) on ``data_yaml``; best.pt/last.pt keep its architecture."""
+    """Train ``model`` (in place) on ``data_yaml``; best.pt/last.pt keep its architecture.
+
+    ``teacher`` (a checkpoint) and ``distill`` > 0: knowledge distillation with ultralytics'
+    own ``DistillationModel`` (the trainer's ``distill_model``/``dis``): the student's neck
+    features, projected by a small 1x1-conv MLP, are pulled towards the teacher's by an L2
+    loss weighted by the teacher's class scores (objects count, background little), added to
+    the detection loss as ``dis_loss`` with weight ``distill``. Costs one teacher forward
+    pass per batch."""
     import time
 
     configure_ultralytics()
@@ -44,12 +53,21 @@ def finetune(
         "verbose": False,
         "model": "pruned.pt",  # a name only: the module itself is set below
     }
+    if teacher is not None and distill > 0:
+        args |= {"distill_model": str(teacher), "dis": distill}
     trainer = DetectionTrainer(overrides=args)
     trainer.model = model
     recorder = EpochRecorder()
     recorder.attach(trainer.add_callback, on_epoch_end or [])
     start = time.perf_counter()
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        if "distill_model" in args:  # the student keeps the wrapper's feature hooks: drop them
+            from ultralytics.nn.distill_model import DistillationModel
+
+            for m in model.modules():
+                DistillationModel._clear_feature_hooks(m)
     return recorder.outcome(save_dir, time.perf_counter() - start)
 
 

@@ -17,6 +17,8 @@ class PruneSummary(BaseModel):
     macs_after: int
     seconds: float
     imgsz: int
+    activation: str = "silu"  # of the pruned model (swapped before pruning)
+    distill: float = 0.0  # distillation weight from the unpruned model in fine-tuning (0: off)
 
 
 class ExportSummary(BaseModel):

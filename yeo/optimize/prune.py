@@ -34,6 +34,7 @@ class PruneConfig:
     importance: str = "magnitude"  # magnitude | bn_scale
     round_to: int = 8  # channel counts become multiples of this (SIMD-friendly)
     lr0: float = 0.001  # fine-tuning learning rate (cosine schedule)
+    distill: float = 0.0  # >0: fine-tune with distillation from the unpruned model (weight)
     enabled: bool = True
 
     def __post_init__(self) -> None:
@@ -41,6 +42,8 @@ class PruneConfig:
             raise ConfigError(f"optimize.prune.ratio must be in (0, 0.95), got {self.ratio}")
         if self.steps < 1 or self.finetune_epochs < 0:
             raise ConfigError("optimize.prune.steps >= 1 and finetune_epochs >= 0 required")
+        if self.distill < 0:
+            raise ConfigError(f"optimize.prune.distill must be >= 0, got {self.distill}")
         if self.importance not in IMPORTANCE:
             raise ConfigError(
                 f"optimize.prune.importance must be one of {IMPORTANCE}, got {self.importance!r}"
@@ -127,8 +130,13 @@ def prune_and_finetune(
     train_cfg: TrainConfig,
     out_dir: Path,
     on_epoch_end: list[Callback] | None = None,
+    activation: str = "silu",
 ) -> PruneOutcome:
     """Prune ``base_weights`` to ``cfg.ratio`` in ``cfg.steps`` steps, fine-tuning after each.
+
+    ``activation`` other than silu swaps the activations first
+    (:func:`yeo.optimize.activation.swap_activation`); ``cfg.distill`` > 0 fine-tunes with
+    distillation from ``base_weights`` (the unpruned SiLU model) as the teacher.
 
     ``train_cfg`` gives the fine-tuning recipe; its epochs and lr are replaced
     by ``cfg.finetune_epochs`` and ``cfg.lr0``. After each fine-tune the best weights are
@@ -136,6 +144,7 @@ def prune_and_finetune(
     """
     import time
 
+    from yeo.optimize.activation import swap_activation
     from yeo.optimize.blocks import replace_c2f
     from yeo.optimize.finetune import finetune, load_module, save_checkpoint
 
@@ -145,6 +154,10 @@ def prune_and_finetune(
     model = load_module(Path(base_weights))
     n = replace_c2f(model)
     log.info("replaced %d C2f blocks with split-free twins", n)
+    swapped = swap_activation(model, activation)
+    if swapped:
+        log.info("activation: %d SiLU replaced by %s", swapped, activation)
+    teacher = Path(base_weights) if cfg.distill > 0 else None
     before = footprint(model, imgsz)
     pruner = make_pruner(model, cfg, imgsz)
     ft_cfg = train_cfg.with_overrides(
@@ -162,7 +175,13 @@ def prune_and_finetune(
         record: dict[str, Any] = {"step": i + 1, "params": fp.params, "macs": fp.macs}
         if cfg.finetune_epochs > 0:
             outcome = finetune(
-                model, Path(data_yaml), ft_cfg, out_dir / f"step{i + 1}", on_epoch_end
+                model,
+                Path(data_yaml),
+                ft_cfg,
+                out_dir / f"step{i + 1}",
+                on_epoch_end,
+                teacher=teacher,
+                distill=cfg.distill,
             )
             model.load_state_dict(load_module(outcome.best).state_dict())
             weights = outcome.best

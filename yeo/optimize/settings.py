@@ -7,9 +7,11 @@ from typing import Any
 
 from edge.latency import Latency, measure
 from yeo.errors import ConfigError
+from yeo.optimize.activation import ACTIVATIONS
 from yeo.optimize.prune import PruneConfig
 from yeo.optimize.quantize import DEFAULT_RECIPES, EXTRA_RECIPES, QuantRecipe
 
+HEADS = ("raw", "graph")  # ONNX variants cut at the head's convs (host decode) or whole
 RECIPES = {r.name: r for r in (*DEFAULT_RECIPES, *EXTRA_RECIPES)}
 
 
@@ -59,6 +61,20 @@ def check(cfg: dict[str, Any]) -> None:
             raise ConfigError(
                 f"optimize.{key} must be a number in [0, 1] (mAP50-95), got {value!r}"
             )
+    if cfg.get("activation") not in ACTIVATIONS:
+        raise ConfigError(
+            f"optimize.activation must be one of {', '.join(ACTIVATIONS)}, "
+            f"got {cfg.get('activation')!r}"
+        )
+    if cfg["activation"] != "silu" and not cfg["prune"]["enabled"]:
+        raise ConfigError(
+            "optimize.activation applies to the pruned model (swapped, then fine-tuned): "
+            "it needs optimize.prune.enabled=true"
+        )
+    if cfg.get("head") not in HEADS:
+        raise ConfigError(
+            f"optimize.head must be one of {', '.join(HEADS)}, got {cfg.get('head')!r}"
+        )
     lat = cfg["latency"]
     if lat["runs"] < 1 or lat["rounds"] < 1 or lat["warmup"] < 0:
         raise ConfigError(f"optimize.latency: runs and rounds must be >= 1, warmup >= 0, got {lat}")

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from edge.latency import interleaved, ort_runner
+from edge.latency import detect_runner, interleaved
 from yeo.io import atomic_write_text, write_json
 
 
@@ -48,6 +48,7 @@ class VariantScore(BaseModel):
     format: str  # pt | onnx
     precision: str  # fp32 | int8
     pruned: bool
+    head: str = "graph"  # graph: decodes in the model; raw: cut at the head, decoded on the host
     map50: float
     map50_95: float
     precision_: float
@@ -77,15 +78,19 @@ class Selection(BaseModel):
 
 def time_interleaved(
     variants: list[VariantScore],
+    image: Path,
     threads: int,
     warmup: int,
     rounds: int,
     runs: int,
+    conf: float,
 ) -> dict[str, Any]:
-    """Time every ONNX variant in one process, in alternating rounds (drift on a busy machine
-    hits all alike), and record p50 and its spread on each; how it ran."""
+    """Time every ONNX variant end to end (:func:`edge.latency.detect_runner`: model + decode
+    + NMS on ``image``, host decode for a raw head) in one process, in
+    alternating rounds (drift on a busy machine hits all alike), and record p50 and its
+    spread on each; how it ran."""
     onnx = [v for v in variants if v.format == "onnx"]
-    runners = {v.name: ort_runner(Path(v.path), threads) for v in onnx}
+    runners = {v.name: detect_runner(Path(v.path), threads, image=image, conf=conf) for v in onnx}
     lat = interleaved(runners, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
     for v in onnx:
         t = lat[v.name]
@@ -98,6 +103,9 @@ def time_interleaved(
         "rounds": rounds,
         "runs_per_round": runs,
         "interleaved": True,
+        "end_to_end": f"model + decode + NMS at conf {conf}, on {image.name}",
+        "image": str(image),
+        "conf": conf,
     }
 
 
@@ -168,6 +176,7 @@ def table_cells(sel: Selection) -> list[dict[str, str]]:
     return [
         {
             "variant": v.name,
+            "head": v.head if v.format == "onnx" else "-",
             "val mAP50-95": f"{v.map50_95:.4f}",
             "Δ val": f"{v.map50_95 - sel.base_map50_95:+.4f}",
             **_held_out_cells(v, split),
@@ -200,7 +209,9 @@ def table_notes(sel: Selection) -> str:
     timing = (
         f"Latency: onnxruntime, batch 1, CPU, {t.get('threads')} threads; all ONNX variants "
         f"timed in one process, {t.get('rounds')} interleaved rounds of {t.get('runs_per_round')} "
-        "runs; p50 with its p25-p75 spread; speed-up vs base_fp32 from the same rounds."
+        f"runs, end to end ({t.get('end_to_end', 'model only')}; head raw: cut at the Detect "
+        "head's convs, decoded on the host, candidates only); p50 with its p25-p75 spread; "
+        "speed-up vs base_fp32 (in-graph decode) from the same rounds."
         if t
         else "Latency: onnxruntime, batch 1, CPU; speed-up vs base_fp32."
     )
