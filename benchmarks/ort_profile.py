@@ -33,8 +33,9 @@ from yeo.benchmark import latest_run  # noqa: E402
 from yeo.io import atomic_write_text, write_json  # noqa: E402
 
 
-def profile(model: Path, x: np.ndarray, runs: int, threads: int, tmp: Path) -> dict:
-    """Optimized-graph op counts and per-op-type milliseconds per call."""
+def profile(model: Path, image: str | None, runs: int, threads: int, tmp: Path) -> dict:
+    """Optimized-graph op counts and per-op-type milliseconds per call on ``image`` (noise
+    if None), letterboxed to the model's input size."""
     import onnx
     import onnxruntime as ort
 
@@ -44,7 +45,12 @@ def profile(model: Path, x: np.ndarray, runs: int, threads: int, tmp: Path) -> d
     opts.enable_profiling = True
     opts.profile_file_prefix = str(tmp / model.stem)
     sess = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
+    name, shape = sess.get_inputs()[0].name, sess.get_inputs()[0].shape
+    x = (
+        preprocess(load_image(image), shape[-1])[0]
+        if image
+        else np.random.default_rng(0).random(shape, np.float32)
+    )
     for _ in range(runs):
         sess.run(None, {name: x})
     trace = json.loads(Path(sess.end_profiling()).read_text())
@@ -57,8 +63,6 @@ def profile(model: Path, x: np.ndarray, runs: int, threads: int, tmp: Path) -> d
 
 
 def main() -> int:
-    import onnxruntime as ort
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--run", type=Path, default=None)
     ap.add_argument("--runs", type=int, default=200)
@@ -72,14 +76,7 @@ def main() -> int:
         for v in table["variants"]:
             if v["format"] != "onnx":
                 continue
-            path = Path(v["path"])
-            shape = ort.InferenceSession(str(path)).get_inputs()[0].shape
-            x = (
-                preprocess(load_image(image), shape[-1])[0]
-                if image
-                else np.random.default_rng(0).random(shape, np.float32)
-            )
-            rows[v["name"]] = profile(path, x, args.runs, args.threads, Path(tmp))
+            rows[v["name"]] = profile(Path(v["path"]), image, args.runs, args.threads, Path(tmp))
     dev = describe()
     lines = [
         f"CPU: {dev['cpu']}, {dev['usable_cores']} cores, flags {' '.join(dev['isa'])}",
