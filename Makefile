@@ -7,25 +7,32 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+STACK  ?= local
 
 .DEFAULT_GOAL := help
-.PHONY: help install run train data benchmark serve test lint format clean
+.PHONY: help install run train data benchmark serve test lint format clean stack-up stack-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,team]' -c constraints.txt
 	$(BIN)/python -m pip install -q --no-deps onnx-neural-compressor==1.0
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the project with its dev tools
 
 run: $(STAMP) ## the main job: data -> train -> prune -> ONNX -> INT8 -> select -> report -> bundle
-	$(BIN)/python run.py --pipeline optimize
+	$(BIN)/python run.py --pipeline optimize stack=$(STACK)
+
+stack-up: $(STAMP) ## start the local team stack (ZenML server, S3, MLflow + Optuna on PostgreSQL)
+	$(BIN)/python -m yeo.stack up
+
+stack-down: ## stop the local team stack
+	$(BIN)/python -m yeo.stack down
 
 train: $(STAMP) ## data -> train -> evaluate -> register only
 	$(BIN)/python run.py --pipeline train

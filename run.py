@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     _log_to_console("yeo", "steps", "pipelines")
     try:
         cfg = compose_config(overrides)
+        if cfg["stack"]["name"] == "team":  # before ZenML is imported
+            from yeo import stack
+
+            stack.connect(stack.load(WS.state), WS.state)
+            stack.gpu_step_options(cfg["stack"].get("gpu_steps"))  # checked before any step
         pipeline.check(cfg)
     except ConfigError as e:
         print(f"run.py: error: {e}", file=sys.stderr)
@@ -70,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         run = pipeline.run(cfg)
     except UserError as e:
         print(f"run.py: error: {e}", file=sys.stderr)
-        return 1
+        return e.exit_code
     except RuntimeError:
         if quiet.last is None:
             raise
         print(f"run.py: error: {quiet.last}", file=sys.stderr)
-        return 1
+        return quiet.exit_code
     print("\n" + pipeline.summarize(run))
     return 0
 

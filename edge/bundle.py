@@ -3,8 +3,10 @@ and a SHA-256 manifest over every file; published atomically as a folder and a .
 
 Layout (``FORMAT``)::
 
-    model.onnx  metadata.json  labels.txt  MODEL_CARD.md  benchmark.json  MANIFEST.sha256
-    golden/golden.json  golden/NNN.jpg|png  golden/NNN.input.npy
+    model.onnx  model.ort  required_operators.config  metadata.json  labels.txt  MODEL_CARD.md
+    benchmark.json  MANIFEST.sha256
+    golden/golden.json  golden/NNN.jpg|png  golden/NNN.rgb.npy (the decoded image)
+    golden/NNN.input.npy
     golden/NNN.output.npy (one output) or golden/NNN.output.npz (a raw head: arr_0..arr_5 in
     metadata.json's output order)  golden/NNN.detections.json  edge/*.py
 
@@ -15,7 +17,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import tarfile
+import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -162,6 +167,7 @@ def write_golden(folder: Path, detector: Detector, images: list[Path], precision
 
     folder.mkdir(parents=True)
     inputs = []
+    outputs = []
     cases = []
     for i, src in enumerate(images):
         stem = f"{i:03d}"
@@ -171,7 +177,9 @@ def write_golden(folder: Path, detector: Detector, images: list[Path], precision
         x, box = preprocess(image, detector.imgsz)
         out = detector.raw(x)
         inputs.append(x)
+        outputs.append(out)
         dets = detector.detections(out, box, image.width, image.height)
+        np.save(folder / f"{stem}.rgb.npy", np.asarray(image))  # decoded: HxWx3 uint8 RGB
         np.save(folder / f"{stem}.input.npy", x)
         save_output(folder / stem, out)
         write_json(folder / f"{stem}.detections.json", [d.as_dict() for d in dets])
@@ -199,11 +207,43 @@ def write_golden(folder: Path, detector: Detector, images: list[Path], precision
         "tolerance": tol,
         "conf": detector.conf,
         "iou": detector.iou,
-        "observed": {"unfused_reference": observed},
+        # how far other ways of running the same model are from these golden outputs: what
+        # the tolerance has to cover (and does, or the bundle is refused above)
+        "observed": {"unfused_reference": observed} | other_runtimes(detector, inputs, outputs),
         "cases": cases,
     }
     write_json(folder / "golden.json", golden)
     return golden
+
+
+def other_runtimes(
+    detector: Detector, inputs: list[np.ndarray], golden: list[np.ndarray | list[np.ndarray]]
+) -> dict[str, dict[str, float] | str]:
+    """Largest box (px) and score differences from the golden outputs, over the anchors
+    decoding keeps, of: onnxruntime on one thread, the ORT-format model (when written) and
+    OpenVINO (when installed)."""
+    from edge.engine import load
+    from edge.verify import output_errors
+
+    model = Path(detector.model_path)
+    runs = {"onnxruntime_1_thread": load(model, "onnxruntime", 1).run_all}
+    if model.with_suffix(".ort").is_file():
+        runs["ort_format"] = load(model.with_suffix(".ort"), "onnxruntime", 1).run_all
+    out: dict[str, dict[str, float] | str] = {}
+    try:
+        runs["openvino"] = load(model, "openvino", 1, precision="f32").run_all
+    except ImportError:
+        out["openvino"] = "not installed (pip install '.[bench]')"
+    for name, run in runs.items():
+        errs = [
+            output_errors(detector.dense(g), detector.dense(run(x)), detector.conf)
+            for x, g in zip(inputs, golden, strict=True)
+        ]
+        out[name] = {
+            "box_px": max((e[0] for e in errs), default=0.0),
+            "score": max((e[1] for e in errs), default=0.0),
+        }
+    return out
 
 
 def build(
@@ -248,6 +288,7 @@ def _assemble(
 ) -> None:
     """Every file of the bundle, into the folder ``tmp``, the manifest last."""
     shutil.copy(model, tmp / "model.onnx")
+    ort_format(tmp / "model.onnx")
     classes = {str(k): v for k, v in metadata["classes"].items()}
     labels = [classes[str(i)] for i in range(len(classes))]
     write_text(tmp / "labels.txt", "\n".join(labels) + "\n")
@@ -259,6 +300,12 @@ def _assemble(
         **meta.get("model", {}),
         "file": "model.onnx",
         "sha256": sha256(tmp / "model.onnx"),
+        "ort_format": {  # the same model for onnxruntime's minimal and mobile builds
+            "file": "model.ort",
+            "sha256": sha256(tmp / "model.ort"),
+            "required_operators": "required_operators.config",
+            "optimization_style": "Fixed",
+        },
     }
     write_json(tmp / "metadata.json", meta)
     write_golden(tmp / "golden", detector, golden_images, metadata["precision"])
@@ -269,6 +316,33 @@ def _assemble(
         write_text(tmp / "MODEL_CARD.md", card(meta))
     write_json(tmp / "benchmark.json", run_benchmark(tmp, threads=threads, runs=benchmark_runs))
     write_manifest(tmp)
+
+
+def ort_format(onnx_file: Path) -> Path:
+    """``model.ort`` and ``required_operators.config`` beside ``onnx_file``, by onnxruntime's
+    own converter, for minimal and mobile builds (``--include_ops_by_config``). 'Fixed'
+    optimization style, onnxruntime's advice for the CPU provider: optimizations for the
+    building machine's platform family (x86-64 or Arm) are baked in."""
+    folder = onnx_file.parent
+    with tempfile.TemporaryDirectory(dir=folder) as work:
+        src = Path(work) / "model.onnx"
+        shutil.copy(onnx_file, src)
+        cmd = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(src)]
+        res = subprocess.run(
+            [*cmd, "--output_dir", work, "--optimization_style", "Fixed"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        ort_file = Path(work) / "model.ort"
+        if res.returncode or not ort_file.is_file():
+            last = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise PortabilityError(f"{onnx_file.name}: ORT-format conversion failed: {last[0]}")
+        ort_file.replace(folder / "model.ort")
+        (Path(work) / "model.required_operators.config").replace(
+            folder / "required_operators.config"
+        )
+    return folder / "model.ort"
 
 
 def _no_cache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:

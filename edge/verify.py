@@ -1,10 +1,17 @@
 """Check an edge bundle: manifest, metadata, model, and golden cases within tolerance.
 
     python -m edge.verify BUNDLE_DIR_OR_TAR_GZ
+    python -m edge.verify BUNDLE --port DIR
 
 Exit 0 with one ``OK`` line, or exit 1 with one line per fault, each naming the file and
 what is wrong: a changed byte, a missing or unlisted file, a model that does not load, or
 outputs/detections off the golden tolerance.
+
+``--port DIR`` checks a port's own dumps instead of running the model here: for each golden
+case ``NNN``, ``DIR/NNN.input.npy`` (its preprocessing, from ``golden/NNN.rgb.npy`` or its own
+decode of ``golden/NNN.jpg``), ``DIR/NNN.output.npy`` or ``.npz`` (its model outputs) and
+``DIR/NNN.detections.json`` (its decode + NMS), with the golden files' names, layouts and
+tolerances. Each fault names the case and the stage (input, output, detections).
 
 Raw outputs (a raw head's made dense first, :func:`edge.postprocess.raw_head_dense`) are
 compared only on the anchors that matter: those whose best class score reaches
@@ -114,21 +121,44 @@ def fused_vs_unfused(
     return max((e[0] for e in errs), default=0.0), max((e[1] for e in errs), default=0.0)
 
 
+MODEL_FILES = ("model.onnx", "model.ort")  # the ONNX model and its ORT-format twin
+
+
 def check_golden(root: Path) -> tuple[list[str], str]:
-    """Faults of the model against golden cases, and a one-line summary of the errors."""
-    meta = json.loads((root / "metadata.json").read_text())
+    """Faults of every model file against the golden cases, and a one-line summary of the
+    errors (the worst over the model files)."""
+    faults: list[str] = []
+    worst = {"input": 0.0, "box": 0.0, "score": 0.0, "anchors": 0}
     golden = json.loads((root / "golden" / "golden.json").read_text())
+    checked = [f for f in MODEL_FILES if (root / f).is_file()]
+    for model_file in checked:
+        found, errs = _check_model(root, model_file, golden)
+        faults += found
+        worst = {k: max(worst[k], errs[k]) for k in worst}
+    summary = (
+        f"{len(golden['cases'])} golden cases x {' + '.join(checked)}, max error: input "
+        f"{worst['input']:.4f}, box {worst['box']:.4f} px, score {worst['score']:.5f} (over "
+        f"{worst['anchors']} anchors scoring >= {golden['conf']})"
+    )
+    return faults, summary
+
+
+def _check_model(root: Path, model_file: str, golden: dict) -> tuple[list[str], dict]:
+    """Faults of one model file against the golden cases, and its largest errors."""
+    meta = json.loads((root / "metadata.json").read_text())
     tol = golden["tolerance"]
+    worst = {"input": 0.0, "box": 0.0, "score": 0.0, "anchors": 0}
+    th = meta["thresholds"]
     try:
-        det = Detector(root, threads=1)
+        det = Detector(root / model_file, threads=1, conf=th["conf"], iou=th["iou"])
     except Exception as e:  # onnxruntime raises its own exception types for a bad model
-        return [f"model.onnx: does not load ({' '.join(str(e).split())[:200]})"], ""
+        return [f"{model_file}: does not load ({' '.join(str(e).split())[:200]})"], worst
     if list(det.engine.input_shape) != list(meta["input"]["shape"]):
         return [
-            f"model.onnx: input shape {list(det.engine.input_shape)} but metadata.json "
+            f"{model_file}: input shape {list(det.engine.input_shape)} but metadata.json "
             f"says {meta['input']['shape']}"
-        ], ""
-    faults, worst = [], {"input": 0.0, "box": 0.0, "score": 0.0, "anchors": 0}
+        ], worst
+    faults = []
     for case in golden["cases"]:
         stem = Path(case["image"]).stem
         x = np.load(root / "golden" / f"{stem}.input.npy")
@@ -149,14 +179,17 @@ def check_golden(root: Path) -> tuple[list[str], str]:
         raw = det.raw(x)
         out = det.dense(raw)
         if out.shape != expected.shape:
-            faults.append(f"golden/{stem}.output: shape {expected.shape}, model gives {out.shape}")
+            faults.append(
+                f"{model_file}: golden/{stem}.output: shape {expected.shape}, model gives "
+                f"{out.shape}"
+            )
             continue
         box_err, score_err = output_errors(expected, out, golden["conf"])
         worst["box"], worst["score"] = max(worst["box"], box_err), max(worst["score"], score_err)
         worst["anchors"] += int(kept_anchors(expected, out, golden["conf"]).sum())
         if box_err > tol["box_atol_px"] or score_err > tol["score_atol"]:
             faults.append(
-                f"golden/{stem}.output: model output off tolerance on anchors "
+                f"{model_file}: golden/{stem}.output: model output off tolerance on anchors "
                 f"scoring >= {golden['conf']} (box {box_err:.3f} px > "
                 f"{tol['box_atol_px']} or score {score_err:.4f} > {tol['score_atol']})"
             )
@@ -165,13 +198,8 @@ def check_golden(root: Path) -> tuple[list[str], str]:
         want = json.loads((root / "golden" / f"{stem}.detections.json").read_text())
         problem = check_detections(want, got, golden["conf"], tol, case["letterbox_scale"])
         if problem:
-            faults.append(f"golden/{stem}.detections.json: {problem}")
-    summary = (
-        f"{len(golden['cases'])} golden cases, max error: input {worst['input']:.4f}, "
-        f"box {worst['box']:.4f} px, score {worst['score']:.5f} (over "
-        f"{worst['anchors']} anchors scoring >= {golden['conf']})"
-    )
-    return faults, summary
+            faults.append(f"{model_file}: golden/{stem}.detections.json: {problem}")
+    return faults, worst
 
 
 def check_metadata(root: Path) -> list[str]:
@@ -201,12 +229,78 @@ def verify(root: Path) -> tuple[list[str], str]:
     return check_golden(root)
 
 
+def check_port(root: Path, port: Path) -> tuple[list[str], str]:
+    """Faults of a port's dumped outputs against the bundle's golden cases, one per case and
+    stage (input, output, detections), and a one-line summary."""
+    meta = json.loads((root / "metadata.json").read_text())
+    golden = json.loads((root / "golden" / "golden.json").read_text())
+    tol, conf = golden["tolerance"], golden["conf"]
+    out_spec = meta["output"]
+    strides = out_spec["strides"] if out_spec.get("layout") == "raw_head" else None
+    faults: list[str] = []
+    checked = 0
+    for case in golden["cases"]:
+        stem = Path(case["image"]).stem
+        where = f"case {stem} ({case['source']})"
+        got_input = port / f"{stem}.input.npy"
+        if not got_input.is_file():
+            faults.append(f"{where}: stage input: {got_input.name} missing in {port}")
+            continue
+        x = np.load(root / "golden" / f"{stem}.input.npy")
+        mine = np.load(got_input)
+        if mine.shape != x.shape:
+            faults.append(f"{where}: stage input: shape {mine.shape}, golden {x.shape}")
+            continue
+        err = float(np.abs(mine.astype(np.float32) - x).max())
+        if err > tol["input_atol"]:
+            rows = np.flatnonzero(np.abs(mine - x).max(axis=(0, 1, 3)) > tol["input_atol"])
+            faults.append(
+                f"{where}: stage input: off by {err:.4f} > {tol['input_atol']:.4f} "
+                f"(first bad row {int(rows[0])} of {x.shape[2]})"
+            )
+            continue
+        try:
+            produced = in_graph_layout(load_output(port / stem), strides)
+        except (OSError, ValueError) as e:
+            faults.append(f"{where}: stage output: {stem}.output.npy/.npz unreadable ({e})")
+            continue
+        expected = in_graph_layout(load_output(root / "golden" / stem), strides)
+        if produced.shape != expected.shape:
+            faults.append(f"{where}: stage output: shape {produced.shape}, golden {expected.shape}")
+            continue
+        box_err, score_err = output_errors(expected, produced, conf)
+        if box_err > tol["box_atol_px"] or score_err > tol["score_atol"]:
+            faults.append(
+                f"{where}: stage output: box {box_err:.3f} px (tolerance {tol['box_atol_px']}) "
+                f"or score {score_err:.4f} (tolerance {tol['score_atol']}) off"
+            )
+            continue
+        dets = port / f"{stem}.detections.json"
+        if not dets.is_file():
+            faults.append(f"{where}: stage detections: {dets.name} missing in {port}")
+            continue
+        want = json.loads((root / "golden" / f"{stem}.detections.json").read_text())
+        problem = check_detections(
+            want, json.loads(dets.read_text()), conf, tol, case["letterbox_scale"]
+        )
+        if problem:
+            faults.append(f"{where}: stage detections: {problem}")
+            continue
+        checked += 1
+    summary = f"port {port}: {checked} of {len(golden['cases'])} golden cases match at every stage"
+    return faults, summary
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1 or argv[0] in {"-h", "--help"}:
-        print(__doc__.strip(), file=sys.stderr)
-        return 2
-    target = Path(argv[0])
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m edge.verify", description=__doc__.strip().splitlines()[0]
+    )
+    parser.add_argument("bundle", type=Path, help="bundle folder or .tar.gz")
+    parser.add_argument("--port", type=Path, help="a port's dumps, named as golden/'s files")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    target = args.bundle
     with tempfile.TemporaryDirectory() as tmp:
         try:
             root = extract(target, Path(tmp)) if target.name.endswith(".tar.gz") else target
@@ -214,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"edge.verify: FAIL {target}: {e}", file=sys.stderr)
             return 1
         faults, summary = verify(root)
+        if not faults and args.port is not None:
+            if not args.port.is_dir():
+                faults = [f"{args.port}: no such folder (--port)"]
+            else:
+                faults, summary = check_port(root, args.port)
     for fault in faults:
         print(f"edge.verify: FAIL {target}: {fault}", file=sys.stderr)
     if faults:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from zenml import step
@@ -10,15 +11,21 @@ from yeo.bundle import BundleInfo, build
 from yeo.data.model import DataVersion
 from yeo.env import workspace
 from yeo.optimize.variants import Selection
+from yeo.registry import register_bundle
 from yeo.tracking import mlflow_run, run_name, step_metadata, zenml_run_id
 
 
 @step(enable_cache=False)
 def build_bundle(
     selection: Selection, data_version: DataVersion, optimize: dict[str, Any]
-) -> Annotated[BundleInfo, "bundle"]:
-    """Write ``edge/bundles/<name>-vN`` from the selected variant, verify it, log it."""
+) -> tuple[Annotated[BundleInfo, "bundle"], Annotated[Path, "edge_bundle"]]:
+    """Write ``edge/bundles/<name>-vN`` from the selected variant, verify it, log it, register
+    it in MLflow as ``models:/<name>-edge@edge-candidate``; the folder itself is the
+    ``edge_bundle`` artifact (ZenML tars it into the artifact store: another host takes it
+    from there by name)."""
     import mlflow
+
+    from edge.device import describe
 
     cfg = optimize["bundle"]
     name = cfg["name"] or f"yolov8n-{data_version.name}"
@@ -44,5 +51,20 @@ def build_bundle(
             {"bundle/p50_ms": info.benchmark_p50_ms, "bundle/e2e_p50_ms": info.end_to_end_p50_ms}
         )
         mlflow.set_tags({"bundle.path": info.path, "bundle.version": info.version})
+        held = selection.held_out
+        chosen = next(v for v in selection.variants if v.name == selection.selected)
+        cpu = describe()
+        tags = {
+            "variant": info.variant,
+            "bundle.version": info.version,
+            "map50_95.val": f"{chosen.map50_95:.4f}",
+            "data.dvc_hash": data_version.dvc_hash,
+            "cpu": cpu["cpu"],
+            "cpu.flags": " ".join(cpu["isa"]) or "none",  # type: ignore[arg-type]
+        }
+        if held and chosen.held_out:
+            tags[f"map50_95.{held.split}"] = f"{chosen.held_out.map50_95:.4f}"
+        version = register_bundle(Path(info.path), f"{name}-edge", tags)
+        info.registered = f"models:/{name}-edge/{version}"
     step_metadata(info.model_dump())
-    return info
+    return info, Path(info.path)

@@ -189,6 +189,23 @@ def edge_bundle(onnx_model: Path, tiny_data: Path, tmp_path_factory) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session")
+def cpp_port(tmp_path_factory) -> Path:
+    """``edge/cpp`` built with CMake and the system C++ compiler."""
+    if not (shutil.which("cmake") and shutil.which("c++")):
+        if os.environ.get("CI"):
+            pytest.fail("cmake and a C++ compiler are missing in CI: .ci/run installs them")
+        pytest.skip("cmake or a C++ compiler missing")
+    build = tmp_path_factory.mktemp("cpp")
+    for cmd in (
+        ["cmake", "-S", str(CODE_ROOT / "edge" / "cpp"), "-B", str(build)],
+        ["cmake", "--build", str(build)],
+    ):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return build / "yeo_port"
+
+
 def yaml_load(path: Path) -> dict:
     import yaml
 

@@ -2,7 +2,9 @@
 
 ``python -m tests.netguard run.py ARGS...`` runs a script under the hook; attempts are appended
 to the file named by ``$NETGUARD_LOG`` (one line each) and are not blocked, so a test can list
-them all. Python's audit events see every attempt, whichever library makes it.
+them all. ``$NETGUARD_FORBID`` names a folder whose files must not be opened either (another
+"host's"): each open under it is recorded too. Python's audit events see every attempt,
+whichever library makes it.
 """
 
 from __future__ import annotations
@@ -45,11 +47,17 @@ def offending(event: str, args: tuple) -> str | None:
     return None
 
 
-def install(log_path: str) -> None:
+def install(log_path: str, forbidden: str | None = None) -> None:
+    """``forbidden``: a folder whose files this process must not open (another host's)."""
+
     def hook(event: str, args: tuple) -> None:
-        if not event.startswith("socket."):
+        if event == "open" and forbidden and isinstance(args[0], str | bytes | os.PathLike):
+            path = os.fsdecode(args[0])
+            what = f"open {path}" if path.startswith(forbidden) else None
+        elif event.startswith("socket."):
+            what = offending(event, args)
+        else:
             return
-        what = offending(event, args)
         if what:
             with open(log_path, "a") as f:
                 f.write(what + "\n")
@@ -58,7 +66,7 @@ def install(log_path: str) -> None:
 
 
 if __name__ == "__main__":
-    install(os.environ["NETGUARD_LOG"])
+    install(os.environ["NETGUARD_LOG"], os.environ.get("NETGUARD_FORBID"))
     script, *rest = sys.argv[1:]
     sys.argv = [script, *rest]
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))

@@ -31,6 +31,9 @@ def _edge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 def test_bundle_layout_and_self_contained_verify(built: Path) -> None:
     for name in (
         "model.onnx",
+        "model.ort",
+        "required_operators.config",
+        "edge/PORTING.md",
         "labels.txt",
         "metadata.json",
         "MODEL_CARD.md",
@@ -38,6 +41,7 @@ def test_bundle_layout_and_self_contained_verify(built: Path) -> None:
         "MANIFEST.sha256",
         "golden/golden.json",
         "golden/000.input.npy",
+        "golden/000.rgb.npy",
         "edge/runtime.py",
         "edge/verify.py",
     ):
@@ -46,9 +50,15 @@ def test_bundle_layout_and_self_contained_verify(built: Path) -> None:
     assert meta["input"]["shape"] == [1, 3, 128, 128] and meta["format"] == bundle.FORMAT
     assert meta["input"]["name"] == "images" and meta["output"]["shape"] == [1, 8, 336]
     assert meta["model"]["sha256"] == bundle.sha256(built / "model.onnx")
+    assert meta["model"]["ort_format"]["sha256"] == bundle.sha256(built / "model.ort")
+    assert "Conv" in (built / "required_operators.config").read_text()  # e.g. FusedConv
     assert (built / "labels.txt").read_text().split() == ["scratch", "pits", "stain", "crack"]
     golden = json.loads((built / "golden" / "golden.json").read_text())
     assert sum(c["detections"] for c in golden["cases"]) > 0  # the cases exercise NMS
+    tol = golden["tolerance"]  # measured beside it: other ways to run the same model
+    for other in ("unfused_reference", "onnxruntime_1_thread", "ort_format"):
+        seen = golden["observed"][other]
+        assert seen["box_px"] <= tol["box_atol_px"] and seen["score"] <= tol["score_atol"]
     assert (
         subprocess.run(["sha256sum", "-c", "--quiet", "MANIFEST.sha256"], cwd=built).returncode == 0
     )
@@ -56,6 +66,7 @@ def test_bundle_layout_and_self_contained_verify(built: Path) -> None:
     out = _edge("edge.verify", ".", cwd=built)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("edge.verify: OK") and "8 golden cases" in out.stdout
+    assert "x model.onnx + model.ort" in out.stdout  # both checked against the golden cases
     out = _edge("edge.verify", str(built.with_name("tiny-v1.tar.gz")))
     assert out.returncode == 0, out.stderr
 
@@ -88,10 +99,62 @@ def _other_model(b: Path) -> None:  # a different model, re-signed: golden outpu
     bundle.write_manifest(b)
 
 
+def test_verify_port_checks_a_ports_dumps_stage_by_stage(built: Path, tmp_path: Path) -> None:
+    """A port that dumps what the golden cases hold passes; one pixel row shifted in its
+    input tensor, or a lost detection, is named by case and stage."""
+    from edge.preprocess import load_image, preprocess
+
+    golden = json.loads((built / "golden" / "golden.json").read_text())
+    case = golden["cases"][0]
+    rgb = np.load(built / "golden" / "000.rgb.npy")  # the decoded image, for a port's tests
+    assert rgb.dtype == np.uint8 and rgb.shape == (case["height"], case["width"], 3)
+    assert np.array_equal(rgb, np.asarray(load_image(built / "golden" / case["image"])))
+    x, _ = preprocess(load_image(built / "golden" / case["image"]), 128)
+    assert np.array_equal(x, np.load(built / "golden" / "000.input.npy"))
+
+    port = tmp_path / "port"
+    port.mkdir()
+    for f in (built / "golden").iterdir():
+        if f.name.endswith((".input.npy", ".output.npy", ".output.npz", ".detections.json")):
+            shutil.copy(f, port / f.name)
+    out = _edge("edge.verify", str(built), "--port", str(port))
+    assert out.returncode == 0, out.stderr
+    n = len(golden["cases"])
+    assert f"{n} of {n} golden cases match at every stage" in out.stdout
+
+    x = np.load(port / "000.input.npy")
+    np.save(port / "000.input.npy", np.roll(x, 1, axis=2))  # one pixel row down
+    out = _edge("edge.verify", str(built), "--port", str(port))
+    assert out.returncode == 1
+    (line,) = out.stderr.strip().splitlines()
+    assert "case 000" in line and "stage input" in line and "first bad row" in line, line
+
+    np.save(port / "000.input.npy", x)
+    busy = max(golden["cases"], key=lambda c: c["detections"])
+    stem = Path(busy["image"]).stem
+    dets = json.loads((port / f"{stem}.detections.json").read_text())
+    top = max(dets, key=lambda d: d["score"])
+    (port / f"{stem}.detections.json").write_text(json.dumps([d for d in dets if d != top]))
+    out = _edge("edge.verify", str(built), "--port", str(port))
+    assert out.returncode == 1
+    assert f"case {stem}" in out.stderr and "stage detections" in out.stderr, out.stderr
+
+
+def _other_ort(b: Path) -> None:
+    """model.ort converted from another model (halved weights); model.onnx stays right."""
+    work = b.parent / "ort-work"
+    work.mkdir()
+    shutil.copy(b / "model.onnx", work / "model.onnx")
+    _other_model(work)
+    shutil.copy(bundle.ort_format(work / "model.onnx"), b / "model.ort")
+    bundle.write_manifest(b)
+
+
 @pytest.mark.parametrize(
     ("fault", "expect"),
     [
         (_changed_byte, "model.onnx: SHA-256 differs"),
+        (_other_ort, "model.ort: golden/"),
         (
             lambda b: (b / "labels.txt").unlink(),
             "labels.txt: listed in MANIFEST.sha256 but missing",

@@ -15,7 +15,9 @@ EDGE = Path(__file__).resolve().parent.parent / "edge"
 FORBIDDEN = {"torch", "torchvision", "ultralytics", "zenml", "mlflow", "hydra", "optuna", "yeo"}
 
 
-@pytest.mark.parametrize("size", [(200, 120), (97, 311), (256, 256), (640, 480), (60, 50)])
+@pytest.mark.parametrize(
+    "size", [(200, 120), (97, 311), (256, 256), (640, 480), (60, 50), (256, 5), (256, 7)]
+)
 def test_letterbox_matches_ultralytics(size: tuple[int, int]) -> None:
     from ultralytics.data.augment import LetterBox
 
@@ -30,7 +32,18 @@ def test_letterbox_matches_ultralytics(size: tuple[int, int]) -> None:
     assert np.array_equal(pad, (theirs == 114).all(axis=2))  # identical padding geometry
     diff = np.abs(ours.astype(int) - theirs.astype(int)).max()
     assert diff == 0 if box.scale < 1 else diff <= 1  # exact unless enlarging
-    assert box.scale == pytest.approx(min(128 / w, 128 / h), rel=0.02)
+    # the long side's scale is the nominal one (a 5 px side rounds far from it)
+    long_side = box.scale_x if w >= h else box.scale_y
+    assert long_side == pytest.approx(min(128 / w, 128 / h), rel=0.02)
+
+
+def test_letterbox_rounds_half_to_even_as_porting_md_says() -> None:
+    """5 px at scale 0.5 is 2.5: Python's round (and ultralytics, above) gives 2, C's round()
+    would give 3; 7 px gives 3.5 -> 4 either way. edge/PORTING.md tells ports to use rint."""
+    _, box = letterbox(Image.new("RGB", (256, 5)), 128)
+    assert box.scale_y == 2 / 5 and box.pad_y == 63
+    _, box = letterbox(Image.new("RGB", (256, 7)), 128)
+    assert box.scale_y == 4 / 7 and box.pad_y == 62
 
 
 @pytest.mark.parametrize("shape", [(480, 640, 96, 128), (97, 311, 40, 128), (50, 60, 128, 154)])

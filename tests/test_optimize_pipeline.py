@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CODE_ROOT, run_cli
+from tests.test_cpp_port import run_port, verify_port
 
 pytestmark = pytest.mark.slow
 TINY = [
@@ -31,7 +32,7 @@ TINY = [
 ]
 
 
-def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
+def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port: Path) -> None:
     root = tmp_path / "ws"
     root.mkdir()
     subprocess.run(["git", "init", "-q", str(root)], check=True)
@@ -105,6 +106,10 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path) -> None:
         cwd=CODE_ROOT,
     )
     assert check.returncode == 0, check.stderr
+    # the C++ reference passes --port on this bundle (the default path's kind: raw head, INT8)
+    run_port(cpp_port, bundle, tmp_path / "port")
+    check = verify_port(bundle, tmp_path / "port")
+    assert check.returncode == 0 and "2 of 2 golden cases match" in check.stdout, check.stderr
 
     # --pipeline benchmark over that run: variants and a peer side by side, in one process
     out = run_cli(

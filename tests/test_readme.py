@@ -52,6 +52,11 @@ ELSEWHERE = {
         "test_data_pipeline (the same synthetic overrides, smaller)"
     ),
     "python run.py --pipeline train": "test_train (tiny overrides)",
+    "python run.py --pipeline data data=custom data.reader=my_reader:read "
+    "data.path=/my/dataset": "test_custom_reader (the README's own reader, data and optimize)",
+    "python run.py --pipeline data data=coco data.path=annotations.json data.images=/my/images": (
+        "test_coco_json (a COCO file built from COCO128's labels, then data and optimize)"
+    ),
     "python run.py --pipeline train train=full model.init=pretrained "
     "model.weights=/path/yolov8n.pt": "not offline: pretrained weights from a hub; GPU profile",
     "python run.py --pipeline tune tune.n_trials=20": "test_tune (4 tiny trials)",
@@ -71,6 +76,13 @@ ELSEWHERE = {
     "python run.py --pipeline optimize optimize.activation=relu optimize.prune.distill=6.0": (
         "test_optimize_pipeline (the same two overrides on its tiny run)"
     ),
+    "make stack-up": "test_team_stack (python -m yeo.stack up, what it runs)",
+    "make run STACK=team": "test_team_stack (the optimize pipeline, stack=team, tiny overrides)",
+    "python run.py --pipeline fetch stack=team": "test_team_stack (host B, after A is deleted)",
+    "python run.py --pipeline tune stack=team tune.workers=2": (
+        "test_team_stack (two workers, one PostgreSQL study)"
+    ),
+    "make stack-down": "test_team_stack (python -m yeo.stack down; checks nothing is left)",
     'docker build -t yeo-serve . && docker run -p 8000:8000 -v "$PWD/edge/bundles/'
     'yolov8n-synthetic-v1:/bundle:ro" yeo-serve': "no Docker engine here; hadolint in test_serve",
 }

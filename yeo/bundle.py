@@ -34,6 +34,7 @@ class BundleInfo(BaseModel):
     verify: str  # edge.verify's summary line
     benchmark_p50_ms: float
     end_to_end_p50_ms: float
+    registered: str | None = None  # models:/NAME/VERSION in MLflow's registry
 
 
 def git_commit() -> str:

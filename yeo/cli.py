@@ -111,6 +111,12 @@ def check_serve(cfg: dict[str, Any]) -> None:
         raise ConfigError("serve.max_bytes and serve.max_pixels must be >= 1")
 
 
+def check_fetch(cfg: dict[str, Any]) -> None:
+    f = cfg["fetch"]
+    if f["threads"] < 1 or f["runs"] < 1:
+        raise ConfigError("fetch.threads and fetch.runs must be >= 1")
+
+
 def registry_name(cfg: dict[str, Any]) -> str:
     return cfg["tracking"].get("registry_name") or f"yolov8n-{cfg['data']['name']}"
 
@@ -124,10 +130,21 @@ def run_data(cfg: dict[str, Any]) -> Any:
     return data_pipeline(data=cfg["data"])
 
 
+def on_stack(pipeline: Any, cfg: dict[str, Any], steps: tuple[str, ...]) -> Any:
+    """The pipeline with ``stack.gpu_steps`` (resources, Docker image, step operator) on its
+    training steps; unchanged when the stack sets none."""
+    from yeo.stack import GPU_STEPS, gpu_step_options
+
+    opts = gpu_step_options(cfg["stack"].get("gpu_steps"))
+    if not opts:
+        return pipeline
+    return pipeline.with_options(step_configurations={s: opts for s in steps if s in GPU_STEPS})
+
+
 def run_train(cfg: dict[str, Any]) -> Any:
     from pipelines.train import train_pipeline
 
-    return train_pipeline(
+    return on_stack(train_pipeline, cfg, ("train_model",))(
         data=cfg["data"],
         train=cfg["train"],
         model=cfg["model"],
@@ -144,9 +161,17 @@ def run_tune(cfg: dict[str, Any]) -> Any:
 
 
 def run_optimize(cfg: dict[str, Any]) -> Any:
+    from zenml import Model
+
     from pipelines.optimize import optimize_pipeline
 
-    return optimize_pipeline(
+    opt = cfg["optimize"]
+    steps = ("prune_model",) if opt["prune"]["enabled"] else ()
+    steps += () if opt["base_model"] else ("train_model",)
+    # a ZenML Model version per run: the bundle and every variant linked to it, by name
+    name = opt["bundle"]["name"] or f"yolov8n-{cfg['data']['name']}"
+    pipeline = optimize_pipeline.with_options(model=Model(name=f"{name}-edge"))
+    return on_stack(pipeline, cfg, steps)(
         data=cfg["data"],
         train=cfg["train"],
         model=cfg["model"],
@@ -159,6 +184,15 @@ def run_benchmark(cfg: dict[str, Any]) -> Any:
     from pipelines.benchmark import benchmark_pipeline
 
     return benchmark_pipeline(benchmark=cfg["benchmark"])
+
+
+def run_fetch(cfg: dict[str, Any]) -> Any:
+    """Not a ZenML pipeline: reads an artifact another run wrote, measures it here."""
+    from yeo import handoff
+
+    f = cfg["fetch"]
+    out = workspace().root / f["out"]
+    return handoff.run(out, f["version"], f["threads"], f["runs"])
 
 
 def run_serve(cfg: dict[str, Any]) -> str:
@@ -187,12 +221,18 @@ def _output(run: Any, step: str, name: str) -> Any:
 
 def summarize_data(run: Any) -> str:
     from yeo.data.settings import report_dir
+    from yeo.data.validation import intake_lines
 
     out = _output(run, "version_dataset", "data_version")
+    intake = intake_lines(
+        _output(run, "convert_annotations", "source_dataset"),
+        _output(run, "validate_dataset", "validation_report"),
+    )
     return (
         f"dataset      {out.name}: {out.n_images} images, {out.n_boxes} boxes, "
         f"{len(out.names)} classes\n"
-        f"processed    {out.path}\n"
+        + "".join(f"{line}\n" for line in intake)
+        + f"processed    {out.path}\n"
         f"data.yaml    {out.data_yaml}\n"
         f"report       {report_dir(workspace(), out.name) / 'validation.md'}\n"
         f"dvc hash     {out.dvc_hash} ({out.tracked_by})"
@@ -218,7 +258,8 @@ def summarize_tune(run: Any) -> str:
     res = _output(run, "tune_hyperparameters", "tune_result")
     return (
         f"study        {res.study} ({res.storage}): {res.n_complete} complete, "
-        f"{res.n_pruned} pruned\n"
+        f"{res.n_pruned} pruned, {res.n_failed} failed\n"
+        f"workers      {res.workers} here; trials ran in processes {res.worker_pids}\n"
         f"best         mAP50-95 {res.best_value:.4f} with {res.best_params}\n"
         f"config       {res.config_file}  (use: python run.py --pipeline train train=tuned)\n"
         f"plots        {', '.join(res.plots)}"
@@ -240,6 +281,7 @@ def summarize_optimize(run: Any) -> str:
         b = _output(run, "build_bundle", "bundle")
         lines += [
             f"bundle       {b.path} (+ .tar.gz)",
+            f"registered   {b.registered} (alias edge-candidate)",
             f"verified     {b.verify}",
             f"edge         model p50 {b.benchmark_p50_ms:.2f} ms, end to end "
             f"{b.end_to_end_p50_ms:.2f} ms (python -m edge.benchmark {b.path})",
@@ -249,6 +291,17 @@ def summarize_optimize(run: Any) -> str:
 
 def summarize_benchmark(run: Any) -> str:
     return str(_output(run, "benchmark_variants", "benchmark_table"))
+
+
+def summarize_fetch(h: Any) -> str:
+    return (
+        f"fetched      {h.artifact_uri} (version {h.artifact_version})\n"
+        f"into         {h.path}\n"
+        f"verified     {h.verify}\n"
+        f"here         model p50 {h.model_p50_ms:.2f} ms, end to end {h.end_to_end_p50_ms:.2f} ms "
+        f"on {h.cpu} ({' '.join(h.cpu_flags) or 'no SIMD flags found'})\n"
+        f"mlflow run   {h.mlflow_run_id}"
+    )
 
 
 def summarize_serve(bundle: str) -> str:
@@ -294,6 +347,12 @@ PIPELINES: dict[str, Pipeline] = {
         run_serve,
         summarize_serve,
     ),
+    "fetch": Pipeline(
+        "the newest edge_bundle artifact (any machine's, stack=team) verified + timed here",
+        check_fetch,
+        run_fetch,
+        summarize_fetch,
+    ),
     "tune": Pipeline(
         "Optuna study over lr, momentum/decay, augmentation; writes conf train=tuned",
         check_tune,
@@ -312,11 +371,13 @@ class UserErrorFilter(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.last: str | None = None
+        self.exit_code = 1
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, UserError):
             self.last = str(exc)
+            self.exit_code = exc.exit_code
             record.exc_info = None
             record.exc_text = None
         return True

@@ -45,7 +45,12 @@ class Workspace:
 
     @property
     def mlflow_uri(self) -> str:
-        return f"sqlite:///{self.mlflow_db}"
+        """A team's tracking server (``YEO_MLFLOW_URI``, see yeo.stack) or SQLite here."""
+        return os.environ.get("YEO_MLFLOW_URI") or f"sqlite:///{self.mlflow_db}"
+
+    @property
+    def mlflow_is_local(self) -> bool:
+        return self.mlflow_uri.startswith("sqlite:")
 
     @property
     def ultralytics_dir(self) -> Path:

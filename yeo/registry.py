@@ -33,6 +33,32 @@ def log_and_register(weights: Path, name: str, tags: dict[str, str] | None = Non
     return str(version.version)
 
 
+EDGE_ALIAS = "edge-candidate"
+
+
+def register_bundle(folder: Path, name: str, tags: dict[str, str]) -> str:
+    """Log an edge bundle folder in the active MLflow run and register it as a new version of
+    ``name``, aliased ``edge-candidate`` (the newest selected model a device team should take:
+    ``models:/NAME@edge-candidate``)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.log_artifacts(str(folder), "edge_bundle")
+    client = mlflow.MlflowClient()
+    try:
+        client.create_registered_model(name)
+    except MlflowException as e:  # already there: a new version of it
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    # a folder of files, not an MLflow model: registered by its artifact URI
+    version = client.create_model_version(
+        name, mlflow.get_artifact_uri("edge_bundle"), mlflow.active_run().info.run_id, tags
+    )
+    client.set_registered_model_alias(name, EDGE_ALIAS, version.version)
+    log.info("registered %s version %s as @%s", name, version.version, EDGE_ALIAS)
+    return str(version.version)
+
+
 def resolve_weights(uri_or_path: str) -> Path:
     """A weights file from a local path or an MLflow ``models:/`` / ``runs:/`` URI."""
     if "://" not in uri_or_path and ":/" not in uri_or_path:

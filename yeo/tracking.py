@@ -38,7 +38,9 @@ def mlflow_run(step: str, experiment: str = EXPERIMENT) -> Iterator[Any]:
     ws = workspace()
     mlflow.set_tracking_uri(ws.mlflow_uri)
     if mlflow.get_experiment_by_name(experiment) is None:
-        mlflow.create_experiment(experiment, artifact_location=ws.mlflow_artifacts.as_uri())
+        # a tracking server puts artifacts where it was told to (a team's bucket)
+        local = ws.mlflow_artifacts.as_uri() if ws.mlflow_is_local else None
+        mlflow.create_experiment(experiment, artifact_location=local)
     mlflow.set_experiment(experiment)
     zen = _zenml_context()
     run_id = None

@@ -12,6 +12,7 @@ train=tuned`` picks up.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ class TuneConfig:
     seed: int = 0
     pruner_warmup_epochs: int = 2
     heartbeat_s: int = 30  # a trial silent for 2x this is stale (its process died): FAIL
+    storage: str | None = None  # an RDB URL (postgresql://...) several workers/hosts share
+    workers: int = 1  # processes on this machine taking trials from the one study
     space: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
@@ -48,8 +51,12 @@ class TuneConfig:
         for k, v in tc.space.items():
             if len(v) != 2 or not v[0] < v[1]:
                 raise ConfigError(f"tune.space.{k} must be [low, high] with low < high, got {v}")
-        if tc.n_trials < 1 or tc.epochs_per_trial < 1 or tc.heartbeat_s < 1:
-            raise ConfigError("tune.n_trials, epochs_per_trial and heartbeat_s must be >= 1")
+        if min(tc.n_trials, tc.epochs_per_trial, tc.heartbeat_s, tc.workers) < 1:
+            raise ConfigError(
+                "tune.n_trials, epochs_per_trial, heartbeat_s and workers must be >= 1"
+            )
+        if tc.storage and "://" not in tc.storage:
+            raise ConfigError(f"tune.storage must be a database URL, got {tc.storage!r}")
         return tc
 
 
@@ -64,6 +71,8 @@ class TuneResult(BaseModel):
     best_params: dict[str, float]
     config_file: str
     plots: list[str]
+    workers: int = 1
+    worker_pids: list[int] = []  # the processes that ran this study's trials (all runs)
 
 
 def sample(trial: Any, space: dict[str, list[float]]) -> dict[str, float]:
@@ -92,6 +101,114 @@ def write_tuned_config(path: Path, base: TrainConfig, params: dict[str, float], 
     return atomic_write_text(path, header + yaml.safe_dump(values, sort_keys=False))
 
 
+@dataclass(frozen=True)
+class Job:
+    """What one worker process needs to contribute trials to the study (picklable)."""
+
+    data_yaml: Path
+    base: TrainConfig
+    model_cfg: ModelConfig
+    tune: TuneConfig
+    study_name: str
+    storage: str
+    runs_dir: Path
+    parent_run_id: str | None = None  # MLflow run the trials nest under
+    torch_threads: int | None = None
+
+
+def storage_url(tune: TuneConfig, storage_dir: Path, study_name: str) -> str:
+    """``tune.storage``, else a team stack's PostgreSQL (``YEO_OPTUNA_STORAGE``), else a
+    SQLite file in the workspace (one machine)."""
+    found = tune.storage or os.environ.get("YEO_OPTUNA_STORAGE")
+    if found:
+        return found
+    storage_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{storage_dir / f'{study_name}.db'}"
+
+
+def _study(job: Job, worker: int, create: bool = False) -> Any:
+    import optuna
+
+    rdb = optuna.storages.RDBStorage(
+        job.storage,
+        heartbeat_interval=job.tune.heartbeat_s,
+        grace_period=2 * job.tune.heartbeat_s,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+            max_retry=1
+        ),
+    )
+    kwargs = {
+        "study_name": job.study_name,
+        "storage": rdb,
+        # one seed per worker: identical samplers would propose identical first trials
+        "sampler": optuna.samplers.TPESampler(seed=job.tune.seed + worker),
+        "pruner": optuna.pruners.MedianPruner(n_warmup_steps=job.tune.pruner_warmup_epochs),
+    }
+    if create:
+        return optuna.create_study(direction="maximize", load_if_exists=True, **kwargs)
+    return optuna.load_study(**kwargs)
+
+
+def work(job: Job, worker: int) -> None:
+    """One worker: take trials from the shared study until it holds ``n_trials`` finished
+    ones. Run in-process for worker 0, in a spawned process for the others."""
+    import mlflow
+    import optuna
+
+    from yeo import env
+    from yeo.train import tracking
+
+    env.configure()
+    if job.torch_threads:  # N workers share the cores
+        import torch
+
+        os.environ["YEO_TORCH_THREADS"] = str(job.torch_threads)
+        torch.set_num_threads(job.torch_threads)
+    mlflow.set_tracking_uri(env.workspace().mlflow_uri)
+    tune = job.tune
+    study = _study(job, worker)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = sample(trial, tune.space)
+        trial.set_user_attr("worker", worker)
+        trial.set_user_attr("pid", os.getpid())
+        cfg = job.base.with_overrides(epochs=tune.epochs_per_trial, **params)
+        nested = mlflow.active_run() is not None  # worker 0, inside the step's run
+        parent = None if nested or not job.parent_run_id else job.parent_run_id
+        tags = {"mlflow.parentRunId": parent} if parent else None
+        name = f"{job.study_name}-trial-{trial.number}"
+        with mlflow.start_run(run_name=name, nested=nested, tags=tags):
+            mlflow.log_params(params | {"trial": trial.number, "epochs": cfg.epochs})
+            mlflow.set_tags({"worker": worker, "pid": os.getpid()})
+            try:
+                outcome = trainer.train(
+                    job.data_yaml,
+                    cfg,
+                    job.model_cfg,
+                    job.runs_dir / f"trial-{trial.number}",
+                    on_epoch_end=[tracking.log_epoch(), pruning_callback(trial)],
+                )
+            except optuna.TrialPruned:
+                mlflow.set_tag("state", "pruned")
+                raise
+            value = max(h.get(OBJECTIVE, 0.0) for h in outcome.history)
+            mlflow.log_metric("best_mAP50-95", value)
+            mlflow.set_tag("state", "complete")
+        return value
+
+    # MaxTrialsCallback stops every worker at n_trials finished (checked by each worker as
+    # its trial ends: with N workers the study can overshoot by at most N - 1); a retry that
+    # fails again does not use up a slot
+    study.optimize(
+        objective,
+        n_trials=None,
+        timeout=tune.timeout,
+        catch=(),
+        callbacks=[optuna.study.MaxTrialsCallback(tune.n_trials, states=finished)],
+    )
+
+
 def run_study(
     data_yaml: Path,
     base: TrainConfig,
@@ -103,69 +220,52 @@ def run_study(
     config_out: Path,
     plots_dir: Path,
 ) -> TuneResult:
-    """Run (or resume) the study; each trial trains ``epochs_per_trial`` epochs."""
+    """Run (or resume) the study with ``tune.workers`` processes; each trial trains
+    ``epochs_per_trial`` epochs."""
+    import multiprocessing
+
     import mlflow
     import optuna
 
-    from yeo.train import tracking
-
-    storage_dir.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{storage_dir / f'{study_name}.db'}"
-    rdb = optuna.storages.RDBStorage(
-        storage,
-        heartbeat_interval=tune.heartbeat_s,
-        grace_period=2 * tune.heartbeat_s,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-            max_retry=1
-        ),
+    active = mlflow.active_run()
+    job = Job(
+        data_yaml,
+        base,
+        model_cfg,
+        tune,
+        study_name,
+        storage_url(tune, storage_dir, study_name),
+        runs_dir,
+        active.info.run_id if active else None,
+        max(1, (os.cpu_count() or 1) // tune.workers) if tune.workers > 1 else None,
     )
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=rdb,
-        direction="maximize",
-        load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=tune.seed),
-        pruner=optuna.pruners.MedianPruner(n_warmup_steps=tune.pruner_warmup_epochs),
-    )
+    study = _study(job, 0, create=True)
     done_before = len(study.trials)
-
-    def objective(trial: optuna.Trial) -> float:
-        params = sample(trial, tune.space)
-        cfg = base.with_overrides(epochs=tune.epochs_per_trial, **params)
-        with mlflow.start_run(run_name=f"{study_name}-trial-{trial.number}", nested=True):
-            mlflow.log_params(params | {"trial": trial.number, "epochs": cfg.epochs})
-            try:
-                outcome = trainer.train(
-                    data_yaml,
-                    cfg,
-                    model_cfg,
-                    runs_dir / f"trial-{trial.number}",
-                    on_epoch_end=[tracking.log_epoch(), pruning_callback(trial)],
-                )
-            except optuna.TrialPruned:
-                mlflow.set_tag("state", "pruned")
-                raise
-            value = max(h.get(OBJECTIVE, 0.0) for h in outcome.history)
-            mlflow.log_metric("best_mAP50-95", value)
-            mlflow.set_tag("state", "complete")
-        return value
-
     optuna.storages.fail_stale_trials(study)  # a killed run's RUNNING trial: FAIL, re-queued
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     remaining = tune.n_trials - len(study.get_trials(deepcopy=False, states=finished))
     log.info(
-        "study %s: %d of %d trials finished", study_name, tune.n_trials - remaining, tune.n_trials
+        "study %s (%s): %d of %d trials finished, %d worker(s)",
+        study_name,
+        job.storage.split("://")[0],
+        tune.n_trials - remaining,
+        tune.n_trials,
+        tune.workers,
     )
-    # MaxTrialsCallback stops the study at n_trials finished: a retry that fails again does
-    # not use up a slot
     if remaining > 0:
-        study.optimize(
-            objective,
-            n_trials=None,
-            timeout=tune.timeout,
-            catch=(),
-            callbacks=[optuna.study.MaxTrialsCallback(tune.n_trials, states=finished)],
-        )
+        ctx = multiprocessing.get_context("spawn")  # no forked torch/ZenML state
+        others = [ctx.Process(target=work, args=(job, w)) for w in range(1, tune.workers)]
+        for p in others:
+            p.start()
+        try:
+            work(job, 0)
+        finally:
+            for p in others:
+                p.join()
+        failed = [w for w, p in enumerate(others, 1) if p.exitcode]
+        if failed:
+            log.warning("tuning workers %s exited with an error (their trials: FAIL)", failed)
+    study = _study(job, 0)
     states = [t.state for t in study.trials]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
@@ -178,9 +278,10 @@ def run_study(
         len(study.trials) - done_before,
         study.best_value,
     )
+    pids = sorted({t.user_attrs["pid"] for t in study.trials if "pid" in t.user_attrs})
     return TuneResult(
         study=study_name,
-        storage=storage,
+        storage=_redact(job.storage),
         n_trials=len(study.trials),
         n_complete=len(complete),
         n_pruned=states.count(optuna.trial.TrialState.PRUNED),
@@ -189,7 +290,16 @@ def run_study(
         best_params=study.best_params,
         config_file=str(config_out),
         plots=[str(p) for p in plots],
+        workers=tune.workers,
+        worker_pids=pids,
     )
+
+
+def _redact(url: str) -> str:
+    """A storage URL without its password (it lands in artifacts and logs)."""
+    import re
+
+    return re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", url)
 
 
 def save_plots(study: Any, folder: Path) -> list[Path]:

@@ -216,7 +216,7 @@ def stage(ds: SourceDataset, staging: Path, target: Path, cfg: EtlConfig) -> Sta
     boxes = pd.DataFrame(box_rows, columns=IMAGE_COLUMNS + BOX_COLUMNS)
     boxes = boxes.sort_values(["image", "class_id", "cx", "cy"], ignore_index=True)
     write_tables(staging, images, boxes)
-    write_data_yaml(staging, ds.names, images)
+    write_data_yaml(staging, ds.names, images, ds.class_ids)
     return StagedDataset(
         name=ds.name,
         staging_dir=str(staging),
@@ -233,14 +233,19 @@ def write_tables(folder: Path, images: pd.DataFrame, boxes: pd.DataFrame) -> Non
     boxes.to_parquet(folder / METADATA_FILE, index=False)
 
 
-def write_data_yaml(folder: Path, names: list[str], images: pd.DataFrame) -> None:
-    """A data.yaml ultralytics trains on; no ``path`` key, so it resolves beside the file."""
+def write_data_yaml(
+    folder: Path, names: list[str], images: pd.DataFrame, class_ids: list[int] | None = None
+) -> None:
+    """A data.yaml ultralytics trains on; no ``path`` key, so it resolves beside the file.
+    ``source_class_ids`` maps each class index back to the source's id (COCO categories)."""
     data: dict[str, object] = {}
     for split in SPLITS:
         if (images["split"] == split).any():
             data[split] = f"images/{split}"
     data["nc"] = len(names)
     data["names"] = dict(enumerate(names))
+    if class_ids is not None:
+        data["source_class_ids"] = dict(enumerate(class_ids))
     write_yaml(folder / "data.yaml", data)
 
 

@@ -44,9 +44,11 @@ class RawSource(BaseModel):
     """Where a dataset's raw files are, and how to read them."""
 
     name: str
-    kind: Literal["synthetic", "yolo", "voc", "coco128"]
+    kind: Literal["synthetic", "yolo", "voc", "coco128", "coco", "custom"]
     root: str
     names: list[str] | None = None
+    images: str | None = None  # COCO JSON: the image folder, when not beside the JSON
+    reader: str | None = None  # custom: "package.module:function"
     generated: bool = False  # raw files written by us inside the workspace (DVC-tracked)
 
 
@@ -58,6 +60,7 @@ class SourceDataset(BaseModel):
     names: list[str]
     images: list[SourceImage]
     faults: list[Fault] = Field(default_factory=list)
+    class_ids: list[int] | None = None  # the source's own id of each class (COCO categories)
 
 
 class StagedDataset(BaseModel):

@@ -23,8 +23,14 @@ def check(cfg: dict[str, Any]) -> None:
         raise ConfigError(f"data: {e}") from None
     if cfg.get("on_error") not in ("fail", "skip"):
         raise ConfigError(f"data.on_error must be 'fail' or 'skip', got {cfg.get('on_error')!r}")
-    if cfg["source"] not in ("synthetic", "yolo", "voc", "coco128"):
-        raise ConfigError(f"data.source {cfg['source']!r}: use synthetic, yolo, voc or coco128")
+    if cfg["source"] not in ("synthetic", "yolo", "voc", "coco128", "coco", "custom"):
+        raise ConfigError(
+            f"data.source {cfg['source']!r}: use synthetic, yolo, voc, coco, coco128 or custom"
+        )
+    if cfg["source"] == "custom":
+        from yeo.data.sources import load_reader
+
+        load_reader(cfg.get("reader") or "")  # importable before anything starts
     if str(cfg.get("use_source_splits", "auto")).lower() not in ("auto", "true", "false"):
         raise ConfigError("data.use_source_splits must be auto, true or false")
 
@@ -35,6 +41,8 @@ def source_config(cfg: dict[str, Any]) -> SourceConfig:
         source=cfg["source"],
         name=cfg["name"],
         path=cfg.get("path"),
+        images=cfg.get("images"),
+        reader=cfg.get("reader"),
         names=list(cfg["names"]) if cfg.get("names") else None,
         synthetic=SyntheticSpec(**syn) if cfg["source"] == "synthetic" else None,
     )

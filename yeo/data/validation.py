@@ -11,7 +11,9 @@ fault are dropped from the staging folder instead of failing the run; dataset-le
 from __future__ import annotations
 
 import logging
+import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from yeo.data.etl import read_tables, write_data_yaml, write_tables
-from yeo.data.model import Fault, StagedDataset, ValidationReport
+from yeo.data.model import Fault, SourceDataset, StagedDataset, ValidationReport
 from yeo.io import atomic_write_text, write_json
 
 log = logging.getLogger(__name__)
@@ -297,3 +299,44 @@ def write_report(report: ValidationReport) -> None:
     lines += ["", "## Files at fault", ""]
     lines += [f"- {f.severity}: `{f.file}`: {f.fault}" for f in report.faults] or ["none"]
     atomic_write_text(folder / "validation.md", "\n".join(lines) + "\n")
+
+
+def _reason(fault: str) -> str:
+    """A fault's kind, without the particulars (ids, numbers, quoted names, boxes)."""
+    text = re.sub(r"\[[^\]]*\]|'[^']*'|\"[^\"]*\"|\([^)]*\)|\S*/\S*|-?\d+(\.\d+)?", "…", fault)
+    text = re.sub(r"^(annotation|image id|line)( …)+: ", "", text)
+    return " ".join(text.split())
+
+
+def _counted(faults: list[Fault], top: int = 3) -> str:
+    counts = Counter(_reason(f.fault) for f in faults).most_common()
+    shown = [f"{n}x {why}" for why, n in counts[:top]]
+    rest = sum(n for _, n in counts[top:])
+    return "; ".join(shown + ([f"{rest} more"] if rest else []))
+
+
+def intake_lines(source: SourceDataset, report: ValidationReport) -> list[str]:
+    """What the source contributed (per source split or annotation file, when it has more
+    than one), what was skipped and why, and the warnings, counted by kind."""
+    by: dict[str, list[int]] = {}
+    for img in source.images:
+        key = img.split or "all"
+        by.setdefault(key, [0, 0])
+        by[key][0] += 1
+        by[key][1] += len(img.boxes)
+    n_img, n_box = len(source.images), sum(n for _, n in by.values())
+    parts = ", ".join(f"{k} {i}/{b}" for k, (i, b) in by.items()) if len(by) > 1 else ""
+    lines = [
+        f"read         {n_img} images, {n_box} boxes from {source.root}"
+        + (f" (images/boxes by source split: {parts})" if parts else "")
+    ]
+    skipped = [f for f in report.faults if f.fault.endswith("(skipped)")]
+    if skipped or report.dropped_images:
+        lines.append(
+            f"skipped      {len(report.dropped_images)} (on_error={report.on_error}): "
+            + _counted(skipped)
+        )
+    warned = [f for f in report.warnings if f not in skipped]
+    if warned:
+        lines.append(f"warnings     {len(warned)}: {_counted(warned)}")
+    return lines
