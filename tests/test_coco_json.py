@@ -15,6 +15,21 @@ from tests.conftest import run_cli, yaml_load
 from yeo.data import sources
 from yeo.errors import DataError
 
+TINY_OPTIMIZE = [  # a tiny optimize run on a user's dataset (no pruning: the format is tested)
+    "train.imgsz=64",
+    "train.epochs=1",
+    "train.batch=16",
+    "optimize.prune.enabled=false",
+    "optimize.quant.calib_images=4",
+    "optimize.latency.runs=3",
+    "optimize.latency.rounds=1",
+    "optimize.latency.warmup=1",
+    "optimize.bundle.benchmark_runs=3",
+    "optimize.bundle.golden_images=1",
+    "optimize.max_map_drop=1.0",
+    "eval.bootstrap=50",
+]
+
 CATEGORY_ID = [1 + 2 * i for i in range(80)]  # COCO's ids are 1-based with gaps: so are ours
 
 
@@ -161,20 +176,6 @@ def test_data_and_optimize_pipelines_on_coco_json(coco128: Path, tmp_path: Path)
     assert last.startswith("run.py: error: bad: validation failed with 1 error"), last
     assert "bad.json: annotation 99999: unknown category id 4" in last, last
 
-    tiny = [
-        "train.imgsz=64",
-        "train.epochs=1",
-        "train.batch=16",
-        "optimize.prune.enabled=false",
-        "optimize.quant.calib_images=4",
-        "optimize.latency.runs=3",
-        "optimize.latency.rounds=1",
-        "optimize.latency.warmup=1",
-        "optimize.bundle.benchmark_runs=3",
-        "optimize.bundle.golden_images=1",
-        "optimize.max_map_drop=1.0",
-        "eval.bootstrap=50",
-    ]
-    out = run_cli("--pipeline", "optimize", "data=coco", *common, *tiny, env_extra=env)
+    out = run_cli("--pipeline", "optimize", "data=coco", *common, *TINY_OPTIMIZE, env_extra=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "bundle       " in out.stdout and "yolov8n-coco-v1" in out.stdout

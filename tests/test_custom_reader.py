@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CODE_ROOT, make_yolo
+from tests.test_coco_json import TINY_OPTIMIZE
 
 pytestmark = pytest.mark.slow
 
@@ -73,21 +74,7 @@ def test_readme_reader_through_data_and_optimize(tmp_path: Path) -> None:
     boxes = sum(1 for t in labels for line in t.read_text().splitlines() if line.strip())
     assert f"{boxes} boxes" in out.stdout
 
-    tiny = [
-        "train.imgsz=64",
-        "train.epochs=1",
-        "train.batch=8",
-        "optimize.prune.enabled=false",
-        "optimize.quant.calib_images=4",
-        "optimize.latency.runs=3",
-        "optimize.latency.rounds=1",
-        "optimize.latency.warmup=1",
-        "optimize.bundle.benchmark_runs=3",
-        "optimize.bundle.golden_images=1",
-        "optimize.max_map_drop=1.0",
-        "eval.bootstrap=50",
-    ]
-    out = user_run(tmp_path, home, "--pipeline", "optimize", *args, *tiny)
+    out = user_run(tmp_path, home, "--pipeline", "optimize", *args, *TINY_OPTIMIZE)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "yolov8n-mine-v1" in out.stdout
 
