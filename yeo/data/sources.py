@@ -506,6 +506,11 @@ def read_coco(name: str, root: Path, images_dir: Path | None = None) -> SourceDa
         base = images_dir or next(
             (d for d in (path.parent / "images", path.parent) if d.is_dir()), path.parent
         )
+
+        def fault(text: str, image: str | None = None, severity: str = "error", at=path) -> None:
+            """A fault of this annotation file (``image``: the record it drops)."""
+            faults.append(Fault(file=str(at), fault=text, image=image, severity=severity))
+
         entries: dict[int, SourceImage] = {}
         sizes: dict[int, tuple[int, int]] = {}
         for n, rec in enumerate(data["images"]):
@@ -515,33 +520,19 @@ def read_coco(name: str, root: Path, images_dir: Path | None = None) -> SourceDa
             try:
                 iid, fname = int(rec["id"]), str(rec["file_name"])
             except (KeyError, TypeError, ValueError):
-                faults.append(
-                    Fault(file=str(path), fault=f"{where}: needs an id and file_name", image=record)
-                )
+                fault(f"{where}: needs an id and file_name", record)
                 continue
             if iid in entries:
-                faults.append(
-                    Fault(file=str(path), fault=f"duplicate image id {iid}: {where}", image=record)
-                )
+                fault(f"duplicate image id {iid}: {where}", record)
                 continue
             img = base / fname
             if not img.is_file():
                 img = base / Path(fname).name  # exporters often keep a sub-folder prefix
             if not img.is_file():
-                faults.append(
-                    Fault(
-                        file=str(path), fault=f"{where}: no such file {base / fname}", image=record
-                    )
-                )
+                fault(f"{where}: no such file {base / fname}", record)
                 continue
             if str(img) in seen:
-                faults.append(
-                    Fault(
-                        file=str(path),
-                        fault=f"{where}: also listed in {seen[str(img)]}",
-                        image=record,
-                    )
-                )
+                fault(f"{where}: also listed in {seen[str(img)]}", record)
                 continue
             seen[str(img)] = str(path)
             try:
@@ -554,53 +545,29 @@ def read_coco(name: str, root: Path, images_dir: Path | None = None) -> SourceDa
         for n, ann in enumerate(data.get("annotations", [])):
             where = f"annotation {ann.get('id', f'#{n}')!r}" if isinstance(ann, dict) else f"#{n}"
             if not isinstance(ann, dict):
-                faults.append(
-                    Fault(
-                        file=str(path),
-                        fault=f"{where}: not an object",
-                        image=f"{path}#annotations[{n}]",
-                    )
-                )
+                fault(f"{where}: not an object", f"{path}#annotations[{n}]")
                 continue
             iid = ann.get("image_id")
             if iid not in entries:
                 known = any(r.get("id") == iid for r in data["images"] if isinstance(r, dict))
                 why = "an image that is missing or faulty" if known else "an unknown image id"
-                faults.append(
-                    Fault(
-                        file=str(path),
-                        fault=f"{where}: for {why} ({iid!r})",
-                        image=f"{path}#annotations[{n}]",
-                    )
-                )
+                fault(f"{where}: for {why} ({iid!r})", f"{path}#annotations[{n}]")
                 continue
             entry = entries[iid]
             if ann.get("iscrowd"):
                 crowd += 1
                 continue
             if ann.get("category_id") not in index:
-                faults.append(
-                    Fault(
-                        file=str(path),
-                        fault=f"{where}: unknown category id {ann.get('category_id')!r}",
-                        image=entry.path,
-                    )
-                )
+                fault(f"{where}: unknown category id {ann.get('category_id')!r}", entry.path)
                 continue
             try:
                 cx, cy, w, h = _coco_box(ann, sizes[iid])
             except ValueError as e:
-                faults.append(Fault(file=str(path), fault=f"{where}: {e}", image=entry.path))
+                fault(f"{where}: {e}", entry.path)
                 continue
             entry.boxes.append(LabeledBox(cls=index[ann["category_id"]], cx=cx, cy=cy, w=w, h=h))
         if crowd:
-            faults.append(
-                Fault(
-                    file=str(path),
-                    fault=f"{crowd} crowd (iscrowd) boxes skipped",
-                    severity="warning",
-                )
-            )
+            fault(f"{crowd} crowd (iscrowd) boxes skipped", severity="warning")
         images += entries.values()
     return SourceDataset(
         name=name, root=str(root), names=names, images=images, faults=faults, class_ids=ids
