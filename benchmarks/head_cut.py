@@ -30,7 +30,7 @@ from edge.device import describe  # noqa: E402
 from edge.engine import session  # noqa: E402
 from edge.latency import interleaved  # noqa: E402
 from edge.postprocess import decode, decode_raw_head  # noqa: E402
-from yeo.benchmark import run_report  # noqa: E402
+from yeo.benchmark import run_dataset, run_report  # noqa: E402
 from yeo.io import atomic_write_text, write_json  # noqa: E402
 from yeo.optimize.dataset import split_images  # noqa: E402
 from yeo.optimize.export import cut_head, export_onnx, image_batch, onnx_metadata  # noqa: E402
@@ -64,7 +64,7 @@ def main() -> int:
     ap.add_argument("--big", type=int, default=640, help="second image size (0: skip)")
     args = ap.parse_args()
     run, report = run_report(args.run)
-    processed = Path(report["data"]["path"])
+    processed = run_dataset(report)
     out = WS.outputs / "benchmarks" / run.name / "head_cut"
     out.mkdir(parents=True, exist_ok=True)
     val = sorted(split_images(processed, "val"))[:8]

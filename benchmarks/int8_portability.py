@@ -27,7 +27,7 @@ WS = env.configure()
 from edge.device import describe  # noqa: E402
 from edge.latency import interleaved, ort_runner  # noqa: E402
 from edge.verify import fused_vs_unfused  # noqa: E402
-from yeo.benchmark import run_report  # noqa: E402
+from yeo.benchmark import run_dataset, run_report  # noqa: E402
 from yeo.evaluation import EvalSettings, evaluate  # noqa: E402
 from yeo.io import atomic_write_text, write_json  # noqa: E402
 from yeo.optimize.dataset import split_images  # noqa: E402
@@ -51,8 +51,8 @@ def main() -> int:
     ap.add_argument("--conf", type=float, default=0.25, help="anchors compared: score >= this")
     args = ap.parse_args()
     run, report = run_report(args.run)
-    data = report["data"]
-    data_yaml, processed = Path(data["data_yaml"]), Path(data["path"])
+    processed = run_dataset(report)
+    data_yaml = processed / "data.yaml"
     out = WS.outputs / "benchmarks" / run.name
     out.mkdir(parents=True, exist_ok=True)
     calib = calibration_images(split_images(processed, "train"), 64, seed=0)

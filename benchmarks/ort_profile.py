@@ -29,7 +29,7 @@ WS = env.configure()
 
 from edge.device import describe  # noqa: E402
 from edge.preprocess import load_image, preprocess  # noqa: E402
-from yeo.benchmark import latest_run  # noqa: E402
+from yeo.benchmark import run_dataset, run_report  # noqa: E402
 from yeo.io import atomic_write_text, write_json  # noqa: E402
 
 
@@ -68,15 +68,18 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    run = args.run or latest_run()
+    run, report = run_report(args.run)
     table = json.loads((run / "variants.json").read_text())
-    image = (table.get("timing") or {}).get("image")
+    image = (table.get("timing") or {}).get("image")  # in the dataset: the busiest val image
+    image = str(run_dataset(report) / image) if image else None
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for v in table["variants"]:
             if v["format"] != "onnx":
                 continue
-            rows[v["name"]] = profile(Path(v["path"]), image, args.runs, args.threads, Path(tmp))
+            rows[v["name"]] = profile(
+                run / "variants" / v["file"], image, args.runs, args.threads, Path(tmp)
+            )
     dev = describe()
     lines = [
         f"CPU: {dev['cpu']}, {dev['usable_cores']} cores, flags {' '.join(dev['isa'])}",

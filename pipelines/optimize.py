@@ -34,17 +34,19 @@ def optimize_pipeline(
     """From a trained YOLOv8n to the fastest ONNX model within the accuracy budget, reported
     and bundled for the edge."""
     imgsz = train["imgsz"]
-    data_version = prepared_data(data)
+    data_version, dataset = prepared_data(data)
     if optimize["base_model"]:
         weights_dir = import_base_model(optimize["base_model"])
     else:
-        _, weights_dir = train_model.with_options(enable_cache=True)(data_version, train, model)
+        _, weights_dir = train_model.with_options(enable_cache=True)(
+            data_version, dataset, train, model
+        )
 
     def score(model_dir: Any, filename: str, name: str, head: str = optimize["head"]) -> Any:
         return score_variant(
             model_dir,
             filename,
-            data_version,
+            dataset,
             eval_cfg,
             imgsz,
             name,
@@ -55,7 +57,7 @@ def optimize_pipeline(
 
     def onnx_variants(model_dir: Any, prefix: str) -> tuple[Any, Any, Any]:
         onnx_dir, _ = export_model(
-            model_dir, data_version, imgsz, optimize, prefix, id=f"export_{prefix}"
+            model_dir, dataset, imgsz, optimize, prefix, id=f"export_{prefix}"
         )
         # base_fp32 decodes in the graph: the reference every speed-up is against
         head = "graph" if prefix == "base" else optimize["head"]
@@ -63,7 +65,7 @@ def optimize_pipeline(
         int8 = trials = None
         if optimize["quant"]["enabled"]:
             int8_dir, trials = quantize_int8(
-                onnx_dir, data_version, eval_cfg, imgsz, optimize, prefix, id=f"quantize_{prefix}"
+                onnx_dir, dataset, eval_cfg, imgsz, optimize, prefix, id=f"quantize_{prefix}"
             )
             int8 = score(int8_dir, MODEL_FILE, f"{prefix}_int8")
         return fp32, int8, trials
@@ -72,11 +74,11 @@ def optimize_pipeline(
     base_fp32, base_int8, base_trials = onnx_variants(weights_dir, "base")
     pruned_fp32 = pruned_int8 = pruned_trials = prune_summary = None
     if optimize["prune"]["enabled"]:
-        prune_summary, pruned_dir = prune_model(weights_dir, data_version, train, optimize)
+        prune_summary, pruned_dir = prune_model(weights_dir, dataset, train, optimize)
         pruned_fp32, pruned_int8, pruned_trials = onnx_variants(pruned_dir, "pruned")
     chosen, _ = select_variant(
         optimize,
-        data_version,
+        dataset,
         base_pt,
         base_fp32,
         base_int8=base_int8,
@@ -84,15 +86,16 @@ def optimize_pipeline(
         pruned_int8=pruned_int8,
         prune_summary=prune_summary,
     )
-    selection = score_held_out(chosen, data_version, eval_cfg, imgsz, train["device"])
+    selection = score_held_out(chosen, dataset, eval_cfg, imgsz, train["device"])
     config = {"data": data, "train": train, "model": model, "eval": eval_cfg, "optimize": optimize}
     report_optimize(  # fails the run here if none qualified
         selection,
         data_version,
+        dataset,
         config,
         base_trials=base_trials,
         pruned_trials=pruned_trials,
         prune_summary=prune_summary,
     )
     if optimize["bundle"]["enabled"]:
-        build_bundle(selection, data_version, optimize, after="report_optimize")
+        build_bundle(selection, data_version, dataset, optimize, after="report_optimize")

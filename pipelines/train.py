@@ -33,9 +33,7 @@ def train_pipeline(
     wandb: bool = False,
 ) -> Any:
     """Train YOLOv8n on the processed dataset, evaluate it, register it in MLflow."""
-    data_version = prepared_data(data)
-    summary, weights_dir = train_model(data_version, train, model, wandb)
-    result = evaluate_model(
-        weights_dir, data_version, eval_cfg, train["imgsz"], device=train["device"]
-    )
+    data_version, dataset = prepared_data(data)
+    summary, weights_dir = train_model(data_version, dataset, train, model, wandb)
+    result = evaluate_model(weights_dir, dataset, eval_cfg, train["imgsz"], device=train["device"])
     return register_model(summary, weights_dir, result, registry_name)

@@ -16,4 +16,5 @@ def tune_pipeline(
     data: dict[str, Any], train: dict[str, Any], model: dict[str, Any], tune: dict[str, Any]
 ) -> Any:
     """Search the training recipe; the best becomes ``train=tuned``."""
-    return tune_hyperparameters(prepared_data(data), train, model, tune)
+    data_version, dataset = prepared_data(data)
+    return tune_hyperparameters(data_version, dataset, train, model, tune)

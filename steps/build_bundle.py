@@ -12,12 +12,12 @@ from yeo.data.model import DataVersion
 from yeo.env import workspace
 from yeo.optimize.variants import Selection
 from yeo.registry import register_bundle
-from yeo.tracking import mlflow_run, run_name, step_metadata, zenml_run_id
+from yeo.tracking import mlflow_run, run_name, step_metadata, variant_models, zenml_run_id
 
 
 @step(enable_cache=False)
 def build_bundle(
-    selection: Selection, data_version: DataVersion, optimize: dict[str, Any]
+    selection: Selection, data_version: DataVersion, dataset: Path, optimize: dict[str, Any]
 ) -> tuple[Annotated[BundleInfo, "bundle"], Annotated[Path, "edge_bundle"]]:
     """Write ``edge/bundles/<name>-vN`` from the selected variant, verify it, log it, register
     it in MLflow as ``models:/<name>-edge@edge-candidate``; the folder itself is the
@@ -29,6 +29,9 @@ def build_bundle(
 
     cfg = optimize["bundle"]
     name = cfg["name"] or f"yolov8n-{data_version.name}"
+    ws = workspace()
+    chosen = selection.selected or ""
+    model = variant_models(selection.variants, {chosen}).get(chosen)
     with mlflow_run("bundle") as run:
         lineage = {
             "zenml_run_id": zenml_run_id() or "none",
@@ -37,8 +40,10 @@ def build_bundle(
         }
         info = build(
             selection,
+            model or Path(chosen),
             data_version,
-            workspace().root / "edge" / "bundles",
+            Path(dataset),
+            ws.root / "edge" / "bundles",
             name,
             {"conf": cfg["conf"], "iou": cfg["iou"]},
             lineage,
@@ -46,25 +51,25 @@ def build_bundle(
             cfg["benchmark_runs"],
             optimize["threads"],
         )
-        mlflow.log_artifact(info.archive, "bundle")
+        mlflow.log_artifact(str(ws.root / info.archive), "bundle")
         mlflow.log_metrics(
             {"bundle/p50_ms": info.benchmark_p50_ms, "bundle/e2e_p50_ms": info.end_to_end_p50_ms}
         )
         mlflow.set_tags({"bundle.path": info.path, "bundle.version": info.version})
         held = selection.held_out
-        chosen = next(v for v in selection.variants if v.name == selection.selected)
+        score = next(v for v in selection.variants if v.name == selection.selected)
         cpu = describe()
         tags = {
             "variant": info.variant,
             "bundle.version": info.version,
-            "map50_95.val": f"{chosen.map50_95:.4f}",
+            "map50_95.val": f"{score.map50_95:.4f}",
             "data.dvc_hash": data_version.dvc_hash,
             "cpu": cpu["cpu"],
             "cpu.flags": " ".join(cpu["isa"]) or "none",  # type: ignore[arg-type]
         }
-        if held and chosen.held_out:
-            tags[f"map50_95.{held.split}"] = f"{chosen.held_out.map50_95:.4f}"
-        version = register_bundle(Path(info.path), f"{name}-edge", tags)
+        if held and score.held_out:
+            tags[f"map50_95.{held.split}"] = f"{score.held_out.map50_95:.4f}"
+        version = register_bundle(ws.root / info.path, f"{name}-edge", tags)
         info.registered = f"models:/{name}-edge/{version}"
     step_metadata(info.model_dump())
-    return info, Path(info.path)
+    return info, ws.root / info.path

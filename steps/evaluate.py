@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from zenml import step
 
-from yeo.data.model import DataVersion
 from yeo.evaluation import EvalResult, EvalSettings, evaluate
 from yeo.tracking import mlflow_run, step_metadata
 from yeo.train.config import resolve_device
@@ -24,7 +23,7 @@ def settings_from_config(
 @step(enable_cache=False)
 def evaluate_model(
     model_dir: Path,
-    data_version: DataVersion,
+    dataset: Path,
     eval_cfg: dict[str, Any],
     imgsz: int,
     filename: str = "best.pt",
@@ -40,7 +39,7 @@ def evaluate_model(
 
     result = evaluate(
         Path(model_dir) / filename,
-        Path(data_version.data_yaml),
+        Path(dataset) / "data.yaml",
         settings_from_config(eval_cfg, imgsz, device),
     )
     with mlflow_run(f"evaluate_{variant}"):

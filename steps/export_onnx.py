@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from zenml import step
 
-from yeo.data.model import DataVersion
 from yeo.optimize.dataset import split_images
 from yeo.optimize.export import export_onnx
 from yeo.optimize.model import ExportSummary
@@ -19,7 +18,7 @@ MODEL_FILE = "model.onnx"
 
 @step(enable_cache=False)
 def export_model(
-    model_dir: Path, data_version: DataVersion, imgsz: int, optimize: dict[str, Any], variant: str
+    model_dir: Path, dataset: Path, imgsz: int, optimize: dict[str, Any], variant: str
 ) -> tuple[Annotated[Path, "onnx_dir"], Annotated[ExportSummary, "export_summary"]]:
     """Export ``model_dir/best.pt`` to ``<dir>/model.onnx``; check it on 4 val images."""
     import mlflow
@@ -32,7 +31,7 @@ def export_model(
         opset=optimize["opset"],
         dynamic=optimize["dynamic"],
         simplify=optimize["simplify"],
-        check_images=split_images(Path(data_version.path), "val")[:4],
+        check_images=split_images(Path(dataset), "val")[:4],
     )
     summary = ExportSummary(
         variant=variant,

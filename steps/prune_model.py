@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from zenml import step
 
-from yeo.data.model import DataVersion
 from yeo.env import workspace
 from yeo.optimize import settings
 from yeo.optimize.model import PruneSummary
@@ -20,7 +19,7 @@ from yeo.train.config import TrainConfig
 
 @step(enable_cache=False)
 def prune_model(
-    weights_dir: Path, data_version: DataVersion, train: dict[str, Any], optimize: dict[str, Any]
+    weights_dir: Path, dataset: Path, train: dict[str, Any], optimize: dict[str, Any]
 ) -> tuple[Annotated[PruneSummary, "prune_summary"], Annotated[Path, "pruned_dir"]]:
     """Prune the base weights; the pruned dir holds ``best.pt`` (the pruned architecture)."""
     import mlflow
@@ -34,7 +33,7 @@ def prune_model(
         mlflow.log_param("activation", optimize["activation"])
         res = prune_and_finetune(
             Path(weights_dir) / "best.pt",
-            Path(data_version.data_yaml),
+            Path(dataset) / "data.yaml",
             cfg,
             train_cfg,
             out,

@@ -11,7 +11,6 @@ from zenml import step
 
 from steps.evaluate import settings_from_config
 from steps.export_onnx import MODEL_FILE
-from yeo.data.model import DataVersion
 from yeo.evaluation import evaluate
 from yeo.optimize import settings
 from yeo.optimize.dataset import split_images
@@ -23,7 +22,7 @@ from yeo.tracking import mlflow_run, step_metadata
 @step(enable_cache=False)
 def quantize_int8(
     onnx_dir: Path,
-    data_version: DataVersion,
+    dataset: Path,
     eval_cfg: dict[str, Any],
     imgsz: int,
     optimize: dict[str, Any],
@@ -34,7 +33,7 @@ def quantize_int8(
 
     quant = optimize["quant"]
     fp32 = Path(onnx_dir) / MODEL_FILE
-    data_yaml = Path(data_version.data_yaml)
+    data_yaml = Path(dataset) / "data.yaml"
     ev = settings_from_config(eval_cfg, imgsz, "cpu")
 
     def score(path: Path) -> float:
@@ -44,7 +43,7 @@ def quantize_int8(
         return settings.measure_latency(path, optimize).p50_ms
 
     images = calibration_images(
-        split_images(Path(data_version.path), "train"), quant["calib_images"], quant["seed"]
+        split_images(Path(dataset), "train"), quant["calib_images"], quant["seed"]
     )
     work = Path(tempfile.mkdtemp(prefix=f"yeo-int8-{variant}-"))
     chosen, trials, _ = int8_within_budget(
@@ -66,7 +65,7 @@ def quantize_int8(
         variant=variant,
         chosen=recipe or Path(chosen).stem,
         passed=any(t.passed for t in trials),
-        trials=[vars(t) for t in trials],
+        trials=[{k: v for k, v in vars(t).items() if k != "path"} for t in trials],  # a temp file
     )
     with mlflow_run(f"quantize_{variant}"):
         for i, t in enumerate(trials):

@@ -15,7 +15,7 @@ from yeo.errors import UserError
 from yeo.optimize.model import PruneSummary, QuantSummary
 from yeo.optimize.variants import Selection
 from yeo.report.render import HowChosen, write_report
-from yeo.tracking import mlflow_run, run_name, step_metadata
+from yeo.tracking import mlflow_run, run_name, step_metadata, variant_models
 
 
 class BudgetError(UserError):
@@ -26,6 +26,7 @@ class BudgetError(UserError):
 def report_optimize(
     selection: Selection,
     data_version: DataVersion,
+    dataset: Path,
     config: dict[str, Any],
     base_trials: QuantSummary | None = None,
     pruned_trials: QuantSummary | None = None,
@@ -41,7 +42,17 @@ def report_optimize(
         prune=prune_summary,
         conf=config["optimize"]["bundle"]["conf"],
     )
-    files = write_report(folder, selection, run_name(), data_version.model_dump(), config, how)
+    onnx = {v.name for v in selection.variants if v.format == "onnx"}
+    files = write_report(
+        folder,
+        selection,
+        run_name(),
+        data_version.model_dump(),
+        config,
+        how,
+        variant_models(selection.variants, onnx),
+        Path(dataset),
+    )
     with mlflow_run("report"):
         for path in files.values():
             sub = "report/plots" if Path(path).suffix == ".png" else "report"

@@ -8,17 +8,16 @@ from typing import Annotated, Any
 from zenml import step
 
 from steps.evaluate import settings_from_config
-from yeo.data.model import DataVersion
 from yeo.env import workspace
 from yeo.optimize.heldout import score_held_out as score
 from yeo.optimize.variants import Selection, write_tables
-from yeo.tracking import mlflow_run, run_name, step_metadata
+from yeo.tracking import mlflow_run, run_name, step_metadata, variant_models
 
 
 @step(enable_cache=False)
 def score_held_out(
     selection: Selection,
-    data_version: DataVersion,
+    dataset: Path,
     eval_cfg: dict[str, Any],
     imgsz: int,
     device: str = "auto",
@@ -28,7 +27,10 @@ def score_held_out(
     import mlflow
 
     sel = score(
-        selection, Path(data_version.data_yaml), settings_from_config(eval_cfg, imgsz, device)
+        selection,
+        variant_models(selection.variants),
+        Path(dataset) / "data.yaml",
+        settings_from_config(eval_cfg, imgsz, device),
     )
     h = sel.held_out
     js, md = write_tables(sel, workspace().outputs / "optimize" / run_name())

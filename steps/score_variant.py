@@ -5,25 +5,25 @@ Latency is measured for all variants together, interleaved, in the select step."
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
 from zenml import step
 
 from steps.evaluate import settings_from_config
-from yeo.data.model import DataVersion
 from yeo.env import workspace
 from yeo.evaluation import evaluate
 from yeo.optimize.export import cut_head, onnx_metadata
 from yeo.optimize.variants import VariantScore
-from yeo.tracking import mlflow_run, run_name, step_metadata
+from yeo.tracking import mlflow_run, run_name, save_folder, step_metadata
 
 
 @step(enable_cache=False)
 def score_variant(
     model_dir: Path,
     filename: str,
-    data_version: DataVersion,
+    dataset: Path,
     eval_cfg: dict[str, Any],
     imgsz: int,
     name: str,
@@ -31,16 +31,18 @@ def score_variant(
     head: str = "graph",
 ) -> Annotated[VariantScore, "variant_score"]:
     """Evaluate ``model_dir/filename`` on the val split; ``head="raw"``: an ONNX model is cut
-    at its head first and scored (and later timed and bundled) with the host decode."""
+    at its head first and scored (and later timed and bundled) with the host decode. The
+    model travels on as an artifact of its own (``variant_<name>``), named in the score."""
     import mlflow
 
     path = _keep(Path(model_dir) / filename, name, head)
     settings = settings_from_config(eval_cfg, imgsz, device)
-    res = evaluate(path, Path(data_version.data_yaml), settings)
+    res = evaluate(path, Path(dataset) / "data.yaml", settings)
     recipe = _quant_recipe(path)
     score = VariantScore(
         name=name,
-        path=str(path),
+        file=path.name,
+        artifact=save_folder(path.parent, f"variant_{name}"),
         format=path.suffix.lstrip("."),
         precision="int8" if recipe else "fp32",
         pruned=name.startswith("pruned"),
@@ -60,14 +62,16 @@ def score_variant(
 
 
 def _keep(path: Path, name: str, head: str) -> Path:
-    """Copy the model into the run's output folder, so the table's paths outlive the run (an
-    ONNX model cut at its head when ``head`` is raw)."""
-    dest = workspace().outputs / "optimize" / run_name() / "variants" / f"{name}{path.suffix}"
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    """The model as this variant (an ONNX model cut at its head when ``head`` is raw), alone
+    in a new folder, the artifact to be; a copy goes into the run's ``variants/`` folder."""
+    dest = Path(tempfile.mkdtemp(prefix=f"yeo-{name}-")) / f"{name}{path.suffix}"
     if head == "raw" and path.suffix == ".onnx":
         cut_head(path, dest)
     else:
         shutil.copy(path, dest)
+    local = workspace().outputs / "optimize" / run_name() / "variants"
+    local.mkdir(parents=True, exist_ok=True)
+    shutil.copy(dest, local / dest.name)
     return dest
 
 

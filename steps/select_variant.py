@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from zenml import step
 from zenml.types import MarkdownString
 
-from yeo.data.model import DataVersion
 from yeo.env import workspace
 from yeo.optimize.dataset import busiest_images
 from yeo.optimize.model import PruneSummary
@@ -20,7 +19,7 @@ from yeo.optimize.variants import (
     time_interleaved,
     write_tables,
 )
-from yeo.tracking import mlflow_run, run_name, step_metadata
+from yeo.tracking import mlflow_run, run_name, step_metadata, variant_models
 
 Outputs = tuple[Annotated[Selection, "choice"], Annotated[MarkdownString, "variants_table"]]
 
@@ -28,7 +27,7 @@ Outputs = tuple[Annotated[Selection, "choice"], Annotated[MarkdownString, "varia
 @step(enable_cache=False)
 def select_variant(
     optimize: dict[str, Any],
-    data_version: DataVersion,
+    dataset: Path,
     base_pt: VariantScore,
     base_fp32: VariantScore,
     base_int8: VariantScore | None = None,
@@ -47,9 +46,10 @@ def select_variant(
             v.params = prune_summary.params_before if before else prune_summary.params_after
             v.macs = prune_summary.macs_before if before else prune_summary.macs_after
     lat = optimize["latency"]
-    (image,) = busiest_images(Path(data_version.path), "val", 1)
+    (image,) = busiest_images(Path(dataset), "val", 1)
     timing = time_interleaved(
         variants,
+        variant_models(variants),
         image,
         optimize["threads"],
         lat["warmup"],
@@ -57,6 +57,7 @@ def select_variant(
         lat["runs"],
         optimize["bundle"]["conf"],
     )
+    timing["image"] = image.relative_to(dataset).as_posix()  # where in the dataset, not here
     sel = select(variants, "base_pt", optimize["max_map_drop"])
     sel.timing = timing
     folder = workspace().outputs / "optimize" / run_name()

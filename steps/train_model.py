@@ -31,17 +31,22 @@ def enable_wandb() -> None:
 
 @step(enable_cache=False)
 def train_model(
-    data_version: DataVersion, train: dict[str, Any], model: dict[str, Any], wandb: bool = False
+    data_version: DataVersion,
+    dataset: Path,
+    train: dict[str, Any],
+    model: dict[str, Any],
+    wandb: bool = False,
 ) -> tuple[Annotated[TrainSummary, "train_summary"], Annotated[Path, "weights_dir"]]:
     """Train, log params/epochs/weights to MLflow; return the summary and the weights folder."""
     cfg, model_cfg = TrainConfig.from_dict(train), ModelConfig(**model)
-    save_dir = workspace().outputs / "train" / run_name()
+    ws = workspace()
+    save_dir = ws.outputs / "train" / run_name()
     if wandb:
         enable_wandb()
     with mlflow_run("train") as run:
         tracking.log_params(cfg, {f"model.{k}": v for k, v in model.items()})
         outcome = trainer.train(
-            Path(data_version.data_yaml),
+            Path(dataset) / "data.yaml",
             cfg,
             model_cfg,
             save_dir,
@@ -50,8 +55,8 @@ def train_model(
         tracking.log_outputs(save_dir)
     per_epoch = sum(outcome.epoch_seconds) / max(len(outcome.epoch_seconds), 1)
     summary = TrainSummary(
-        weights=str(outcome.best),
-        save_dir=str(save_dir),
+        weights=ws.relative(outcome.best),
+        save_dir=ws.relative(save_dir),
         epochs_run=outcome.epochs_run,
         seconds=outcome.seconds,
         seconds_per_epoch=per_epoch,
@@ -61,6 +66,6 @@ def train_model(
         imgsz=cfg.imgsz,
     )
     step_metadata(
-        {"epochs": outcome.epochs_run, "seconds_per_epoch": per_epoch, "weights": str(outcome.best)}
+        {"epochs": outcome.epochs_run, "seconds_per_epoch": per_epoch, "weights": summary.weights}
     )
     return summary, outcome.best.parent

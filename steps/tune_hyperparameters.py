@@ -16,7 +16,11 @@ from yeo.tune import TuneConfig, TuneResult, run_study
 
 @step(enable_cache=False)
 def tune_hyperparameters(
-    data_version: DataVersion, train: dict[str, Any], model: dict[str, Any], tune: dict[str, Any]
+    data_version: DataVersion,
+    dataset: Path,
+    train: dict[str, Any],
+    model: dict[str, Any],
+    tune: dict[str, Any],
 ) -> Annotated[TuneResult, "tune_result"]:
     """Run or resume the study; write ``conf/train/tuned.yaml``; log plots to MLflow."""
     import mlflow
@@ -29,7 +33,7 @@ def tune_hyperparameters(
         mlflow.log_params({f"tune.{k}": v for k, v in tune.items() if k != "space"})
         mlflow.log_dict(cfg.space, "tune/space.json")
         result = run_study(
-            Path(data_version.data_yaml),
+            Path(dataset) / "data.yaml",
             TrainConfig.from_dict(train),
             ModelConfig(**model),
             cfg,

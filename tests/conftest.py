@@ -80,14 +80,20 @@ def build(
     return staged, report
 
 
-def run_cli(*args: str, env_extra: dict[str, str] | None = None, guard: Path | None = None):
-    """Run ``run.py`` in a subprocess (optionally under the network guard)."""
+def run_cli(
+    *args: str,
+    env_extra: dict[str, str] | None = None,
+    guard: Path | None = None,
+    script: Path = CODE_ROOT / "run.py",
+):
+    """Run ``run.py`` (or another ``script``) in a subprocess, optionally under the network
+    guard."""
     cmd = [sys.executable]
     environ = {**os.environ, **(env_extra or {})}
     if guard is not None:
         cmd += ["-m", "tests.netguard"]
         environ["NETGUARD_LOG"] = str(guard)
-    cmd += [str(CODE_ROOT / "run.py"), *args]
+    cmd += [str(script), *args]
     return subprocess.run(
         cmd, cwd=CODE_ROOT, env=environ, capture_output=True, text=True, timeout=600
     )

@@ -27,7 +27,7 @@ def _with_test_split(tiny_data: Path, tmp_path: Path) -> Path:
 def _variant(name: str, path: Path, fmt: str) -> VariantScore:
     return VariantScore(
         name=name,
-        path=str(path),
+        file=path.name,
         format=fmt,
         precision="fp32",
         pruned=False,
@@ -100,7 +100,8 @@ def test_held_out_scoring_uses_test_and_falls_back_to_val_by_name(
         selected="base_fp32", base_map50_95=0.3, max_map_drop=0.01, reason="r", variants=variants
     )
     settings = EvalSettings(imgsz=128, bootstrap=50)
-    out = score_held_out(sel, with_test, settings)
+    models = {"base_pt": trained_model, "base_fp32": onnx_model}
+    out = score_held_out(sel, models, with_test, settings)
     assert out.held_out.split == "test" and out.held_out.independent
     assert out.held_out.resamples == 50 and out.held_out.n_images == 6
     assert sel.held_out is None  # the input selection is left as it was
@@ -108,7 +109,7 @@ def test_held_out_scoring_uses_test_and_falls_back_to_val_by_name(
     assert chosen.ci95[0] <= chosen.map50_95 <= chosen.ci95[1]
     assert abs(chosen.drop) < 0.02  # the ONNX export scores like its .pt
     assert out.held_out.verdict.startswith("base_fp32 on test: ")
-    fallback = score_held_out(sel, tiny_data, settings).held_out
+    fallback = score_held_out(sel, models, tiny_data, settings).held_out
     assert fallback.split == "val" and not fallback.independent
 
 
@@ -124,7 +125,11 @@ def test_interleaved_timing_fills_every_onnx_variant_and_its_spread(
         _variant("raw_fp32", tmp_path / "raw.onnx", "onnx"),
     ]
     image = sorted((tiny_data.parent / "images" / "val").glob("*.jpg"))[0]
-    timing = time_interleaved(variants, image, threads=1, warmup=1, rounds=2, runs=3, conf=0.25)
+    models = {"base_fp32": onnx_model, "raw_fp32": tmp_path / "raw.onnx"}
+    timing = time_interleaved(
+        variants, models, image, threads=1, warmup=1, rounds=2, runs=3, conf=0.25
+    )
+    assert timing["image"] == image.name  # a name: no local path travels in the selection
     assert timing["interleaved"] and timing["rounds"] == 2
     assert timing["end_to_end"] == f"model + decode + NMS at conf 0.25, on {image.name}"
     pt, *onnx = variants

@@ -36,7 +36,7 @@ def test_split_free_c2f_gives_identical_outputs() -> None:
 def _score(name: str, m: float, p50: float | None, pruned: bool = False) -> VariantScore:
     return VariantScore(
         name=name,
-        path=f"{name}.onnx",
+        file=f"{name}.onnx",
         format="onnx" if p50 else "pt",
         precision="fp32",
         pruned=pruned,

@@ -13,7 +13,7 @@ from yeo.report.render import write_report
 def _variant(name: str, map_: float, p50: float | None, size: int, precision: str = "fp32"):
     return VariantScore(
         name=name,
-        path=f"/m/{name}",
+        file=f"{name}.onnx",
         format="pt" if p50 is None else "onnx",
         precision=precision,
         pruned=name.startswith("pruned"),
@@ -79,7 +79,6 @@ def test_report_shows_how_the_choice_was_made(
         _variant("base_int8", 0.345, 4.9, 3_300_000, "int8"),
     ]
     for v in variants:
-        v.path = str(onnx_model)
         v.held_out = HeldOutScore(
             map50=0.5,
             map50_95=0.31,
@@ -135,10 +134,12 @@ def test_report_shows_how_the_choice_was_made(
     )
     data = {
         "name": "tiny",
-        "path": str(tiny_data.parent),
         "names": ["scratch", "pits", "stain", "crack"],
     }
-    files = write_report(tmp_path, sel, "run-2", data, {"optimize": {}}, how)
+    models = {v.name: onnx_model for v in variants}
+    files = write_report(
+        tmp_path, sel, "run-2", data, {"optimize": {}}, how, models, tiny_data.parent
+    )
     rep = json.loads(files["json"].read_text())
     assert set(rep["plots"]) == {
         "accuracy_vs_latency",

@@ -123,6 +123,10 @@ def test_two_hosts_hand_off_through_the_team_stack(team: dict, tmp_path: Path) -
     team_cfg = yaml_load(host_a / ".state" / "zenml-team" / "config" / "config.yaml")
     assert team_cfg["store"]["type"] == "rest"
     assert _local_zenml_stays_local(host_a)
+    (table,) = (host_a / "outputs" / "optimize").rglob("variants.json")
+    a_test_maps = {
+        v["name"]: v["held_out"]["map50_95"] for v in json.loads(table.read_text())["variants"]
+    }
     shutil.rmtree(host_a)
 
     host_b = _host(tmp_path, "host-b")
@@ -139,13 +143,38 @@ def test_two_hosts_hand_off_through_the_team_stack(team: dict, tmp_path: Path) -
     )
     assert verified.returncode == 0, verified.stderr
 
-    # every artifact of every run is in the bucket, none on a local disk
+    # B runs ZenML steps on A's artifacts (choice, data version, dataset, and the variant
+    # models the choice names): held-out scoring and a bundle, with A's folder gone
+    guard_b = tmp_path / "guard-b.log"
+    script = CODE_ROOT / "tests" / "host_b.py"
+    out = run_cli(*tiny, env_extra=env_b, guard=guard_b, script=script)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not guard_b.exists() or guard_b.read_text() == "", guard_b.read_text()
+    (table,) = (host_b / "outputs" / "optimize").rglob("variants.json")
+    b_test_maps = {
+        v["name"]: v["held_out"]["map50_95"] for v in json.loads(table.read_text())["variants"]
+    }
+    assert b_test_maps == a_test_maps  # the same models, the same images: the same scores
+    rebuilt = host_b / "edge" / "bundles" / "yolov8n-synthetic-v1"
+    verified = subprocess.run(
+        [sys.executable, "-m", "edge.verify", str(rebuilt)], cwd=CODE_ROOT, capture_output=True
+    )
+    assert verified.returncode == 0, verified.stderr
+
+    # every artifact of every run is in the bucket, none on a local disk; past the data
+    # pipeline's front half (which runs where the raw files are), none holds A's paths
     probe = (
         "from yeo import env, stack; ws = env.configure(); "
         "stack.connect(stack.load(ws.state), ws.state); "
         "from zenml.client import Client; import json; c = Client(); "
-        "print(json.dumps([c.zen_store.is_local_store(), "
-        "[a.uri for a in c.list_artifact_versions(size=500)]]))"
+        "from zenml.utils import source_utils; source_utils.set_custom_source_root('.'); "
+        "arts = c.list_artifact_versions(size=500); "
+        "front = {'raw_source', 'source_dataset', 'staged_dataset', 'validation_report', "
+        "'validation_summary'}; "
+        f"a = {str(host_a)!r}; "
+        "held = sorted({v.artifact.name for v in arts if v.artifact.name not in front "
+        "and 'PathMaterializer' not in str(v.materializer) and a in str(v.load())}); "
+        "print(json.dumps([c.zen_store.is_local_store(), [v.uri for v in arts], held]))"
     )
     res = subprocess.run(
         [sys.executable, "-c", probe],
@@ -156,7 +185,8 @@ def test_two_hosts_hand_off_through_the_team_stack(team: dict, tmp_path: Path) -
         timeout=120,
     )
     assert res.returncode == 0, res.stderr[-2000:]
-    is_local, uris = json.loads(res.stdout.strip().splitlines()[-1])
+    is_local, uris, holding_a_paths = json.loads(res.stdout.strip().splitlines()[-1])
+    assert not holding_a_paths, holding_a_paths
     assert not is_local and len(uris) >= 10
     assert all(u.startswith("s3://") for u in uris), [u for u in uris if not u.startswith("s3:")]
 

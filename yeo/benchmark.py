@@ -113,6 +113,14 @@ def _openvino_peers(
     return "ok (openvino_* rows on our files: latency only)"
 
 
+def run_dataset(rep: dict[str, Any]) -> Path:
+    """The processed dataset a run's ``report.json`` names, in this workspace."""
+    folder = workspace().root / rep["data"]["location"]
+    if not (folder / "data.yaml").is_file():
+        raise UserError(f"{folder}: the run's dataset is not here (DVC: dvc pull)")
+    return folder
+
+
 def run_report(run: Path | None = None) -> tuple[Path, dict[str, Any]]:
     """``run`` (default: the newest optimize run) and its ``report.json``; a run without its
     report is refused, so nothing is ever scored on another dataset than the run's."""
@@ -138,10 +146,10 @@ def variants_at(
     from yeo.optimize.settings import RECIPES
 
     quant = rep["config"]["optimize"]["quant"]
-    train = split_images(Path(rep["data"]["path"]), "train")
+    train = split_images(run_dataset(rep), "train")
     calib = calibration_images(train, quant["calib_images"], quant["seed"])
     weights = {
-        "base": Path(variants["base_pt"]["path"]),
+        "base": run / "variants" / variants["base_pt"]["file"],
         "pruned": run / "prune" / "model" / "best.pt",
     }
     built: dict[str, Path] = {}
@@ -180,16 +188,17 @@ def compare(
     and every model, the base ``.pt`` too, scored again at it."""
     table = json.loads((run / "variants.json").read_text())
     _, rep = run_report(run)
-    data_yaml = Path(rep["data"]["data_yaml"])
+    data_yaml = run_dataset(rep) / "data.yaml"
     split = (rep.get("held_out") or {}).get("split", "val")  # the run's reported split
     variants = {v["name"]: v for v in table["variants"]}
-    run_size = onnx_imgsz(Path(variants["base_fp32"]["path"]))
+    local = {n: run / "variants" / v["file"] for n, v in variants.items()}  # the run's copies
+    run_size = onnx_imgsz(local["base_fp32"])
     imgsz = imgsz or run_size
-    base_pt = Path(variants["base_pt"]["path"])
+    base_pt = local["base_pt"]
     out.mkdir(parents=True, exist_ok=True)
     settings = EvalSettings(imgsz=imgsz, split=split)
     if imgsz == run_size:
-        paths = {n: Path(v["path"]) for n, v in variants.items() if v["format"] == "onnx"}
+        paths = {n: local[n] for n, v in variants.items() if v["format"] == "onnx"}
         maps = {n: (v.get("held_out") or v)["map50_95"] for n, v in variants.items()}
     else:
         paths = variants_at(run, variants, imgsz, out, rep)
@@ -213,7 +222,7 @@ def compare(
             models, maps, table["selected"], base_pt, data_yaml, settings, out
         )
     timing = table.get("timing") or {}
-    image = Path(timing["image"]) if timing.get("image") else None
+    image = run_dataset(rep) / timing["image"] if timing.get("image") else None
     conf = float(timing.get("conf", 0.25))
     runners: dict[str, Runner] = {  # end to end: model + decode + NMS, as the select step
         name: detect_runner(path, threads, runtime, hint, image, conf)

@@ -19,7 +19,7 @@ from edge import bundle as edge_bundle
 from edge import postprocess
 from edge.verify import verify
 from yeo.data.model import DataVersion
-from yeo.env import CODE_ROOT
+from yeo.env import CODE_ROOT, workspace
 from yeo.errors import UserError
 from yeo.optimize.export import onnx_metadata
 from yeo.optimize.variants import HeldOut, Selection, VariantScore, markdown_table, table_notes
@@ -82,12 +82,13 @@ def metadata(
     name: str,
     version: str,
     chosen: VariantScore,
+    model: Path,
     data: DataVersion,
     thresholds: dict[str, float],
     lineage: dict[str, str],
     held_out: HeldOut | None = None,
 ) -> dict[str, Any]:
-    facts = onnx_facts(Path(chosen.path))
+    facts = onnx_facts(model)
     h = chosen.held_out
     metrics = (
         {
@@ -253,7 +254,9 @@ conf {meta["thresholds"]["conf"]}, IoU {meta["thresholds"]["iou"]}, at most
 
 def build(
     sel: Selection,
+    model: Path,
     data: DataVersion,
+    dataset: Path,
     parent: Path,
     name: str,
     thresholds: dict[str, float],
@@ -262,7 +265,8 @@ def build(
     benchmark_runs: int,
     threads: int,
 ) -> BundleInfo:
-    """Build ``parent/<name>-vN`` (+ .tar.gz) from the selected variant, then verify it."""
+    """Build ``parent/<name>-vN`` (+ .tar.gz) from the selected variant (its local file:
+    ``model``; golden images from ``dataset``, the processed folder), then verify it."""
     from yeo.optimize.dataset import busiest_images
 
     by = {v.name: v for v in sel.variants}
@@ -270,11 +274,11 @@ def build(
         raise UserError(f"no ONNX variant selected to bundle ({sel.reason})")
     chosen = by[sel.selected]
     version = next_version(parent, name)
-    meta = metadata(name, version, chosen, data, thresholds, lineage, sel.held_out)
-    images = busiest_images(Path(data.path), "val", n_golden)
+    meta = metadata(name, version, chosen, model, data, thresholds, lineage, sel.held_out)
+    images = busiest_images(Path(dataset), "val", n_golden)
     try:
         dest, archive = edge_bundle.build(
-            Path(chosen.path),
+            Path(model),
             parent / f"{name}-{version}",
             meta,
             images,
@@ -292,8 +296,8 @@ def build(
     return BundleInfo(
         name=name,
         version=version,
-        path=str(dest),
-        archive=str(archive),
+        path=workspace().relative(dest),
+        archive=workspace().relative(archive),
         variant=chosen.name,
         verify=summary,
         benchmark_p50_ms=bench["model_ms"]["p50_ms"],

@@ -232,8 +232,8 @@ def summarize_data(run: Any) -> str:
         f"dataset      {out.name}: {out.n_images} images, {out.n_boxes} boxes, "
         f"{len(out.names)} classes\n"
         + "".join(f"{line}\n" for line in intake)
-        + f"processed    {out.path}\n"
-        f"data.yaml    {out.data_yaml}\n"
+        + f"processed    {workspace().root / out.location}\n"
+        f"data.yaml    {workspace().root / out.location / 'data.yaml'}\n"
         f"report       {report_dir(workspace(), out.name) / 'validation.md'}\n"
         f"dvc hash     {out.dvc_hash} ({out.tracked_by})"
     )
@@ -248,7 +248,7 @@ def summarize_train(run: Any) -> str:
         f"({summary.seconds_per_epoch:.1f} s/epoch), imgsz {summary.imgsz}\n"
         f"val          mAP50 {result.map50:.3f}  mAP50-95 {result.map50_95:.3f}  "
         f"P {result.precision:.3f}  R {result.recall:.3f}\n"
-        f"weights      {summary.weights}\n"
+        f"weights      {workspace().root / summary.weights}\n"
         f"registered   {registered.uri}\n"
         f"mlflow run   {summary.mlflow_run_id}  (data {summary.data_dvc_hash})"
     )
@@ -279,12 +279,13 @@ def summarize_optimize(run: Any) -> str:
     ]
     if "build_bundle" in run.steps:
         b = _output(run, "build_bundle", "bundle")
+        path = workspace().root / b.path
         lines += [
-            f"bundle       {b.path} (+ .tar.gz)",
+            f"bundle       {path} (+ .tar.gz)",
             f"registered   {b.registered} (alias edge-candidate)",
             f"verified     {b.verify}",
             f"edge         model p50 {b.benchmark_p50_ms:.2f} ms, end to end "
-            f"{b.end_to_end_p50_ms:.2f} ms (python -m edge.benchmark {b.path})",
+            f"{b.end_to_end_p50_ms:.2f} ms (python -m edge.benchmark {path})",
         ]
     return "\n".join(lines)
 

@@ -35,6 +35,11 @@ class Workspace:
     def outputs(self) -> Path:
         return self.root / "outputs"
 
+    def relative(self, path: Path | str) -> str:
+        """``path`` as an artifact records it: relative to the workspace, so that no artifact
+        holds one machine's absolute paths."""
+        return Path(path).resolve().relative_to(self.root).as_posix()
+
     @property
     def mlflow_db(self) -> Path:
         return self.state / "mlflow" / "mlflow.db"

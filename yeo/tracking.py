@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from yeo.env import workspace
@@ -117,3 +118,30 @@ def mark_failed(exception: BaseException | None = None) -> None:
         mlflow.MlflowClient().set_terminated(run_id, "FAILED")
     except Exception as e:  # a hook must never hide the step's own error
         log.warning("could not mark the MLflow run FAILED: %s", e)
+
+
+def save_folder(folder: Path, name: str) -> str:
+    """Store ``folder`` in the artifact store (ZenML tars it) as a new version of artifact
+    ``name``; its id, which an artifact can carry instead of a local path."""
+    from zenml import save_artifact
+
+    return str(save_artifact(Path(folder), name=name).id)
+
+
+def load_folder(artifact_id: str) -> Path:
+    """A local copy of a folder stored by :func:`save_folder`, wherever this step runs (in a
+    step, the copy is removed when the step ends)."""
+    from uuid import UUID
+
+    from zenml import load_artifact
+
+    return Path(load_artifact(UUID(artifact_id)))
+
+
+def variant_models(variants: list[Any], only: set[str] | None = None) -> dict[str, Path]:
+    """Local copies of the variants' model files, by variant name, from the artifact store."""
+    return {
+        v.name: load_folder(v.artifact) / v.file
+        for v in variants
+        if v.artifact and (only is None or v.name in only)
+    }

@@ -108,9 +108,7 @@ class DataVersion(BaseModel):
     """A published, DVC-tracked processed dataset: what later steps train and evaluate on."""
 
     name: str
-    path: str
-    data_yaml: str
-    metadata: str
+    location: str  # where it was published, relative to the workspace: data/processed/<name>
     dvc_hash: str
     raw_dvc_hash: str | None = None
     tracked_by: str  # the .dvc file or the dvc.yaml stage that records it

@@ -14,7 +14,7 @@ import logging
 import os
 from pathlib import Path
 
-from yeo.data.etl import METADATA_FILE, read_tables
+from yeo.data.etl import read_tables
 from yeo.data.model import DataVersion, StagedDataset
 from yeo.io import replace_dir
 
@@ -112,9 +112,7 @@ def version(
     log.info("versioned %s: %s (%s)", target, md5, owner)
     return DataVersion(
         name=staged.name,
-        path=str(target),
-        data_yaml=str(target / "data.yaml"),
-        metadata=str(target / METADATA_FILE),
+        location=target.relative_to(root).as_posix(),
         dvc_hash=md5,
         raw_dvc_hash=raw_hash,
         tracked_by=owner,

@@ -69,14 +69,19 @@ def verdict(name: str, score: HeldOutScore, budget: float, split: str) -> tuple[
 
 
 def score_held_out(
-    sel: Selection, data_yaml: Path, settings: EvalSettings, seed: int = 0
+    sel: Selection,
+    models: dict[str, Path],
+    data_yaml: Path,
+    settings: EvalSettings,
+    seed: int = 0,
 ) -> Selection:
-    """A copy of ``sel`` with every variant scored on the held-out split and the verdict."""
+    """A copy of ``sel`` with every variant (its local file in ``models``) scored on the
+    held-out split, and the verdict."""
     split = held_out_split(data_yaml, settings.held_out)
     ev = settings.model_copy(update={"split": split})
     results, stats = {}, {}
     for v in sel.variants:
-        results[v.name], stats[v.name] = evaluate_images(Path(v.path), data_yaml, ev)
+        results[v.name], stats[v.name] = evaluate_images(models[v.name], data_yaml, ev)
     intervals = bootstrap(stats, BASE, settings.bootstrap, seed)
     base_map = results[BASE].map50_95
     out = sel.model_copy(deep=True)

@@ -44,7 +44,8 @@ class HeldOut(BaseModel):
 
 class VariantScore(BaseModel):
     name: str  # base_pt, base_fp32, base_int8, pruned_fp32, pruned_int8
-    path: str
+    file: str  # the model's file name: in the artifact, and in the run's variants/ folder
+    artifact: str | None = None  # the ZenML artifact version (a folder) that holds the file
     format: str  # pt | onnx
     precision: str  # fp32 | int8
     pruned: bool
@@ -78,6 +79,7 @@ class Selection(BaseModel):
 
 def time_interleaved(
     variants: list[VariantScore],
+    models: dict[str, Path],
     image: Path,
     threads: int,
     warmup: int,
@@ -86,11 +88,12 @@ def time_interleaved(
     conf: float,
 ) -> dict[str, Any]:
     """Time every ONNX variant end to end (:func:`edge.latency.detect_runner`: model + decode
-    + NMS on ``image``, host decode for a raw head) in one process, in
+    + NMS on ``image``, host decode for a raw head; ``models``: each one's local file) in one
+    process, in
     alternating rounds (drift on a busy machine hits all alike), and record p50 and its
     spread on each; how it ran."""
     onnx = [v for v in variants if v.format == "onnx"]
-    runners = {v.name: detect_runner(Path(v.path), threads, image=image, conf=conf) for v in onnx}
+    runners = {v.name: detect_runner(models[v.name], threads, image=image, conf=conf) for v in onnx}
     lat = interleaved(runners, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
     for v in onnx:
         t = lat[v.name]
@@ -104,7 +107,7 @@ def time_interleaved(
         "runs_per_round": runs,
         "interleaved": True,
         "end_to_end": f"model + decode + NMS at conf {conf}, on {image.name}",
-        "image": str(image),
+        "image": image.name,  # the caller may say where in its dataset
         "conf": conf,
     }
 

@@ -49,9 +49,9 @@ class HowChosen:
     conf: float = 0.25
 
 
-def detection_columns(sel: Selection) -> list[tuple[str, Path | None]]:
+def detection_columns(sel: Selection, models: dict[str, Path]) -> list[tuple[str, Path | None]]:
     """Ground truth, base_fp32 and the selected variant (or, when none, the most accurate)."""
-    onnx = {v.name: Path(v.path) for v in sel.variants if v.format == "onnx"}
+    onnx = {v.name: models[v.name] for v in sel.variants if v.format == "onnx" and v.name in models}
     others = [v for v in sel.variants if v.name in onnx and v.name != "base_fp32"]
     best = max(others, key=lambda v: v.map50_95).name if others else None
     names = dict.fromkeys(("base_fp32", sel.selected or best))
@@ -59,8 +59,15 @@ def detection_columns(sel: Selection) -> list[tuple[str, Path | None]]:
 
 
 def make_plots(
-    sel: Selection, folder: Path, how: HowChosen, data: dict[str, Any]
+    sel: Selection,
+    folder: Path,
+    how: HowChosen,
+    data: dict[str, Any],
+    models: dict[str, Path] | None = None,
+    dataset: Path | None = None,
 ) -> dict[str, Path]:
+    """The report's plots; detections drawn only when ``models`` (local files by variant)
+    and ``dataset`` (the processed folder) are given."""
     from yeo.optimize.dataset import busiest_images
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -77,14 +84,14 @@ def make_plots(
         out["finetune"] = plots.finetune_curves(
             how.prune.steps, sel.base_map50_95, sel.max_map_drop, folder / "finetune.png"
         )
-    processed = Path(data.get("path") or "")
+    processed = Path(dataset or "")
     split = sel.held_out.split if sel.held_out else "val"
-    if (processed / "images.parquet").is_file():
+    if models and (processed / "images.parquet").is_file():
         images = busiest_images(processed, split, 3)
         labels = [processed / "labels" / split / f"{p.stem}.txt" for p in images]
         if images:
             out["detections"] = plots.detections(
-                detection_columns(sel),
+                detection_columns(sel, models),
                 images,
                 labels,
                 list(data.get("names") or []),
@@ -262,10 +269,12 @@ def write_report(
     data: dict[str, Any],
     config: dict[str, Any],
     how: HowChosen | None = None,
+    models: dict[str, Path] | None = None,
+    dataset: Path | None = None,
 ) -> dict[str, Path]:
     """Plots, report.json, report.md and report.html in ``folder``; their paths by kind."""
     how = how or HowChosen()
-    plot_files = make_plots(sel, folder / "plots", how, data)
+    plot_files = make_plots(sel, folder / "plots", how, data, models, dataset)
     rep = report_data(sel, run, data, config, plot_files, how)
     return {
         "json": write_json(folder / "report.json", rep),
