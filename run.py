@@ -2,7 +2,7 @@
 """YOLO Edge Optimizer command line: ``python run.py --pipeline NAME [key=value ...]``.
 
 ``--pipeline`` picks the ZenML pipeline; everything after it is a Hydra override of ``conf/``
-(composed here and only here, then passed down as plain values).
+(composed and validated into typed config groups here and only here, then passed down).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from yeo import env
 WS = env.configure()  # before ZenML, MLflow, DVC or ultralytics are imported
 
 from yeo.cli import PIPELINES, UserErrorFilter, compose_config  # noqa: E402
+from yeo.config import RunConfig  # noqa: E402
 from yeo.errors import ConfigError, UserError  # noqa: E402
 
 
@@ -60,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     pipeline = PIPELINES[args.pipeline]
     _log_to_console("yeo", "steps", "pipelines")
     try:
-        cfg = compose_config(overrides)
-        if cfg["stack"]["name"] == "team":  # before ZenML is imported
+        cfg = RunConfig.parse(compose_config(overrides))  # validated once, typed
+        if cfg.stack["name"] == "team":  # before ZenML is imported
             from yeo import stack
 
             stack.connect(stack.load(WS.state), WS.state)
-            stack.gpu_step_options(cfg["stack"].get("gpu_steps"))  # checked before any step
+            stack.gpu_step_options(cfg.stack.get("gpu_steps"))  # checked before any step
         pipeline.check(cfg)
     except ConfigError as e:
         print(f"run.py: error: {e}", file=sys.stderr)

@@ -7,10 +7,11 @@ from typing import Any
 from zenml import pipeline
 
 from steps.benchmark_variants import benchmark_variants
+from yeo.benchmark import BenchmarkConfig
 from yeo.tracking import mark_failed
 
 
 @pipeline(enable_cache=False, on_failure=mark_failed)
-def benchmark_pipeline(benchmark: dict[str, Any]) -> Any:
+def benchmark_pipeline(benchmark: BenchmarkConfig) -> Any:
     """One step: a single process times every model in interleaved rounds."""
     return benchmark_variants(benchmark)

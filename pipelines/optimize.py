@@ -11,7 +11,7 @@ from zenml import pipeline
 
 from pipelines.train import prepared_data
 from steps.build_bundle import build_bundle
-from steps.export_onnx import MODEL_FILE, export_model
+from steps.export_onnx import export_model
 from steps.import_base_model import import_base_model
 from steps.prune_model import prune_model
 from steps.quantize_int8 import quantize_int8
@@ -20,29 +20,34 @@ from steps.score_held_out import score_held_out
 from steps.score_variant import score_variant
 from steps.select_variant import select_variant
 from steps.train_model import train_model
+from yeo.data.settings import DataConfig
+from yeo.evaluation import EvalConfig
+from yeo.optimize.export import MODEL_FILE
+from yeo.optimize.settings import OptimizeConfig
 from yeo.tracking import mark_failed
+from yeo.train.config import ModelConfig, TrainConfig
 
 
 @pipeline(enable_cache=False, on_failure=mark_failed)
 def optimize_pipeline(
-    data: dict[str, Any],
-    train: dict[str, Any],
-    model: dict[str, Any],
-    eval_cfg: dict[str, Any],
-    optimize: dict[str, Any],
+    data: DataConfig,
+    train: TrainConfig,
+    model: ModelConfig,
+    eval_cfg: EvalConfig,
+    optimize: OptimizeConfig,
 ) -> Any:
     """From a trained YOLOv8n to the fastest ONNX model within the accuracy budget, reported
     and bundled for the edge."""
-    imgsz = train["imgsz"]
+    imgsz = train.imgsz
     data_version, dataset = prepared_data(data)
-    if optimize["base_model"]:
-        weights_dir = import_base_model(optimize["base_model"])
+    if optimize.base_model:
+        weights_dir = import_base_model(optimize.base_model)
     else:
         _, weights_dir = train_model.with_options(enable_cache=True)(
             data_version, dataset, train, model
         )
 
-    def score(model_dir: Any, filename: str, name: str, head: str = optimize["head"]) -> Any:
+    def score(model_dir: Any, filename: str, name: str, head: str = optimize.head) -> Any:
         return score_variant(
             model_dir,
             filename,
@@ -50,7 +55,7 @@ def optimize_pipeline(
             eval_cfg,
             imgsz,
             name,
-            train["device"],
+            train.device,
             head,
             id=f"score_{name}",
         )
@@ -60,10 +65,10 @@ def optimize_pipeline(
             model_dir, dataset, imgsz, optimize, prefix, id=f"export_{prefix}"
         )
         # base_fp32 decodes in the graph: the reference every speed-up is against
-        head = "graph" if prefix == "base" else optimize["head"]
+        head = "graph" if prefix == "base" else optimize.head
         fp32 = score(onnx_dir, MODEL_FILE, f"{prefix}_fp32", head)
         int8 = trials = None
-        if optimize["quant"]["enabled"]:
+        if optimize.quant.enabled:
             int8_dir, trials = quantize_int8(
                 onnx_dir, dataset, eval_cfg, imgsz, optimize, prefix, id=f"quantize_{prefix}"
             )
@@ -73,7 +78,7 @@ def optimize_pipeline(
     base_pt = score(weights_dir, "best.pt", "base_pt")
     base_fp32, base_int8, base_trials = onnx_variants(weights_dir, "base")
     pruned_fp32 = pruned_int8 = pruned_trials = prune_summary = None
-    if optimize["prune"]["enabled"]:
+    if optimize.prune.enabled:
         prune_summary, pruned_dir = prune_model(weights_dir, dataset, train, optimize)
         pruned_fp32, pruned_int8, pruned_trials = onnx_variants(pruned_dir, "pruned")
     chosen, _ = select_variant(
@@ -86,8 +91,14 @@ def optimize_pipeline(
         pruned_int8=pruned_int8,
         prune_summary=prune_summary,
     )
-    selection = score_held_out(chosen, dataset, eval_cfg, imgsz, train["device"])
-    config = {"data": data, "train": train, "model": model, "eval": eval_cfg, "optimize": optimize}
+    selection = score_held_out(chosen, dataset, eval_cfg, imgsz, train.device)
+    config = {  # plain values for the report
+        "data": data.model_dump(),
+        "train": train.model_dump(),
+        "model": model.model_dump(),
+        "eval": eval_cfg.model_dump(),
+        "optimize": optimize.model_dump(),
+    }
     report_optimize(  # fails the run here if none qualified
         selection,
         data_version,
@@ -97,5 +108,5 @@ def optimize_pipeline(
         pruned_trials=pruned_trials,
         prune_summary=prune_summary,
     )
-    if optimize["bundle"]["enabled"]:
+    if optimize.bundle.enabled:
         build_bundle(selection, data_version, dataset, optimize, after="report_optimize")

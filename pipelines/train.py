@@ -10,11 +10,14 @@ from steps import convert_annotations, etl_dataset, ingest_data, validate_datase
 from steps.evaluate import evaluate_model
 from steps.register_model import register_model
 from steps.train_model import train_model
+from yeo.data.settings import DataConfig
+from yeo.evaluation import EvalConfig
 from yeo.tracking import mark_failed
+from yeo.train.config import ModelConfig, TrainConfig
 
 
 @pipeline(enable_cache=False, on_failure=mark_failed)
-def prepared_data(data: dict[str, Any]) -> Any:
+def prepared_data(data: DataConfig) -> Any:
     """The data pipeline's steps with ZenML's cache on: unchanged config, no rework."""
     raw = ingest_data.with_options(enable_cache=True)(data)
     source = convert_annotations.with_options(enable_cache=True)(raw)
@@ -25,15 +28,15 @@ def prepared_data(data: dict[str, Any]) -> Any:
 
 @pipeline(enable_cache=False, on_failure=mark_failed)
 def train_pipeline(
-    data: dict[str, Any],
-    train: dict[str, Any],
-    model: dict[str, Any],
-    eval_cfg: dict[str, Any],
+    data: DataConfig,
+    train: TrainConfig,
+    model: ModelConfig,
+    eval_cfg: EvalConfig,
     registry_name: str,
     wandb: bool = False,
 ) -> Any:
     """Train YOLOv8n on the processed dataset, evaluate it, register it in MLflow."""
     data_version, dataset = prepared_data(data)
     summary, weights_dir = train_model(data_version, dataset, train, model, wandb)
-    result = evaluate_model(weights_dir, dataset, eval_cfg, train["imgsz"], device=train["device"])
+    result = evaluate_model(weights_dir, dataset, eval_cfg, train.imgsz, device=train.device)
     return register_model(summary, weights_dir, result, registry_name)

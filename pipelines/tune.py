@@ -8,12 +8,15 @@ from zenml import pipeline
 
 from pipelines.train import prepared_data
 from steps.tune_hyperparameters import tune_hyperparameters
+from yeo.data.settings import DataConfig
 from yeo.tracking import mark_failed
+from yeo.train.config import ModelConfig, TrainConfig
+from yeo.tune import TuneConfig
 
 
 @pipeline(enable_cache=False, on_failure=mark_failed)
 def tune_pipeline(
-    data: dict[str, Any], train: dict[str, Any], model: dict[str, Any], tune: dict[str, Any]
+    data: DataConfig, train: TrainConfig, model: ModelConfig, tune: TuneConfig
 ) -> Any:
     """Search the training recipe; the best becomes ``train=tuned``."""
     data_version, dataset = prepared_data(data)

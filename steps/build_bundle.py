@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from zenml import step
 
 from yeo.bundle import BundleInfo, build
 from yeo.data.model import DataVersion
 from yeo.env import workspace
+from yeo.optimize.settings import OptimizeConfig
 from yeo.optimize.variants import Selection
 from yeo.registry import register_bundle
 from yeo.tracking import mlflow_run, run_name, step_metadata, variant_models, zenml_run_id
@@ -17,7 +18,7 @@ from yeo.tracking import mlflow_run, run_name, step_metadata, variant_models, ze
 
 @step(enable_cache=False)
 def build_bundle(
-    selection: Selection, data_version: DataVersion, dataset: Path, optimize: dict[str, Any]
+    selection: Selection, data_version: DataVersion, dataset: Path, optimize: OptimizeConfig
 ) -> tuple[Annotated[BundleInfo, "bundle"], Annotated[Path, "edge_bundle"]]:
     """Write ``edge/bundles/<name>-vN`` from the selected variant, verify it, log it, register
     it in MLflow as ``models:/<name>-edge@edge-candidate``; the folder itself is the
@@ -27,8 +28,8 @@ def build_bundle(
 
     from edge.device import describe
 
-    cfg = optimize["bundle"]
-    name = cfg["name"] or f"yolov8n-{data_version.name}"
+    cfg = optimize.bundle
+    name = cfg.name or f"yolov8n-{data_version.name}"
     ws = workspace()
     chosen = selection.selected or ""
     model = variant_models(selection.variants, {chosen}).get(chosen)
@@ -45,11 +46,11 @@ def build_bundle(
             Path(dataset),
             ws.root / "edge" / "bundles",
             name,
-            {"conf": cfg["conf"], "iou": cfg["iou"]},
+            {"conf": cfg.conf, "iou": cfg.iou},
             lineage,
-            cfg["golden_images"],
-            cfg["benchmark_runs"],
-            optimize["threads"],
+            cfg.golden_images,
+            cfg.benchmark_runs,
+            optimize.threads,
         )
         mlflow.log_artifact(str(ws.root / info.archive), "bundle")
         mlflow.log_metrics(

@@ -4,33 +4,31 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from zenml import step
 
 from yeo.optimize.dataset import split_images
-from yeo.optimize.export import export_onnx
+from yeo.optimize.export import MODEL_FILE, export_onnx
 from yeo.optimize.model import ExportSummary
-from yeo.tracking import mlflow_run, step_metadata
-
-MODEL_FILE = "model.onnx"
+from yeo.optimize.settings import OptimizeConfig
+from yeo.tracking import log_step
 
 
 @step(enable_cache=False)
 def export_model(
-    model_dir: Path, dataset: Path, imgsz: int, optimize: dict[str, Any], variant: str
+    model_dir: Path, dataset: Path, imgsz: int, optimize: OptimizeConfig, variant: str
 ) -> tuple[Annotated[Path, "onnx_dir"], Annotated[ExportSummary, "export_summary"]]:
     """Export ``model_dir/best.pt`` to ``<dir>/model.onnx``; check it on 4 val images."""
-    import mlflow
 
     folder = Path(tempfile.mkdtemp(prefix=f"yeo-{variant}-"))
     res = export_onnx(
         Path(model_dir) / "best.pt",
         folder / MODEL_FILE,
         imgsz,
-        opset=optimize["opset"],
-        dynamic=optimize["dynamic"],
-        simplify=optimize["simplify"],
+        opset=optimize.opset,
+        dynamic=optimize.dynamic,
+        simplify=optimize.simplify,
         check_images=split_images(Path(dataset), "val")[:4],
     )
     summary = ExportSummary(
@@ -40,7 +38,9 @@ def export_model(
         opset=res.opset,
         size_bytes=res.size_bytes,
     )
-    with mlflow_run(f"export_{variant}"):
-        mlflow.log_dict(summary.model_dump(), f"export/{variant}.json")
-    step_metadata(summary.model_dump())
+    log_step(
+        f"export_{variant}",
+        dicts={f"export/{variant}.json": summary.model_dump()},
+        metadata=summary.model_dump(),
+    )
     return folder, summary

@@ -6,21 +6,23 @@ from typing import Annotated, Any
 
 from zenml import step
 
-from yeo.data import settings, sources
+from yeo.data import sources
 from yeo.data.model import RawSource
+from yeo.data.settings import DataConfig
 from yeo.env import is_offline, workspace
-from yeo.tracking import mlflow_run
+from yeo.tracking import log_step
 
 
 @step(enable_cache=False)
-def ingest_data(data: dict[str, Any]) -> Annotated[RawSource, "raw_source"]:
+def ingest_data(data: DataConfig) -> Annotated[RawSource, "raw_source"]:
     """Return where the raw dataset is; synthetic data is generated into ``data/raw/<name>``."""
-    import mlflow
 
-    raw = sources.ingest(settings.source_config(data), workspace().data / "raw", is_offline())
-    with mlflow_run("ingest"):
-        mlflow.log_params({f"data.{k}": v for k, v in _flat(data).items()})
-        mlflow.set_tags({"data.source": raw.kind, "data.raw_root": raw.root})
+    raw = sources.ingest(data.source_config(), workspace().data / "raw", is_offline())
+    log_step(
+        "ingest",
+        params={f"data.{k}": v for k, v in _flat(data.model_dump()).items()},
+        tags={"data.source": raw.kind, "data.raw_root": raw.root},
+    )
     return raw
 
 

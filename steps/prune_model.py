@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from zenml import step
 
 from yeo.env import workspace
-from yeo.optimize import settings
 from yeo.optimize.model import PruneSummary
 from yeo.optimize.prune import footprint, prune_and_finetune
+from yeo.optimize.settings import OptimizeConfig
 from yeo.tracking import mlflow_run, run_name, step_metadata
 from yeo.train import tracking
 from yeo.train.config import TrainConfig
@@ -19,18 +19,18 @@ from yeo.train.config import TrainConfig
 
 @step(enable_cache=False)
 def prune_model(
-    weights_dir: Path, dataset: Path, train: dict[str, Any], optimize: dict[str, Any]
+    weights_dir: Path, dataset: Path, train: TrainConfig, optimize: OptimizeConfig
 ) -> tuple[Annotated[PruneSummary, "prune_summary"], Annotated[Path, "pruned_dir"]]:
     """Prune the base weights; the pruned dir holds ``best.pt`` (the pruned architecture)."""
     import mlflow
 
     from yeo.optimize.finetune import load_module
 
-    cfg, train_cfg = settings.prune_config(optimize), TrainConfig.from_dict(train)
+    cfg, train_cfg = optimize.prune, train
     out = workspace().outputs / "optimize" / run_name() / "prune"
     with mlflow_run("prune"):
-        mlflow.log_params({f"prune.{k}": v for k, v in vars(cfg).items()})
-        mlflow.log_param("activation", optimize["activation"])
+        mlflow.log_params({f"prune.{k}": v for k, v in cfg.model_dump().items()})
+        mlflow.log_param("activation", optimize.activation)
         res = prune_and_finetune(
             Path(weights_dir) / "best.pt",
             Path(dataset) / "data.yaml",
@@ -38,7 +38,7 @@ def prune_model(
             train_cfg,
             out,
             on_epoch_end=[tracking.log_epoch("prune/")],
-            activation=optimize["activation"],
+            activation=optimize.activation,
         )
         summary = PruneSummary(
             enabled=True,
@@ -50,7 +50,7 @@ def prune_model(
             macs_after=res.after.macs,
             seconds=res.seconds,
             imgsz=train_cfg.imgsz,
-            activation=optimize["activation"],
+            activation=optimize.activation,
             distill=cfg.distill,
         )
         mlflow.log_metrics(

@@ -15,7 +15,7 @@ from yeo.errors import UserError
 from yeo.optimize.model import PruneSummary, QuantSummary
 from yeo.optimize.variants import Selection
 from yeo.report.render import HowChosen, write_report
-from yeo.tracking import mlflow_run, run_name, step_metadata, variant_models
+from yeo.tracking import log_step, run_name, variant_models
 
 
 class BudgetError(UserError):
@@ -34,7 +34,6 @@ def report_optimize(
 ) -> Annotated[HTMLString, "report"]:
     """Write the run's report beside its variants table; the HTML is the step's output.
     Raises :class:`BudgetError` afterwards when no variant met the budget."""
-    import mlflow
 
     folder = workspace().outputs / "optimize" / run_name()
     how = HowChosen(
@@ -53,11 +52,13 @@ def report_optimize(
         variant_models(selection.variants, onnx),
         Path(dataset),
     )
-    with mlflow_run("report"):
-        for path in files.values():
-            sub = "report/plots" if Path(path).suffix == ".png" else "report"
-            mlflow.log_artifact(str(path), sub)
-    step_metadata({"report": str(files["html"]), "plots": len(files) - 3})
+    log_step(
+        "report",
+        files={
+            str(p): "report/plots" if Path(p).suffix == ".png" else "report" for p in files.values()
+        },
+        metadata={"report": str(files["html"]), "plots": len(files) - 3},
+    )
     if selection.selected is None:
         raise BudgetError(f"{selection.reason}; report: {files['html']}")
     return HTMLString(Path(files["html"]).read_text())

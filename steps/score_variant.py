@@ -11,12 +11,11 @@ from typing import Annotated, Any
 
 from zenml import step
 
-from steps.evaluate import settings_from_config
 from yeo.env import workspace
-from yeo.evaluation import evaluate
+from yeo.evaluation import EvalConfig, evaluate
 from yeo.optimize.export import cut_head, onnx_metadata
 from yeo.optimize.variants import VariantScore
-from yeo.tracking import mlflow_run, run_name, save_folder, step_metadata
+from yeo.tracking import log_step, run_name, save_folder
 
 
 @step(enable_cache=False)
@@ -24,19 +23,18 @@ def score_variant(
     model_dir: Path,
     filename: str,
     dataset: Path,
-    eval_cfg: dict[str, Any],
+    eval_cfg: EvalConfig,
     imgsz: int,
     name: str,
-    device: str = "auto",
+    device: str | int = "auto",
     head: str = "graph",
 ) -> Annotated[VariantScore, "variant_score"]:
     """Evaluate ``model_dir/filename`` on the val split; ``head="raw"``: an ONNX model is cut
     at its head first and scored (and later timed and bundled) with the host decode. The
     model travels on as an artifact of its own (``variant_<name>``), named in the score."""
-    import mlflow
 
     path = _keep(Path(model_dir) / filename, name, head)
-    settings = settings_from_config(eval_cfg, imgsz, device)
+    settings = eval_cfg.settings(imgsz, device)
     res = evaluate(path, Path(dataset) / "data.yaml", settings)
     recipe = _quant_recipe(path)
     score = VariantScore(
@@ -55,9 +53,11 @@ def score_variant(
         size_bytes=path.stat().st_size,
         recipe=recipe,
     )
-    with mlflow_run(f"score_{name}"):
-        mlflow.log_metrics(res.metrics(f"{name}/") | {f"{name}/size_bytes": score.size_bytes})
-    step_metadata({"mAP50-95": res.map50_95, "size": score.size_bytes})
+    log_step(
+        f"score_{name}",
+        metrics=res.metrics(f"{name}/") | {f"{name}/size_bytes": score.size_bytes},
+        metadata={"mAP50-95": res.map50_95, "size": score.size_bytes},
+    )
     return score
 
 

@@ -4,7 +4,7 @@ within the accuracy budget on val (None when no variant is)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from zenml import step
 from zenml.types import MarkdownString
@@ -12,6 +12,7 @@ from zenml.types import MarkdownString
 from yeo.env import workspace
 from yeo.optimize.dataset import busiest_images
 from yeo.optimize.model import PruneSummary
+from yeo.optimize.settings import OptimizeConfig
 from yeo.optimize.variants import (
     Selection,
     VariantScore,
@@ -19,14 +20,14 @@ from yeo.optimize.variants import (
     time_interleaved,
     write_tables,
 )
-from yeo.tracking import mlflow_run, run_name, step_metadata, variant_models
+from yeo.tracking import log_step, run_name, variant_models
 
 Outputs = tuple[Annotated[Selection, "choice"], Annotated[MarkdownString, "variants_table"]]
 
 
 @step(enable_cache=False)
 def select_variant(
-    optimize: dict[str, Any],
+    optimize: OptimizeConfig,
     dataset: Path,
     base_pt: VariantScore,
     base_fp32: VariantScore,
@@ -37,7 +38,6 @@ def select_variant(
 ) -> Outputs:
     """Write the variants table (JSON + Markdown) and pick. No qualifying variant is not an
     error here: the report step writes the report first, then fails the run."""
-    import mlflow
 
     variants = [v for v in (base_pt, base_fp32, base_int8, pruned_fp32, pruned_int8) if v]
     if prune_summary:
@@ -45,27 +45,28 @@ def select_variant(
             before = not v.pruned
             v.params = prune_summary.params_before if before else prune_summary.params_after
             v.macs = prune_summary.macs_before if before else prune_summary.macs_after
-    lat = optimize["latency"]
+    lat = optimize.latency
     (image,) = busiest_images(Path(dataset), "val", 1)
     timing = time_interleaved(
         variants,
         variant_models(variants),
         image,
-        optimize["threads"],
-        lat["warmup"],
-        lat["rounds"],
-        lat["runs"],
-        optimize["bundle"]["conf"],
+        optimize.threads,
+        lat.warmup,
+        lat.rounds,
+        lat.runs,
+        optimize.bundle.conf,
     )
     timing["image"] = image.relative_to(dataset).as_posix()  # where in the dataset, not here
-    sel = select(variants, "base_pt", optimize["max_map_drop"])
+    sel = select(variants, "base_pt", optimize.max_map_drop)
     sel.timing = timing
     folder = workspace().outputs / "optimize" / run_name()
     js, md = write_tables(sel, folder)
-    with mlflow_run("select"):
-        mlflow.log_artifact(str(js), "optimize")
-        mlflow.log_artifact(str(md), "optimize")
-        mlflow.set_tag("optimize.selected", sel.selected or "none")
-        mlflow.log_metrics({f"{v.name}/p50_ms": v.p50_ms for v in variants if v.p50_ms is not None})
-    step_metadata({"selected": sel.selected, "reason": sel.reason, "table": str(md)})
+    log_step(
+        "select",
+        metrics={f"{v.name}/p50_ms": v.p50_ms for v in variants if v.p50_ms is not None},
+        tags={"optimize.selected": sel.selected or "none"},
+        files={str(js): "optimize", str(md): "optimize"},
+        metadata={"selected": sel.selected, "reason": sel.reason, "table": str(md)},
+    )
     return sel, MarkdownString(md.read_text())

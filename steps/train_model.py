@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from zenml import step
 
@@ -33,18 +33,18 @@ def enable_wandb() -> None:
 def train_model(
     data_version: DataVersion,
     dataset: Path,
-    train: dict[str, Any],
-    model: dict[str, Any],
+    train: TrainConfig,
+    model: ModelConfig,
     wandb: bool = False,
 ) -> tuple[Annotated[TrainSummary, "train_summary"], Annotated[Path, "weights_dir"]]:
     """Train, log params/epochs/weights to MLflow; return the summary and the weights folder."""
-    cfg, model_cfg = TrainConfig.from_dict(train), ModelConfig(**model)
+    cfg, model_cfg = train, model
     ws = workspace()
     save_dir = ws.outputs / "train" / run_name()
     if wandb:
         enable_wandb()
     with mlflow_run("train") as run:
-        tracking.log_params(cfg, {f"model.{k}": v for k, v in model.items()})
+        tracking.log_params(cfg, {f"model.{k}": v for k, v in model.model_dump().items()})
         outcome = trainer.train(
             Path(dataset) / "data.yaml",
             cfg,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from zenml import step
 
@@ -18,24 +18,24 @@ from yeo.tune import TuneConfig, TuneResult, run_study
 def tune_hyperparameters(
     data_version: DataVersion,
     dataset: Path,
-    train: dict[str, Any],
-    model: dict[str, Any],
-    tune: dict[str, Any],
+    train: TrainConfig,
+    model: ModelConfig,
+    tune: TuneConfig,
 ) -> Annotated[TuneResult, "tune_result"]:
     """Run or resume the study; write ``conf/train/tuned.yaml``; log plots to MLflow."""
     import mlflow
 
     ws = workspace()
-    cfg = TuneConfig.from_dict(tune)
+    cfg = tune
     name = cfg.study or f"tune-{data_version.name}"
     out = ws.outputs / "tune" / name
     with mlflow_run("tune"):
-        mlflow.log_params({f"tune.{k}": v for k, v in tune.items() if k != "space"})
+        mlflow.log_params({f"tune.{k}": v for k, v in tune.model_dump(exclude={"space"}).items()})
         mlflow.log_dict(cfg.space, "tune/space.json")
         result = run_study(
             Path(dataset) / "data.yaml",
-            TrainConfig.from_dict(train),
-            ModelConfig(**model),
+            train,
+            model,
             cfg,
             name,
             ws.state / "optuna",

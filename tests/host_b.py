@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 if __name__ == "__main__":
     from yeo import env, stack
@@ -25,10 +24,12 @@ from zenml import pipeline
 
 from steps.build_bundle import build_bundle
 from steps.score_held_out import score_held_out
+from yeo.evaluation import EvalConfig
+from yeo.optimize.settings import OptimizeConfig
 
 
 @pipeline(enable_cache=False)
-def steps_on_a_artifacts(eval_cfg: dict[str, Any], imgsz: int, optimize: dict[str, Any]) -> None:
+def steps_on_a_artifacts(eval_cfg: EvalConfig, imgsz: int, optimize: OptimizeConfig) -> None:
     from zenml.client import Client
 
     c = Client()
@@ -41,6 +42,7 @@ def steps_on_a_artifacts(eval_cfg: dict[str, Any], imgsz: int, optimize: dict[st
 
 if __name__ == "__main__":
     from yeo.cli import compose_config
+    from yeo.config import RunConfig
 
-    cfg = compose_config(sys.argv[1:])
-    steps_on_a_artifacts(cfg["eval"], cfg["train"]["imgsz"], cfg["optimize"])
+    cfg = RunConfig.parse(compose_config(sys.argv[1:]))
+    steps_on_a_artifacts(cfg.eval, cfg.train.imgsz, cfg.optimize)

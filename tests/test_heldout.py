@@ -153,14 +153,21 @@ def test_default_split_is_three_way_and_data_yaml_names_test(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("optimize.max_map_drop=-1", "optimize.max_map_drop must be a number in [0, 1]"),
-        ("optimize.quant.max_map_drop=-0.01", "optimize.quant.max_map_drop must be a number in"),
+        (
+            "optimize.max_map_drop=-1",
+            "optimize.max_map_drop: Input should be greater than or equal to 0",
+        ),
+        (
+            "optimize.quant.max_map_drop=-0.01",
+            "optimize.quant.max_map_drop: Input should be greater",
+        ),
         ("eval.bootstrap=0", "eval.bootstrap must be >= 1"),
         ("eval.held_out=train", "eval: split must be val and held_out test (or val)"),
     ],
 )
 def test_budget_and_eval_mistakes_are_refused(override: str, message: str) -> None:
     from yeo.cli import check_optimize, compose_config
+    from yeo.config import RunConfig
 
     with pytest.raises(ConfigError, match=re.escape(message)):
-        check_optimize(compose_config([override]))
+        check_optimize(RunConfig.parse(compose_config([override])))

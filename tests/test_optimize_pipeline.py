@@ -142,6 +142,17 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     out = run_cli("--pipeline", "benchmark", "benchmark.peers=[tensorrt]", env_extra=env)
     assert out.returncode == 2 and "benchmark.peers: unknown ['tensorrt']" in out.stderr
 
+    # the pruning curve of that run: one more ratio, pruned and fine-tuned as the run did
+    curve_args = ["--ratios", "0.5", "--finetune-epochs", "1", "--rounds", "1", "--runs", "2"]
+    script = CODE_ROOT / "benchmarks" / "prune_curve.py"
+    out = run_cli(*curve_args, env_extra=env, guard=guard, script=script)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (curve,) = (root / "outputs" / "benchmarks").rglob("prune_curve.json")
+    rows = json.loads(curve.read_text())["rows"]
+    assert set(rows) == {"base_fp32", "pruned50_fp32", "pruned50_int8"}
+    assert rows["pruned50_int8"]["params"] < by["pruned_fp32"]["params"]  # 50% < the run's 30%
+    assert rows["base_fp32"]["speedup"] == 1.0 and curve.with_suffix(".png").is_file()
+
     # a budget no variant meets (tests/nothing_qualifies.py rigs the rule, deterministically):
     # exit 1, one line, the table and the report are still written, no bundle
     weights = next((root / "outputs" / "train").rglob("best.pt"))

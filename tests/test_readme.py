@@ -73,6 +73,9 @@ ELSEWHERE = {
         "test_optimize (pruning ratios and steps)"
     ),
     "python benchmarks/optimize_ratios.py": "a benchmark (minutes), not a test",
+    "python benchmarks/prune_curve.py --ratios 0.3 0.5 --activation relu": (
+        "test_optimize_pipeline (one ratio, one fine-tune epoch, on its tiny run)"
+    ),
     "python run.py --pipeline optimize optimize.activation=relu optimize.prune.distill=6.0": (
         "test_optimize_pipeline (the same two overrides on its tiny run)"
     ),

@@ -16,14 +16,43 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from edge.latency import Runner, detect_runner, interleaved
+from yeo.config import Group
 from yeo.env import configure_ultralytics, disable_openvino_telemetry, workspace
-from yeo.errors import UserError
+from yeo.errors import ConfigError, UserError
 from yeo.evaluation import EvalSettings, evaluate
 from yeo.optimize.export import onnx_metadata
 
 log = logging.getLogger(__name__)
 PEERS = ("ultralytics_int8", "openvino")
+
+
+class BenchmarkConfig(Group):
+    """The ``benchmark`` group: which optimize run, how long, against which peers."""
+
+    run: str | None = None  # outputs/optimize/<run>; None: the latest
+    rounds: int = Field(5, ge=1)
+    runs: int = Field(30, ge=1)
+    threads: int = Field(2, ge=1)
+    imgsz: int | None = None  # another size: every variant rebuilt from its weights
+    peers: list[str] = Field(default_factory=lambda: list(PEERS))
+
+    def model_post_init(self, _: Any) -> None:
+        unknown = [p for p in self.peers if p not in PEERS]
+        if unknown:
+            raise ConfigError(f"benchmark.peers: unknown {unknown}; known: {list(PEERS)}")
+        if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
+            raise ConfigError(
+                f"benchmark.imgsz must be a multiple of 32 (or null), got {self.imgsz}"
+            )
+
+
+def check(cfg: BenchmarkConfig) -> None:
+    """The named run exists here."""
+    if cfg.run and not (Path(cfg.run) / "variants.json").is_file():
+        raise ConfigError(f"benchmark.run: {cfg.run} has no variants.json")
 
 
 def latest_run() -> Path:
@@ -134,44 +163,64 @@ def run_report(run: Path | None = None) -> tuple[Path, dict[str, Any]]:
     return run, json.loads(report.read_text())
 
 
+def build_variant(
+    weights: Path,
+    name: str,
+    v: dict[str, Any],
+    imgsz: int,
+    out: Path,
+    calib: list[Path],
+) -> Path:
+    """Variant ``name`` (its table row ``v``: precision, recipe, head) rebuilt from
+    ``weights`` at ``imgsz`` into ``out``: exported (once per weights file), INT8 with the
+    row's recipe calibrated on ``calib``, cut at the head where the row's variant is."""
+    from yeo.optimize.export import cut_head, export_onnx
+    from yeo.optimize.quantize import quantize
+    from yeo.optimize.settings import RECIPES
+
+    stem = name.rsplit("_", 1)[0]
+    fp32 = out / f"{stem}_fp32_{imgsz}.onnx"
+    if not fp32.is_file():
+        log.info("benchmark: exporting %s at %d px", stem, imgsz)
+        export_onnx(weights, fp32, imgsz)
+    path = fp32
+    if v["precision"] == "int8":
+        log.info("benchmark: quantizing %s at %d px (%s)", name, imgsz, v["recipe"]["name"])
+        path = quantize(
+            fp32, out / f"{name}_{imgsz}.onnx", RECIPES[v["recipe"]["name"]], calib, imgsz
+        )
+    if v.get("head") == "raw":
+        cut_head(path, out / f"{name}_{imgsz}_raw.onnx")
+        path = out / f"{name}_{imgsz}_raw.onnx"
+    return path
+
+
+def calibration_set(rep: dict[str, Any]) -> list[Path]:
+    """The calibration images the run's INT8 used: its count and seed, from train only."""
+    from yeo.optimize.dataset import split_images
+    from yeo.optimize.quantize import calibration_images
+
+    quant = rep["config"]["optimize"]["quant"]
+    train = split_images(run_dataset(rep), "train")
+    return calibration_images(train, quant["calib_images"], quant["seed"])
+
+
 def variants_at(
     run: Path, variants: dict[str, dict[str, Any]], imgsz: int, out: Path, rep: dict[str, Any]
 ) -> dict[str, Path]:
     """The run's ONNX variants rebuilt at ``imgsz`` from the same weights: exported again,
     INT8 with the recipe the run chose for it (calibrated at ``imgsz`` on the same number of
     train images, same seed), cut at the head where the run's variant is."""
-    from yeo.optimize.dataset import split_images
-    from yeo.optimize.export import cut_head, export_onnx
-    from yeo.optimize.quantize import calibration_images, quantize
-    from yeo.optimize.settings import RECIPES
-
-    quant = rep["config"]["optimize"]["quant"]
-    train = split_images(run_dataset(rep), "train")
-    calib = calibration_images(train, quant["calib_images"], quant["seed"])
+    calib = calibration_set(rep)
     weights = {
         "base": run / "variants" / variants["base_pt"]["file"],
         "pruned": run / "prune" / "model" / "best.pt",
     }
-    built: dict[str, Path] = {}
-    for name, v in variants.items():
-        if v["format"] != "onnx":
-            continue
-        stem = name.split("_")[0]
-        fp32 = out / f"{stem}_fp32_{imgsz}.onnx"
-        if not fp32.is_file():
-            log.info("benchmark: exporting %s at %d px", stem, imgsz)
-            export_onnx(weights[stem], fp32, imgsz)
-        path = fp32
-        if v["precision"] == "int8":
-            log.info("benchmark: quantizing %s at %d px (%s)", name, imgsz, v["recipe"]["name"])
-            path = quantize(
-                fp32, out / f"{name}_{imgsz}.onnx", RECIPES[v["recipe"]["name"]], calib, imgsz
-            )
-        if v.get("head") == "raw":
-            cut_head(path, out / f"{name}_{imgsz}_raw.onnx")
-            path = out / f"{name}_{imgsz}_raw.onnx"
-        built[name] = path
-    return built
+    return {
+        name: build_variant(weights[name.split("_")[0]], name, v, imgsz, out, calib)
+        for name, v in variants.items()
+        if v["format"] == "onnx"
+    }
 
 
 def compare(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from yeo.config import RunConfig
 from yeo.env import CODE_ROOT, workspace
 from yeo.errors import ConfigError, UserError
 
@@ -35,21 +36,19 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- checks
+# The config is validated into typed groups once (:class:`yeo.config.RunConfig`); a check
+# adds what a valid config still needs from this machine (a package, a file, a reader).
 
 
-def check_data(cfg: dict[str, Any]) -> None:
+def check_data(cfg: RunConfig) -> None:
     from yeo.data import settings
 
-    settings.check(cfg["data"])
+    settings.check(cfg.data)
 
 
-def check_train(cfg: dict[str, Any]) -> None:
-    from yeo.train.config import ModelConfig, TrainConfig
-
+def check_train(cfg: RunConfig) -> None:
     check_data(cfg)
-    TrainConfig.from_dict(cfg["train"])
-    ModelConfig(**cfg["model"])
-    if cfg["tracking"].get("wandb"):
+    if cfg.tracking.get("wandb"):
         try:
             import wandb  # noqa: F401
         except ImportError:
@@ -58,32 +57,28 @@ def check_train(cfg: dict[str, Any]) -> None:
             ) from None
 
 
-def check_tune(cfg: dict[str, Any]) -> None:
-    from yeo.tune import TuneConfig
-
+def check_tune(cfg: RunConfig) -> None:
     check_train(cfg)
-    TuneConfig.from_dict(cfg["tune"])
 
 
-def check_optimize(cfg: dict[str, Any]) -> None:
+def check_optimize(cfg: RunConfig) -> None:
     from yeo.optimize import settings
 
     check_train(cfg)
-    settings.check(cfg["optimize"])
-    settings.check_eval(cfg["eval"])
+    settings.check(cfg.optimize)
 
 
-def check_benchmark(cfg: dict[str, Any]) -> None:
-    from steps.benchmark_variants import check
+def check_benchmark(cfg: RunConfig) -> None:
+    from yeo.benchmark import check
 
-    check(cfg["benchmark"])
+    check(cfg.benchmark)
 
 
-def serve_bundle(cfg: dict[str, Any]) -> Path:
+def serve_bundle(serve: dict[str, Any]) -> Path:
     """``serve.bundle`` or the newest bundle folder in ``<workspace>/edge/bundles``: named
     ``<name>-v<N>`` (a killed build's hidden ``.<name>-vN.tmp-*`` folder is never one)."""
-    if cfg["serve"]["bundle"]:
-        return Path(cfg["serve"]["bundle"])
+    if serve["bundle"]:
+        return Path(serve["bundle"])
     found = sorted(
         (
             p
@@ -100,9 +95,9 @@ def serve_bundle(cfg: dict[str, Any]) -> Path:
     return found[-1]
 
 
-def check_serve(cfg: dict[str, Any]) -> None:
-    s = cfg["serve"]
-    bundle = serve_bundle(cfg)
+def check_serve(cfg: RunConfig) -> None:
+    s = cfg.serve
+    bundle = serve_bundle(s)
     if not (bundle / "metadata.json").is_file():
         raise ConfigError(f"serve.bundle: {bundle} is not a bundle (no metadata.json)")
     if not 0 < s["port"] < 65536 or s["threads"] < 1 or (s["workers"] or 1) < 1:
@@ -111,96 +106,96 @@ def check_serve(cfg: dict[str, Any]) -> None:
         raise ConfigError("serve.max_bytes and serve.max_pixels must be >= 1")
 
 
-def check_fetch(cfg: dict[str, Any]) -> None:
-    f = cfg["fetch"]
+def check_fetch(cfg: RunConfig) -> None:
+    f = cfg.fetch
     if f["threads"] < 1 or f["runs"] < 1:
         raise ConfigError("fetch.threads and fetch.runs must be >= 1")
 
 
-def registry_name(cfg: dict[str, Any]) -> str:
-    return cfg["tracking"].get("registry_name") or f"yolov8n-{cfg['data']['name']}"
+def registry_name(cfg: RunConfig) -> str:
+    return cfg.tracking.get("registry_name") or f"yolov8n-{cfg.data.name}"
 
 
 # --------------------------------------------------------------------------- runs
 
 
-def run_data(cfg: dict[str, Any]) -> Any:
+def run_data(cfg: RunConfig) -> Any:
     from pipelines.data import data_pipeline
 
-    return data_pipeline(data=cfg["data"])
+    return data_pipeline(data=cfg.data)
 
 
-def on_stack(pipeline: Any, cfg: dict[str, Any], steps: tuple[str, ...]) -> Any:
+def on_stack(pipeline: Any, cfg: RunConfig, steps: tuple[str, ...]) -> Any:
     """The pipeline with ``stack.gpu_steps`` (resources, Docker image, step operator) on its
     training steps; unchanged when the stack sets none."""
     from yeo.stack import GPU_STEPS, gpu_step_options
 
-    opts = gpu_step_options(cfg["stack"].get("gpu_steps"))
+    opts = gpu_step_options(cfg.stack.get("gpu_steps"))
     if not opts:
         return pipeline
     return pipeline.with_options(step_configurations={s: opts for s in steps if s in GPU_STEPS})
 
 
-def run_train(cfg: dict[str, Any]) -> Any:
+def run_train(cfg: RunConfig) -> Any:
     from pipelines.train import train_pipeline
 
     return on_stack(train_pipeline, cfg, ("train_model",))(
-        data=cfg["data"],
-        train=cfg["train"],
-        model=cfg["model"],
-        eval_cfg=cfg["eval"],
+        data=cfg.data,
+        train=cfg.train,
+        model=cfg.model,
+        eval_cfg=cfg.eval,
         registry_name=registry_name(cfg),
-        wandb=bool(cfg["tracking"].get("wandb")),
+        wandb=bool(cfg.tracking.get("wandb")),
     )
 
 
-def run_tune(cfg: dict[str, Any]) -> Any:
+def run_tune(cfg: RunConfig) -> Any:
     from pipelines.tune import tune_pipeline
 
-    return tune_pipeline(data=cfg["data"], train=cfg["train"], model=cfg["model"], tune=cfg["tune"])
+    return tune_pipeline(data=cfg.data, train=cfg.train, model=cfg.model, tune=cfg.tune)
 
 
-def run_optimize(cfg: dict[str, Any]) -> Any:
+def run_optimize(cfg: RunConfig) -> Any:
     from zenml import Model
 
     from pipelines.optimize import optimize_pipeline
 
-    opt = cfg["optimize"]
-    steps = ("prune_model",) if opt["prune"]["enabled"] else ()
-    steps += () if opt["base_model"] else ("train_model",)
+    opt = cfg.optimize
+    steps = ("prune_model",) if opt.prune.enabled else ()
+    steps += () if opt.base_model else ("train_model",)
     # a ZenML Model version per run: the bundle and every variant linked to it, by name
-    name = opt["bundle"]["name"] or f"yolov8n-{cfg['data']['name']}"
+    name = opt.bundle.name or f"yolov8n-{cfg.data.name}"
     pipeline = optimize_pipeline.with_options(model=Model(name=f"{name}-edge"))
     return on_stack(pipeline, cfg, steps)(
-        data=cfg["data"],
-        train=cfg["train"],
-        model=cfg["model"],
-        eval_cfg=cfg["eval"],
-        optimize=cfg["optimize"],
+        data=cfg.data,
+        train=cfg.train,
+        model=cfg.model,
+        eval_cfg=cfg.eval,
+        optimize=cfg.optimize,
     )
 
 
-def run_benchmark(cfg: dict[str, Any]) -> Any:
+def run_benchmark(cfg: RunConfig) -> Any:
     from pipelines.benchmark import benchmark_pipeline
 
-    return benchmark_pipeline(benchmark=cfg["benchmark"])
+    return benchmark_pipeline(benchmark=cfg.benchmark)
 
 
-def run_fetch(cfg: dict[str, Any]) -> Any:
+def run_fetch(cfg: RunConfig) -> Any:
     """Not a ZenML pipeline: reads an artifact another run wrote, measures it here."""
     from yeo import handoff
 
-    f = cfg["fetch"]
+    f = cfg.fetch
     out = workspace().root / f["out"]
     return handoff.run(out, f["version"], f["threads"], f["runs"])
 
 
-def run_serve(cfg: dict[str, Any]) -> str:
+def run_serve(cfg: RunConfig) -> str:
     """Not a ZenML pipeline: a long-running server, until Ctrl-C."""
     from edge.serve import Limits, serve
 
-    s = cfg["serve"]
-    bundle = serve_bundle(cfg)
+    s = cfg.serve
+    bundle = serve_bundle(s)
     serve(
         bundle,
         s["host"],
@@ -312,8 +307,8 @@ def summarize_serve(bundle: str) -> str:
 @dataclass(frozen=True)
 class Pipeline:
     help: str
-    check: Callable[[dict[str, Any]], None]  # raises ConfigError before anything starts
-    run: Callable[[dict[str, Any]], Any]
+    check: Callable[[RunConfig], None]  # raises ConfigError before anything starts
+    run: Callable[[RunConfig], Any]
     summarize: Callable[[Any], str]
 
 
@@ -400,6 +395,6 @@ def run_pipeline(name: str, overrides: list[str] | None = None) -> Any:
 
     # in a notebook there is no main module file for ZenML to find the code from
     source_utils.set_custom_source_root(str(CODE_ROOT))
-    cfg = compose_config(overrides or [])
+    cfg = RunConfig.parse(compose_config(overrides or []))
     PIPELINES[name].check(cfg)
     return PIPELINES[name].run(cfg)

@@ -145,3 +145,38 @@ def variant_models(variants: list[Any], only: set[str] | None = None) -> dict[st
         for v in variants
         if v.artifact and (only is None or v.name in only)
     }
+
+
+def log_step(
+    step: str,
+    *,
+    params: dict[str, Any] | None = None,
+    metrics: dict[str, float] | None = None,
+    series: list[dict[str, float]] | None = None,
+    tags: dict[str, str] | None = None,
+    files: dict[str, str] | None = None,
+    dicts: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """What a finished step did, in one call: into the pipeline's MLflow run (``params``,
+    ``metrics``, ``series`` as one metric history step by step, ``tags``, ``files`` as
+    {local file or folder: artifact folder}, ``dicts`` as {artifact file: JSON value}), and
+    ``metadata`` onto the ZenML step. Steps that log while they work (training epochs) open
+    :func:`mlflow_run` themselves."""
+    import mlflow
+
+    with mlflow_run(step):
+        if params:
+            mlflow.log_params(params)
+        if metrics:
+            mlflow.log_metrics(metrics)
+        for i, values in enumerate(series or []):
+            mlflow.log_metrics(values, step=i)
+        if tags:
+            mlflow.set_tags(tags)
+        for path, folder in (files or {}).items():  # a folder: its contents
+            (mlflow.log_artifacts if Path(path).is_dir() else mlflow.log_artifact)(path, folder)
+        for name, value in (dicts or {}).items():
+            mlflow.log_dict(value, name)
+    if metadata:
+        step_metadata(metadata)

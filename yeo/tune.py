@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from yeo.config import Group
 from yeo.errors import ConfigError
 from yeo.io import atomic_write_text
 from yeo.train import trainer
@@ -29,8 +30,9 @@ OBJECTIVE = "metrics/mAP50-95"
 LOG_SCALE = frozenset({"lr0", "weight_decay"})
 
 
-@dataclass(frozen=True)
-class TuneConfig:
+class TuneConfig(Group):
+    """The ``tune`` group: the Optuna study and its search space over ``train`` keys."""
+
     study: str | None = None
     n_trials: int = 10
     epochs_per_trial: int = 8
@@ -40,12 +42,15 @@ class TuneConfig:
     heartbeat_s: int = 30  # a trial silent for 2x this is stale (its process died): FAIL
     storage: str | None = None  # an RDB URL (postgresql://...) several workers/hosts share
     workers: int = 1  # processes on this machine taking trials from the one study
-    space: dict[str, list[float]] = field(default_factory=dict)
+    space: dict[str, list[float]] = Field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, cfg: dict[str, Any]) -> TuneConfig:
-        tc = cls(**cfg)
-        bad = set(tc.space) - set(TrainConfig.__dataclass_fields__)
+        return cls.parse("tune", cfg)
+
+    def model_post_init(self, _: Any) -> None:
+        tc = self
+        bad = set(tc.space) - set(TrainConfig.model_fields)
         if bad:
             raise ConfigError(f"tune.space: {sorted(bad)} are not train parameters")
         for k, v in tc.space.items():
@@ -57,7 +62,6 @@ class TuneConfig:
             )
         if tc.storage and "://" not in tc.storage:
             raise ConfigError(f"tune.storage must be a database URL, got {tc.storage!r}")
-        return tc
 
 
 class TuneResult(BaseModel):

@@ -1,10 +1,13 @@
-"""Typed views of the ``data`` config group (plain dicts travel as ZenML step parameters)."""
+"""The ``data`` config group, typed (ZenML stores it with each run as JSON)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
+from yeo.config import Group
 from yeo.data.etl import EtlConfig
 from yeo.data.sources import SourceConfig
 from yeo.data.synthetic import SyntheticSpec
@@ -13,52 +16,75 @@ from yeo.env import Workspace
 from yeo.errors import ConfigError, DataError
 
 
-def check(cfg: dict[str, Any]) -> None:
-    """Build every typed view once so that a bad value fails before any pipeline starts."""
-    try:
-        source_config(cfg)
-        etl_config(cfg)
-        limits(cfg)
-    except (TypeError, ValueError, DataError) as e:
-        raise ConfigError(f"data: {e}") from None
-    if cfg.get("on_error") not in ("fail", "skip"):
-        raise ConfigError(f"data.on_error must be 'fail' or 'skip', got {cfg.get('on_error')!r}")
-    if cfg["source"] not in ("synthetic", "yolo", "voc", "coco128", "coco", "custom"):
-        raise ConfigError(
-            f"data.source {cfg['source']!r}: use synthetic, yolo, voc, coco, coco128 or custom"
+class DataConfig(Group):
+    """The ``data`` group: which source, where, how it is split, checked and versioned."""
+
+    source: str = "synthetic"  # synthetic | yolo | voc | coco128 | coco | custom
+    name: str = "synthetic"  # the processed set lands in data/processed/<name>/
+    path: str | None = None
+    images: str | None = None  # coco: the image folder, when not beside the JSON
+    reader: str | None = None  # custom: package.module:function
+    names: list[str] | None = None
+    on_error: str = "fail"
+    max_side: int | None = 640
+    jpeg_quality: int = 95
+    seed: int = 0
+    split: dict[str, float] = Field(default_factory=lambda: {"train": 0.7, "val": 0.15})
+    use_source_splits: str | bool = "auto"
+    push: bool = True
+    limits: dict[str, int] = Field(default_factory=dict)
+    synthetic: dict[str, Any] = Field(default_factory=dict)
+
+    def model_post_init(self, _: Any) -> None:
+        try:
+            self.source_config()
+            self.etl_config()
+            self.limits_config()
+        except (TypeError, ValueError, DataError) as e:
+            raise ConfigError(f"data: {e}") from None
+        if self.on_error not in ("fail", "skip"):
+            raise ConfigError(f"data.on_error must be 'fail' or 'skip', got {self.on_error!r}")
+        if self.source not in ("synthetic", "yolo", "voc", "coco128", "coco", "custom"):
+            raise ConfigError(
+                f"data.source {self.source!r}: use synthetic, yolo, voc, coco, coco128 or custom"
+            )
+        if str(self.use_source_splits).lower() not in ("auto", "true", "false"):
+            raise ConfigError("data.use_source_splits must be auto, true or false")
+
+    @property
+    def keep_source_splits(self) -> bool:
+        """False only when told to re-split (``use_source_splits=false``)."""
+        return str(self.use_source_splits).lower() != "false"
+
+    def source_config(self) -> SourceConfig:
+        return SourceConfig(
+            source=self.source,
+            name=self.name,
+            path=self.path,
+            images=self.images,
+            reader=self.reader,
+            names=list(self.names) if self.names else None,
+            synthetic=SyntheticSpec(**self.synthetic) if self.source == "synthetic" else None,
         )
-    if cfg["source"] == "custom":
+
+    def etl_config(self) -> EtlConfig:
+        return EtlConfig(
+            max_side=self.max_side,
+            jpeg_quality=self.jpeg_quality,
+            split=dict(self.split),
+            seed=self.seed,
+        )
+
+    def limits_config(self) -> Limits:
+        return Limits(**self.limits)
+
+
+def check(cfg: DataConfig) -> None:
+    """What a valid config still needs from this machine: a custom reader, importable."""
+    if cfg.source == "custom":
         from yeo.data.sources import load_reader
 
-        load_reader(cfg.get("reader") or "")  # importable before anything starts
-    if str(cfg.get("use_source_splits", "auto")).lower() not in ("auto", "true", "false"):
-        raise ConfigError("data.use_source_splits must be auto, true or false")
-
-
-def source_config(cfg: dict[str, Any]) -> SourceConfig:
-    syn = cfg.get("synthetic") or {}
-    return SourceConfig(
-        source=cfg["source"],
-        name=cfg["name"],
-        path=cfg.get("path"),
-        images=cfg.get("images"),
-        reader=cfg.get("reader"),
-        names=list(cfg["names"]) if cfg.get("names") else None,
-        synthetic=SyntheticSpec(**syn) if cfg["source"] == "synthetic" else None,
-    )
-
-
-def etl_config(cfg: dict[str, Any]) -> EtlConfig:
-    return EtlConfig(
-        max_side=cfg.get("max_side"),
-        jpeg_quality=int(cfg.get("jpeg_quality", 95)),
-        split={k: float(v) for k, v in cfg["split"].items()},
-        seed=int(cfg.get("seed", 0)),
-    )
-
-
-def limits(cfg: dict[str, Any]) -> Limits:
-    return Limits(**(cfg.get("limits") or {}))
+        load_reader(cfg.reader or "")
 
 
 def staging_dir(ws: Workspace, name: str) -> Path:

@@ -22,6 +22,7 @@ from edge.preprocess import preprocess
 from yeo.env import configure_ultralytics
 
 log = logging.getLogger(__name__)
+MODEL_FILE = "model.onnx"  # the ONNX file in a model folder that steps hand on
 
 
 @dataclass(frozen=True)

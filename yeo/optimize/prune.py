@@ -14,6 +14,7 @@ from typing import Any
 
 from torch import nn
 
+from yeo.config import Group
 from yeo.devices import example_input
 from yeo.errors import ConfigError
 from yeo.train.config import TrainConfig
@@ -26,8 +27,9 @@ log = logging.getLogger(__name__)
 IMPORTANCE = ("magnitude", "bn_scale")
 
 
-@dataclass(frozen=True)
-class PruneConfig:
+class PruneConfig(Group):
+    """``optimize.prune``."""
+
     ratio: float = 0.3  # target fraction of channels removed (after all steps)
     steps: int = 2  # iterative: prune a little, fine-tune, repeat
     finetune_epochs: int = 15  # epochs of fine-tuning after each step
@@ -37,7 +39,7 @@ class PruneConfig:
     distill: float = 0.0  # >0: fine-tune with distillation from the unpruned model (weight)
     enabled: bool = True
 
-    def __post_init__(self) -> None:
+    def model_post_init(self, _: Any) -> None:
         if not 0 < self.ratio < 0.95:
             raise ConfigError(f"optimize.prune.ratio must be in (0, 0.95), got {self.ratio}")
         if self.steps < 1 or self.finetune_epochs < 0:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -341,6 +342,32 @@ def int8_within_budget(
         max_drop=max_drop,
     )
     return chosen, trials + ort_trials, reference
+
+
+def int8_into_folder(
+    fp32: Path,
+    file: str,
+    recipes: list[QuantRecipe],
+    images: list[Path],
+    imgsz: int,
+    score: Any,
+    latency: Any,
+    max_drop: float,
+    backend: str = "ort",
+) -> tuple[Path, list[QuantTrial], str]:
+    """:func:`int8_within_budget` in a scratch folder that is removed after: the chosen model
+    alone in a new folder as ``file``, every trial, and the chosen recipe's name."""
+    work = Path(tempfile.mkdtemp(prefix="yeo-int8-"))
+    try:
+        chosen, trials, _ = int8_within_budget(
+            fp32, work, recipes, images, imgsz, score, latency, max_drop, backend
+        )
+        out = Path(tempfile.mkdtemp(prefix="yeo-int8-chosen-"))
+        shutil.copy(chosen, out / file)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    recipe = next((t.recipe.get("name") for t in trials if t.path == str(chosen)), None)
+    return out, trials, recipe or Path(chosen).stem
 
 
 def calibration_method(name: str) -> Any:

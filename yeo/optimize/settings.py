@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from edge.latency import Latency, measure
+from yeo.config import Group
 from yeo.errors import ConfigError
 from yeo.optimize.activation import ACTIVATIONS
 from yeo.optimize.prune import PruneConfig
@@ -15,35 +18,84 @@ HEADS = ("raw", "graph")  # ONNX variants cut at the head's convs (host decode) 
 RECIPES = {r.name: r for r in (*DEFAULT_RECIPES, *EXTRA_RECIPES)}
 
 
-def measure_latency(model: Path, cfg: dict[str, Any]) -> Latency:
-    """onnxruntime latency of one ``model`` alone (INT8 trials) with the optimize group's
-    threads and as many timed runs as the interleaved timing gives each model."""
-    lat = cfg["latency"]
-    return measure(model, cfg["threads"], lat["warmup"], lat["rounds"] * lat["runs"], 0)
+class LatencyConfig(Group):
+    """``optimize.latency``: the interleaved timing of all ONNX variants."""
+
+    warmup: int = Field(10, ge=0)
+    rounds: int = Field(5, ge=1)
+    runs: int = Field(20, ge=1)
 
 
-def prune_config(cfg: dict[str, Any]) -> PruneConfig:
-    return PruneConfig(**cfg["prune"])
+class QuantConfig(Group):
+    """``optimize.quant``: INT8 recipes tried in order within a per-model budget."""
+
+    enabled: bool = True
+    backend: Literal["ort", "inc"] = "ort"
+    calib_images: int = Field(64, ge=1)
+    seed: int = 0
+    max_map_drop: float = Field(0.01, ge=0, le=1)
+    recipes: list[str] = Field(default_factory=lambda: [r.name for r in DEFAULT_RECIPES])
+
+    def model_post_init(self, _: Any) -> None:
+        unknown = [n for n in self.recipes if n not in RECIPES]
+        if unknown or not self.recipes:
+            raise ConfigError(
+                f"optimize.quant.recipes: unknown {unknown}; known: {sorted(RECIPES)}"
+            )
+
+    def recipe_list(self) -> list[QuantRecipe]:
+        return [RECIPES[n] for n in self.recipes]
 
 
-def recipes(cfg: dict[str, Any]) -> list[QuantRecipe]:
-    names = cfg["quant"]["recipes"]
-    unknown = [n for n in names if n not in RECIPES]
-    if unknown or not names:
-        raise ConfigError(f"optimize.quant.recipes: unknown {unknown}; known: {sorted(RECIPES)}")
-    return [RECIPES[n] for n in names]
+class BundleConfig(Group):
+    """``optimize.bundle``: the edge bundle of the selected variant."""
+
+    enabled: bool = True
+    name: str | None = None  # default: yolov8n-<data.name>
+    conf: float = Field(0.25, ge=0, le=1)
+    iou: float = Field(0.7, gt=0, le=1)
+    golden_images: int = Field(4, ge=1)
+    benchmark_runs: int = Field(100, ge=1)
 
 
-def check(cfg: dict[str, Any]) -> None:
-    try:
-        prune_config(cfg)
-    except TypeError as e:
-        raise ConfigError(f"optimize.prune: {e}") from None
-    recipes(cfg)
-    backend = cfg["quant"].get("backend")
-    if backend not in ("ort", "inc"):
-        raise ConfigError(f"optimize.quant.backend must be ort or inc, got {backend!r}")
-    if backend == "inc":
+class OptimizeConfig(Group):
+    """The ``optimize`` group."""
+
+    base_model: str | None = None
+    max_map_drop: float = Field(0.01, ge=0, le=1)  # absolute mAP50-95 below the base .pt
+    opset: int = Field(17, ge=11, le=21)
+    dynamic: bool = False
+    simplify: bool = True
+    threads: int = Field(2, ge=1)
+    head: Literal["raw", "graph"] = "raw"
+    latency: LatencyConfig = LatencyConfig()
+    activation: str = "silu"
+    prune: PruneConfig = PruneConfig()
+    quant: QuantConfig = QuantConfig()
+    bundle: BundleConfig = BundleConfig()
+
+    def model_post_init(self, _: Any) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"optimize.activation must be one of {', '.join(ACTIVATIONS)}, "
+                f"got {self.activation!r}"
+            )
+        if self.activation != "silu" and not self.prune.enabled:
+            raise ConfigError(
+                "optimize.activation applies to the pruned model (swapped, then fine-tuned): "
+                "it needs optimize.prune.enabled=true"
+            )
+
+    def measure_latency(self, model: Path) -> Latency:
+        """onnxruntime latency of one ``model`` alone (INT8 trials) with this group's threads
+        and as many timed runs as the interleaved timing gives each model."""
+        lat = self.latency
+        return measure(model, self.threads, lat.warmup, lat.rounds * lat.runs, 0)
+
+
+def check(cfg: OptimizeConfig) -> None:
+    """What a valid config still needs from this machine."""
+    if cfg.quant.backend == "inc":
         try:
             import onnx_neural_compressor  # noqa: F401
         except ImportError:
@@ -51,48 +103,3 @@ def check(cfg: dict[str, Any]) -> None:
                 "optimize.quant.backend=inc needs onnx-neural-compressor: "
                 "pip install --no-deps onnx-neural-compressor==1.0 (make install does)"
             ) from None
-    if cfg["threads"] < 1 or cfg["quant"]["calib_images"] < 1:
-        raise ConfigError("optimize.threads and optimize.quant.calib_images must be >= 1")
-    for key, value in (
-        ("max_map_drop", cfg["max_map_drop"]),
-        ("quant.max_map_drop", cfg["quant"]["max_map_drop"]),
-    ):
-        if not isinstance(value, int | float) or not 0 <= value <= 1:
-            raise ConfigError(
-                f"optimize.{key} must be a number in [0, 1] (mAP50-95), got {value!r}"
-            )
-    if cfg.get("activation") not in ACTIVATIONS:
-        raise ConfigError(
-            f"optimize.activation must be one of {', '.join(ACTIVATIONS)}, "
-            f"got {cfg.get('activation')!r}"
-        )
-    if cfg["activation"] != "silu" and not cfg["prune"]["enabled"]:
-        raise ConfigError(
-            "optimize.activation applies to the pruned model (swapped, then fine-tuned): "
-            "it needs optimize.prune.enabled=true"
-        )
-    if cfg.get("head") not in HEADS:
-        raise ConfigError(
-            f"optimize.head must be one of {', '.join(HEADS)}, got {cfg.get('head')!r}"
-        )
-    lat = cfg["latency"]
-    if lat["runs"] < 1 or lat["rounds"] < 1 or lat["warmup"] < 0:
-        raise ConfigError(f"optimize.latency: runs and rounds must be >= 1, warmup >= 0, got {lat}")
-    if not 11 <= cfg["opset"] <= 21:
-        raise ConfigError(f"optimize.opset must be in 11..21, got {cfg['opset']}")
-    bundle = cfg["bundle"]
-    if not (0 <= bundle["conf"] <= 1 and 0 < bundle["iou"] <= 1):
-        raise ConfigError("optimize.bundle: conf must be in [0, 1], iou in (0, 1]")
-    if bundle["golden_images"] < 1 or bundle["benchmark_runs"] < 1:
-        raise ConfigError("optimize.bundle.golden_images and benchmark_runs must be >= 1")
-
-
-def check_eval(cfg: dict[str, Any]) -> None:
-    """The ``eval`` group: the split that chooses and the one that reports must differ."""
-    if cfg["split"] != "val" or cfg["held_out"] not in ("test", "val"):
-        raise ConfigError(
-            f"eval: split must be val and held_out test (or val), got {cfg['split']!r}, "
-            f"{cfg['held_out']!r}"
-        )
-    if cfg["bootstrap"] < 1:
-        raise ConfigError(f"eval.bootstrap must be >= 1 resamples, got {cfg['bootstrap']}")

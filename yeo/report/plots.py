@@ -9,7 +9,7 @@ from yeo.optimize.variants import Selection, VariantScore
 COLORS = {"fp32": "#4C72B0", "int8": "#DD8452"}
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # headless: no display on CI or remote stacks
@@ -18,7 +18,7 @@ def _pyplot():
     return plt
 
 
-def _save(plt, fig, path: Path) -> Path:
+def save_figure(plt, fig, path: Path) -> Path:
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, bbox_inches="tight")
@@ -37,7 +37,7 @@ def _reported(v: VariantScore) -> tuple[float, tuple[float, float] | None]:
 def accuracy_vs_latency(sel: Selection, path: Path) -> Path:
     """Held-out mAP50-95 (95% interval) against p50 latency (p25-p75) per ONNX variant, the
     val score that chose as a hollow marker; budget line and selected point marked."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.8, 4.4), dpi=110)
     timed = [v for v in sel.variants if v.p50_ms is not None]
     base = next((v for v in sel.variants if v.name == "base_pt"), None)
@@ -100,12 +100,12 @@ def accuracy_vs_latency(sel: Selection, path: Path) -> Path:
     ax.set_title("Accuracy vs latency")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def size_and_macs(sel: Selection, path: Path) -> Path:
     """File size and GMACs per variant, side by side."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.0, 3.6), dpi=110)
     names = [v.name for v in sel.variants]
     colors = [COLORS[v.precision] for v in sel.variants]
@@ -119,7 +119,7 @@ def size_and_macs(sel: Selection, path: Path) -> Path:
     for ax in (ax1, ax2):
         ax.tick_params(axis="x", rotation=30, labelsize=8)
         ax.grid(axis="y", alpha=0.3)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def per_class_ap(base: VariantScore, chosen: VariantScore, path: Path) -> Path:
@@ -132,7 +132,7 @@ def per_class_ap(base: VariantScore, chosen: VariantScore, path: Path) -> Path:
     split = "held-out" if base.held_out else "val"
     a, b = per_class(base), per_class(chosen)
     classes = sorted(set(a) | set(b))
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(classes) + 2), 3.8), dpi=110)
     x = np.arange(len(classes))
     ax.bar(
@@ -154,12 +154,12 @@ def per_class_ap(base: VariantScore, chosen: VariantScore, path: Path) -> Path:
     ax.set_title(f"Per-class AP: {base.name} vs {chosen.name}")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def finetune_curves(steps: list[dict], base_map: float, budget: float, path: Path) -> Path:
     """Val mAP50-95 per fine-tune epoch of each prune step, against the base and the budget."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=110)
     start = 0
     for s in steps:
@@ -174,7 +174,7 @@ def finetune_curves(steps: list[dict], base_map: float, budget: float, path: Pat
     ax.set_title("Prune + fine-tune: recovery per step")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)
 
 
 def detections(
@@ -193,7 +193,7 @@ def detections(
     from yeo.viz import draw_boxes, yolo_boxes
 
     detectors = {title: Detector(m, threads=1, conf=conf) for title, m in columns if m}
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(
         len(images),
         len(columns),
@@ -218,4 +218,4 @@ def detections(
                 ax.set_title(title, fontsize=9)
             if c == 0:
                 ax.set_ylabel(image.name, fontsize=7)
-    return _save(plt, fig, path)
+    return save_figure(plt, fig, path)

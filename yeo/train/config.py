@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from yeo.config import Group
 from yeo.errors import ConfigError
 
 # ultralytics train() arguments that come straight from the train profile
@@ -37,8 +37,9 @@ ULTRALYTICS_ARGS = (
 )
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Group):
+    """The ``train`` group (a profile: ``train=quick`` / ``full`` / ``tuned``)."""
+
     imgsz: int = 256
     epochs: int = 30
     batch: int = 16
@@ -62,11 +63,11 @@ class TrainConfig:
     degrees: float = 0.0
     seed: int = 0
     deterministic: bool = True
-    device: str = "auto"
+    device: str | int = "auto"  # auto | cpu | 0 | 0,1 ...
     workers: int = 0
     amp: bool = False
 
-    def __post_init__(self) -> None:
+    def model_post_init(self, _: Any) -> None:
         if self.imgsz < 32 or self.imgsz % 32:
             raise ConfigError(f"train.imgsz must be a multiple of 32 (>= 32), got {self.imgsz}")
         if self.epochs < 1 or self.batch < 1:
@@ -76,27 +77,24 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, cfg: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(cfg) - known
-        if unknown:
-            raise ConfigError(f"train: unknown keys {sorted(unknown)}")
-        return cls(**cfg)
+        return cls.parse("train", cfg)
 
     def ultralytics_args(self) -> dict[str, Any]:
-        values = asdict(self)
+        values = self.model_dump()
         return {k: values[k] for k in ULTRALYTICS_ARGS} | {"device": resolve_device(self.device)}
 
     def with_overrides(self, **kw: Any) -> TrainConfig:
-        return TrainConfig(**(asdict(self) | kw))
+        return TrainConfig(**(self.model_dump() | kw))
 
 
-@dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Group):
+    """The ``model`` group: from scratch or pretrained weights."""
+
     init: str = "scratch"
     arch: str = "yolov8n.yaml"
     weights: str = "yolov8n.pt"
 
-    def __post_init__(self) -> None:
+    def model_post_init(self, _: Any) -> None:
         if self.init not in ("scratch", "pretrained"):
             raise ConfigError(f"model.init must be scratch or pretrained, got {self.init!r}")
 

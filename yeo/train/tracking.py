@@ -23,7 +23,7 @@ def log_epoch(prefix: str = "") -> Any:
 def log_params(cfg: TrainConfig, extra: dict[str, Any], prefix: str = "train.") -> None:
     import mlflow
 
-    params = {f"{prefix}{k}": v for k, v in vars(cfg).items()} | extra
+    params = {f"{prefix}{k}": v for k, v in cfg.model_dump().items()} | extra
     mlflow.log_params(params)
 
 

@@ -1,0 +1,183 @@
+"""How far pruning can go: the ratio / mAP / latency curve of an optimize run's base model.
+
+    python benchmarks/prune_curve.py [--run outputs/optimize/<run>] [--ratios 0.3 0.5]
+                                     [--activation relu] [--distill 0] [--finetune-epochs 5]
+                                     [--rounds 5] [--runs 30]
+
+For each ratio the run's base weights are pruned and fine-tuned exactly as the run's prune
+step did (its steps, fine-tune epochs, importance, activation and distillation unless given
+here), exported, quantized with the run's INT8 recipe for its pruned variant (calibrated on
+the same train images), cut at the head, and scored on val by the project's evaluator (val:
+this chooses a ratio). Then every model is timed end to end (model + decode + NMS), interleaved
+in one process against the run's base FP32 (in-graph decode). Writes ``prune_curve.{json,md,png}``
+under ``outputs/benchmarks/<run>/prune_curve/``. It is not part of ``make run``: each ratio
+costs a full prune + fine-tune. Exit 0; a curve has no target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from yeo import env
+
+WS = env.configure()
+
+from edge.device import describe  # noqa: E402
+from edge.latency import detect_runner, interleaved  # noqa: E402
+from yeo.benchmark import build_variant, calibration_set, latest_run, run_dataset  # noqa: E402
+from yeo.evaluation import EvalConfig, evaluate  # noqa: E402
+from yeo.io import atomic_write_text, write_json  # noqa: E402
+from yeo.optimize.prune import PruneConfig, prune_and_finetune  # noqa: E402
+from yeo.report.plots import pyplot, save_figure  # noqa: E402
+from yeo.train.config import TrainConfig  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--run", type=Path, default=None)
+    ap.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5])
+    ap.add_argument("--activation", default=None, help="default: the run's")
+    ap.add_argument("--distill", type=float, default=None, help="default: the run's")
+    ap.add_argument("--finetune-epochs", type=int, default=None, help="per step; the run's")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=30)
+    args = ap.parse_args()
+    run = args.run or latest_run()
+    rep = json.loads((run / "report.json").read_text())
+    table = json.loads((run / "variants.json").read_text())
+    opt, by = rep["config"]["optimize"], {v["name"]: v for v in table["variants"]}
+    prune = PruneConfig.parse("optimize.prune", opt["prune"])
+    prune = prune.model_copy(
+        update={
+            k: v
+            for k, v in (("distill", args.distill), ("finetune_epochs", args.finetune_epochs))
+            if v is not None
+        }
+    )
+    activation = args.activation or opt.get("activation", "silu")
+    train = TrainConfig.parse("train", rep["config"]["train"])
+    dataset = run_dataset(rep)
+    settings = EvalConfig.parse("eval", rep["config"]["eval"]).settings(train.imgsz, "cpu")
+    out = WS.outputs / "benchmarks" / run.name / "prune_curve"
+    out.mkdir(parents=True, exist_ok=True)
+    calib = calibration_set(rep)
+    base_pt = run / "variants" / by["base_pt"]["file"]
+    int8_row = by.get("pruned_int8") or by["base_int8"]  # its recipe and head
+    models = {"base_fp32": run / "variants" / by["base_fp32"]["file"]}
+    rows: dict[str, dict] = {
+        "base_fp32": {"ratio": 0.0, "precision": "fp32", "map50_95": by["base_fp32"]["map50_95"]}
+    }
+    for ratio in args.ratios:
+        tag = f"pruned{round(ratio * 100)}"
+        started = time.perf_counter()
+        res = prune_and_finetune(
+            base_pt,
+            dataset / "data.yaml",
+            prune.model_copy(update={"ratio": ratio}),
+            train,
+            out / tag,
+            activation=activation,
+        )
+        seconds = time.perf_counter() - started
+        for precision, row in (
+            ("fp32", {"precision": "fp32", "head": int8_row["head"]}),
+            ("int8", int8_row),
+        ):
+            name = f"{tag}_{precision}"
+            models[name] = build_variant(res.weights, name, row, train.imgsz, out, calib)
+            rows[name] = {
+                "ratio": ratio,
+                "precision": precision,
+                "params": res.after.params,
+                "macs": res.after.macs,
+                "prune_seconds": round(seconds, 1),
+                "map50_95": evaluate(models[name], dataset / "data.yaml", settings).map50_95,
+                "size_bytes": models[name].stat().st_size,
+            }
+            print(f"{name}: val mAP50-95 {rows[name]['map50_95']:.4f}", flush=True)
+    image = dataset / table["timing"]["image"]
+    threads = int(opt.get("threads", 2))
+    runners = {
+        n: detect_runner(p, threads, image=image, conf=table["timing"]["conf"])
+        for n, p in models.items()
+    }
+    lat = interleaved(runners, rounds=args.rounds, runs=args.runs, warmup=10, threads=threads)
+    base_ms, base_map = lat["base_fp32"].p50_ms, by["base_pt"]["map50_95"]
+    for name, t in lat.items():
+        rows[name] |= {
+            "p50_ms": t.p50_ms,
+            "p25_ms": t.p25_ms,
+            "p75_ms": t.p75_ms,
+            "speedup": base_ms / t.p50_ms,
+            "map_drop_vs_base_pt": base_map - rows[name]["map50_95"],
+        }
+    cpu = describe()
+    result = {
+        "run": run.name,
+        "cpu": cpu,
+        "activation": activation,
+        "prune": prune.model_dump(),
+        "budget": opt["max_map_drop"],
+        "base_pt_map50_95": base_map,
+        "rows": rows,
+    }
+    write_json(out / "prune_curve.json", result)
+    text = markdown(result)
+    atomic_write_text(out / "prune_curve.md", text)
+    plot(result, out / "prune_curve.png")
+    print(text)
+    return 0
+
+
+def markdown(result: dict) -> str:
+    cpu = result["cpu"]
+    p = result["prune"]
+    lines = [
+        f"CPU: {cpu['cpu']}, {cpu['usable_cores']} cores, flags {' '.join(cpu['isa'])}",
+        f"Activation {result['activation']}, {p['steps']} steps x {p['finetune_epochs']} "
+        f"fine-tune epochs, distill {p['distill']}; val mAP50-95 (this chooses a ratio); "
+        f"base .pt {result['base_pt_map50_95']:.4f}, budget {result['budget']}",
+        "",
+        "| model | ratio | val mAP50-95 | drop vs .pt | p50 ms (p25-p75) | speed-up | size MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, r in result["rows"].items():
+        size = f"{r['size_bytes'] / 1e6:.1f}" if "size_bytes" in r else "-"
+        lines.append(
+            f"| {name} | {r['ratio']:.2f} | {r['map50_95']:.4f} | "
+            f"{r['map_drop_vs_base_pt']:+.4f} | {r['p50_ms']:.2f} ({r['p25_ms']:.2f}-"
+            f"{r['p75_ms']:.2f}) | {r['speedup']:.2f}x | {size} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> Path:
+    """Val mAP50-95 against p50 latency, one line per precision, points labelled by ratio;
+    the budget line under the base .pt."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for precision, color in (("fp32", "#4C72B0"), ("int8", "#DD8452")):
+        pts = sorted(
+            (r["p50_ms"], r["map50_95"], r["ratio"])
+            for n, r in result["rows"].items()
+            if r["precision"] == precision
+        )
+        ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], "o-", color=color, label=precision)
+        for x, y, ratio in pts:
+            ax.annotate(f"{ratio:.0%}", (x, y), textcoords="offset points", xytext=(4, 4))
+    floor = result["base_pt_map50_95"] - result["budget"]
+    ax.axhline(floor, color="grey", ls="--", lw=1, label=f"budget ({result['budget']} below .pt)")
+    ax.set_xlabel("p50 latency, ms (end to end, interleaved)")
+    ax.set_ylabel("val mAP50-95")
+    ax.set_title("Pruning ratio: accuracy against latency")
+    ax.legend()
+    return save_figure(plt, fig, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

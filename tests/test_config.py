@@ -1,0 +1,54 @@
+"""The config is validated once, at the CLI, into typed groups that steps take as they are."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import typing
+
+import pytest
+
+from tests.conftest import CODE_ROOT, run_cli
+from yeo.cli import compose_config
+from yeo.config import RunConfig
+from yeo.errors import ConfigError
+
+
+def test_every_group_is_typed_and_round_trips() -> None:
+    cfg = RunConfig.parse(compose_config([]))
+    for name in ("data", "train", "model", "eval", "optimize", "tune", "benchmark"):
+        group = getattr(cfg, name)
+        assert type(group).parse(name, group.model_dump()) == group  # as ZenML stores it
+    assert cfg.optimize.prune.ratio == 0.3 and cfg.optimize.quant.recipe_list()
+    with pytest.raises(ConfigError, match=r"optimize: unknown keys \['prune\.ratioo'\]"):
+        RunConfig.parse(compose_config(["+optimize.prune.ratioo=0.5"]))
+    with pytest.raises(ConfigError, match=r"train\.epochs: Input should be a valid integer"):
+        RunConfig.parse(compose_config(["train.epochs=many"]))
+
+
+def test_a_wrong_type_stops_run_py_in_one_line() -> None:
+    out = run_cli("--pipeline", "optimize", "optimize.threads=two")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "run.py: error: optimize.threads: Input should be a valid integer, unable to parse "
+        "string as an integer (got 'two')"
+    ]
+
+
+def test_no_step_takes_an_untyped_config_blob() -> None:
+    """Config groups reach steps as typed models; a dict parameter is left only for the
+    report's plain copy of the whole config."""
+    blobs, seen = [], 0
+    allowed = {("report_optimize", "config")}
+    for path in sorted((CODE_ROOT / "steps").glob("*.py")):
+        module = importlib.import_module(f"steps.{path.stem}")
+        for name, obj in vars(module).items():
+            entry = getattr(obj, "entrypoint", None)
+            if entry is None or obj.__module__ != module.__name__:
+                continue
+            seen += 1
+            hints = typing.get_type_hints(entry)
+            for param in inspect.signature(entry).parameters:
+                if typing.get_origin(hints.get(param)) is dict and (name, param) not in allowed:
+                    blobs.append(f"{name}({param})")
+    assert seen >= 19 and not blobs, (seen, blobs)
