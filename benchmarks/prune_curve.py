@@ -1,17 +1,18 @@
 """How far pruning can go: the ratio / mAP / latency curve of an optimize run's base model.
 
     python benchmarks/prune_curve.py [--run outputs/optimize/<run>] [--ratios 0.3 0.5]
-                                     [--activation relu] [--distill 0] [--finetune-epochs 5]
+                                     [--activation relu] [--prune finetune_epochs=10 lr0=0.002]
                                      [--rounds 5] [--runs 30]
 
-For each ratio the run's base weights are pruned and fine-tuned exactly as the run's prune
-step did (its steps, fine-tune epochs, importance, activation and distillation unless given
-here), exported, quantized with the run's INT8 recipe for its pruned variant (calibrated on
-the same train images), cut at the head, and scored on val by the project's evaluator (val:
-this chooses a ratio). Then every model is timed end to end (model + decode + NMS), interleaved
-in one process against the run's base FP32 (in-graph decode). Writes ``prune_curve.{json,md,png}``
-under ``outputs/benchmarks/<run>/prune_curve/``. It is not part of ``make run``: each ratio
-costs a full prune + fine-tune. Exit 0; a curve has no target.
+For each ratio the run's base weights are pruned and fine-tuned as the run's prune step did
+(its steps, fine-tune epochs and lr, importance, activation and distillation, unless
+``--activation`` or ``--prune KEY=VALUE`` say otherwise), exported, quantized with the run's
+INT8 recipe for its pruned variant (calibrated on the same train images), cut at the head, and
+scored on val by the project's evaluator (val: this chooses a ratio). Then every model is
+timed end to end (model + decode + NMS), interleaved in one process, against the run's base
+FP32 (in-graph decode). Writes ``prune_curve.{json,md,png}`` into
+``outputs/benchmarks/<run>/<--name>/`` (default ``prune_curve``). Not part of ``make run``:
+each ratio costs a whole prune + fine-tune. Exits 0: a curve has no target.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def main() -> int:
     ap.add_argument("--run", type=Path, default=None)
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5])
     ap.add_argument("--activation", default=None, help="default: the run's")
-    ap.add_argument("--distill", type=float, default=None, help="default: the run's")
-    ap.add_argument("--finetune-epochs", type=int, default=None, help="per step; the run's")
+    ap.add_argument("--prune", nargs="*", default=[], metavar="KEY=VALUE", help="optimize.prune")
+    ap.add_argument("--name", default="prune_curve", help="output folder under the run's")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--runs", type=int, default=30)
     args = ap.parse_args()
@@ -51,26 +52,25 @@ def main() -> int:
     rep = json.loads((run / "report.json").read_text())
     table = json.loads((run / "variants.json").read_text())
     opt, by = rep["config"]["optimize"], {v["name"]: v for v in table["variants"]}
-    prune = PruneConfig.parse("optimize.prune", opt["prune"])
-    prune = prune.model_copy(
-        update={
-            k: v
-            for k, v in (("distill", args.distill), ("finetune_epochs", args.finetune_epochs))
-            if v is not None
-        }
-    )
+    overrides = dict(kv.split("=", 1) for kv in args.prune)
+    prune = PruneConfig.parse("optimize.prune", opt["prune"] | overrides)
     activation = args.activation or opt.get("activation", "silu")
     train = TrainConfig.parse("train", rep["config"]["train"])
     dataset = run_dataset(rep)
     settings = EvalConfig.parse("eval", rep["config"]["eval"]).settings(train.imgsz, "cpu")
-    out = WS.outputs / "benchmarks" / run.name / "prune_curve"
+    out = WS.outputs / "benchmarks" / run.name / args.name
     out.mkdir(parents=True, exist_ok=True)
     calib = calibration_set(rep)
     base_pt = run / "variants" / by["base_pt"]["file"]
     int8_row = by.get("pruned_int8") or by["base_int8"]  # its recipe and head
     models = {"base_fp32": run / "variants" / by["base_fp32"]["file"]}
     rows: dict[str, dict] = {
-        "base_fp32": {"ratio": 0.0, "precision": "fp32", "map50_95": by["base_fp32"]["map50_95"]}
+        "base_fp32": {
+            "ratio": 0.0,
+            "precision": "fp32",
+            "map50_95": by["base_fp32"]["map50_95"],
+            "size_bytes": models["base_fp32"].stat().st_size,
+        }
     }
     for ratio in args.ratios:
         tag = f"pruned{round(ratio * 100)}"

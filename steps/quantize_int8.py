@@ -11,7 +11,7 @@ from yeo.evaluation import EvalConfig, evaluate
 from yeo.optimize.dataset import split_images
 from yeo.optimize.export import MODEL_FILE
 from yeo.optimize.model import QuantSummary
-from yeo.optimize.quantize import calibration_images, int8_into_folder
+from yeo.optimize.quantize import Int8Search, calibration_images, int8_into_folder
 from yeo.optimize.settings import OptimizeConfig
 from yeo.tracking import log_step
 
@@ -41,17 +41,10 @@ def quantize_int8(
     images = calibration_images(
         split_images(Path(dataset), "train"), quant.calib_images, quant.seed
     )
-    out, trials, recipe = int8_into_folder(
-        fp32,
-        MODEL_FILE,
-        quant.recipe_list(),
-        images,
-        imgsz,
-        score,
-        latency,
-        quant.max_map_drop,
-        quant.backend,
+    search = Int8Search(
+        quant.recipe_list(), images, imgsz, score, latency, quant.max_map_drop, quant.backend
     )
+    out, trials, recipe = int8_into_folder(fp32, MODEL_FILE, search)
     summary = QuantSummary(
         variant=variant,
         chosen=recipe,

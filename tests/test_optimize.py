@@ -258,14 +258,17 @@ def test_inc_is_not_trusted_when_every_recipe_fails(
     the outcome says so. A zero budget: nothing may lose anything."""
     pytest.importorskip("onnx_neural_compressor")
     from yeo.optimize.dataset import split_images
-    from yeo.optimize.quantize import QuantRecipe, calibration_images, int8_within_budget
+    from yeo.optimize.quantize import (
+        Int8Search,
+        QuantRecipe,
+        calibration_images,
+        int8_within_budget,
+    )
 
     settings = EvalSettings(imgsz=128)
     calib = calibration_images(split_images(tiny_data.parent, "train"), 8, seed=0)
     recipes = [QuantRecipe("collapse", exclude="none")]
-    chosen, trials, ref = int8_within_budget(
-        fp32_onnx,
-        tmp_path,
+    search = Int8Search(
         recipes,
         calib,
         128,
@@ -274,6 +277,7 @@ def test_inc_is_not_trusted_when_every_recipe_fails(
         max_drop=0.0,
         backend="inc",
     )
+    chosen, trials, ref = int8_within_budget(fp32_onnx, tmp_path, search)
     assert ref > 0.05 and chosen.is_file()
     assert trials and not any(t.passed for t in trials)  # nobody claims a pass
     assert trials[-1].recipe["name"] == "collapse" and trials[-1].drop > 0.0

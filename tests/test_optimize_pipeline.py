@@ -143,7 +143,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert out.returncode == 2 and "benchmark.peers: unknown ['tensorrt']" in out.stderr
 
     # the pruning curve of that run: one more ratio, pruned and fine-tuned as the run did
-    curve_args = ["--ratios", "0.5", "--finetune-epochs", "1", "--rounds", "1", "--runs", "2"]
+    curve_args = ["--ratios", "0.5", "--prune", "finetune_epochs=1", "--rounds", "1", "--runs", "2"]
     script = CODE_ROOT / "benchmarks" / "prune_curve.py"
     out = run_cli(*curve_args, env_extra=env, guard=guard, script=script)
     assert out.returncode == 0, out.stderr[-3000:]

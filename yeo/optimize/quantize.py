@@ -282,21 +282,31 @@ def quantize_within_budget(
     return Path(best.path), trials
 
 
+@dataclass(frozen=True)
+class Int8Search:
+    """What an INT8 search tries and how it judges: ``recipes`` in order, calibrated on
+    ``images`` at ``imgsz``; ``score(path) -> mAP50-95`` (the project's evaluator) and
+    ``latency(path) -> p50 ms``; a trial passes within ``max_drop`` of the FP32 model."""
+
+    recipes: list[QuantRecipe]
+    images: list[Path]
+    imgsz: int
+    score: Any
+    latency: Any
+    max_drop: float
+    backend: str = "ort"  # ort | inc (INC's autotune first)
+
+
 def int8_within_budget(
-    fp32: Path,
-    work: Path,
-    recipes: list[QuantRecipe],
-    images: list[Path],
-    imgsz: int,
-    score: Any,
-    latency: Any,
-    max_drop: float,
-    backend: str = "ort",
+    fp32: Path, work: Path, search: Int8Search
 ) -> tuple[Path, list[QuantTrial], float]:
     """INT8 ``fp32`` within ``max_drop`` of its own mAP50-95: INC's autotune first when
     ``backend == "inc"`` (its pick re-scored by ``score``: passed only if our own number says
     so), else or then onnxruntime's recipes in order. Returns the chosen model, every trial,
     and the FP32 reference mAP."""
+    recipes, images, imgsz = search.recipes, search.images, search.imgsz
+    score, latency, max_drop = search.score, search.latency, search.max_drop
+    backend = search.backend
     reference = score(fp32)
     trials: list[QuantTrial] = []
     if backend == "inc":
@@ -345,23 +355,13 @@ def int8_within_budget(
 
 
 def int8_into_folder(
-    fp32: Path,
-    file: str,
-    recipes: list[QuantRecipe],
-    images: list[Path],
-    imgsz: int,
-    score: Any,
-    latency: Any,
-    max_drop: float,
-    backend: str = "ort",
+    fp32: Path, file: str, search: Int8Search
 ) -> tuple[Path, list[QuantTrial], str]:
     """:func:`int8_within_budget` in a scratch folder that is removed after: the chosen model
     alone in a new folder as ``file``, every trial, and the chosen recipe's name."""
     work = Path(tempfile.mkdtemp(prefix="yeo-int8-"))
     try:
-        chosen, trials, _ = int8_within_budget(
-            fp32, work, recipes, images, imgsz, score, latency, max_drop, backend
-        )
+        chosen, trials, _ = int8_within_budget(fp32, work, search)
         out = Path(tempfile.mkdtemp(prefix="yeo-int8-chosen-"))
         shutil.copy(chosen, out / file)
     finally:
