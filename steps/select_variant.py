@@ -49,7 +49,7 @@ def select_variant(
     (image,) = busiest_images(Path(dataset), "val", 1)
     timing = time_interleaved(
         variants,
-        variant_models(variants),
+        variant_models(variants, {v.name for v in variants if v.format == "onnx"}),  # timed ones
         image,
         optimize.threads,
         lat.warmup,

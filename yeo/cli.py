@@ -57,10 +57,6 @@ def check_train(cfg: RunConfig) -> None:
             ) from None
 
 
-def check_tune(cfg: RunConfig) -> None:
-    check_train(cfg)
-
-
 def check_optimize(cfg: RunConfig) -> None:
     from yeo.optimize import settings
 
@@ -351,7 +347,7 @@ PIPELINES: dict[str, Pipeline] = {
     ),
     "tune": Pipeline(
         "Optuna study over lr, momentum/decay, augmentation; writes conf train=tuned",
-        check_tune,
+        check_train,  # tune needs nothing more than train
         run_tune,
         summarize_tune,
     ),

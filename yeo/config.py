@@ -84,9 +84,3 @@ class RunConfig:
         typed = {name: model.parse(name, cfg.get(name)) for name, model in groups.items()}
         rest = {k: dict(cfg.get(k) or {}) for k in ("serve", "fetch", "stack", "tracking")}
         return cls(**typed, **rest)  # type: ignore[arg-type]
-
-    def dump(self) -> dict[str, Any]:
-        """Plain values, for a report or a log."""
-        return {
-            k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in self.__dict__.items()
-        }

@@ -44,10 +44,6 @@ class TuneConfig(Group):
     workers: int = 1  # processes on this machine taking trials from the one study
     space: dict[str, list[float]] = Field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, cfg: dict[str, Any]) -> TuneConfig:
-        return cls.parse("tune", cfg)
-
     def model_post_init(self, _: Any) -> None:
         tc = self
         bad = set(tc.space) - set(TrainConfig.model_fields)

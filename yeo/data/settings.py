@@ -29,7 +29,9 @@ class DataConfig(Group):
     max_side: int | None = 640
     jpeg_quality: int = 95
     seed: int = 0
-    split: dict[str, float] = Field(default_factory=lambda: {"train": 0.7, "val": 0.15})
+    split: dict[str, float] = Field(
+        default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15}  # as conf/data
+    )
     use_source_splits: str | bool = "auto"
     push: bool = True
     limits: dict[str, int] = Field(default_factory=dict)

@@ -14,7 +14,6 @@ from yeo.optimize.activation import ACTIVATIONS
 from yeo.optimize.prune import PruneConfig
 from yeo.optimize.quantize import DEFAULT_RECIPES, EXTRA_RECIPES, QuantRecipe
 
-HEADS = ("raw", "graph")  # ONNX variants cut at the head's convs (host decode) or whole
 RECIPES = {r.name: r for r in (*DEFAULT_RECIPES, *EXTRA_RECIPES)}
 
 
