@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test`, whole test files each (0: one process)
+TEST_WORKERS ?= 2
 STACK  ?= local
 
 .DEFAULT_GOAL := help
@@ -47,7 +49,7 @@ serve: $(STAMP) ## FastAPI over the newest edge bundle on 127.0.0.1:8000
 	$(BIN)/python run.py --pipeline serve
 
 test: $(STAMP) ## the test suite (offline, tiny configs)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -33,7 +33,8 @@ from edge.latency import detect_runner, interleaved  # noqa: E402
 from yeo.benchmark import build_variant, calibration_set, latest_run, run_dataset  # noqa: E402
 from yeo.evaluation import EvalConfig, evaluate  # noqa: E402
 from yeo.io import atomic_write_text, write_json  # noqa: E402
-from yeo.optimize.prune import PruneConfig, prune_and_finetune  # noqa: E402
+from yeo.optimize.prune import prune_and_finetune  # noqa: E402
+from yeo.optimize.settings import PruneConfig  # noqa: E402
 from yeo.report.plots import pyplot, save_figure  # noqa: E402
 from yeo.train.config import TrainConfig  # noqa: E402
 
@@ -53,8 +54,9 @@ def main() -> int:
     table = json.loads((run / "variants.json").read_text())
     opt, by = rep["config"]["optimize"], {v["name"]: v for v in table["variants"]}
     overrides = dict(kv.split("=", 1) for kv in args.prune)
+    if args.activation:
+        overrides["activation"] = args.activation
     prune = PruneConfig.parse("optimize.prune", opt["prune"] | overrides)
-    activation = args.activation or opt.get("activation", "silu")
     train = TrainConfig.parse("train", rep["config"]["train"])
     dataset = run_dataset(rep)
     settings = EvalConfig.parse("eval", rep["config"]["eval"]).settings(train.imgsz, "cpu")
@@ -81,7 +83,6 @@ def main() -> int:
             prune.model_copy(update={"ratio": ratio}),
             train,
             out / tag,
-            activation=activation,
         )
         seconds = time.perf_counter() - started
         for precision, row in (
@@ -120,7 +121,7 @@ def main() -> int:
     result = {
         "run": run.name,
         "cpu": cpu,
-        "activation": activation,
+        "activation": prune.activation,
         "prune": prune.model_dump(),
         "budget": opt["max_map_drop"],
         "base_pt_map50_95": base_map,

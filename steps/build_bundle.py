@@ -41,7 +41,7 @@ def build_bundle(
         }
         info = build(
             selection,
-            model or Path(chosen),
+            model,
             data_version,
             Path(dataset),
             ws.root / "edge" / "bundles",

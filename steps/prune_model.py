@@ -30,7 +30,6 @@ def prune_model(
     out = workspace().outputs / "optimize" / run_name() / "prune"
     with mlflow_run("prune"):
         mlflow.log_params({f"prune.{k}": v for k, v in cfg.model_dump().items()})
-        mlflow.log_param("activation", optimize.activation)
         res = prune_and_finetune(
             Path(weights_dir) / "best.pt",
             Path(dataset) / "data.yaml",
@@ -38,7 +37,6 @@ def prune_model(
             train_cfg,
             out,
             on_epoch_end=[tracking.log_epoch("prune/")],
-            activation=optimize.activation,
         )
         summary = PruneSummary(
             enabled=True,
@@ -50,7 +48,7 @@ def prune_model(
             macs_after=res.after.macs,
             seconds=res.seconds,
             imgsz=train_cfg.imgsz,
-            activation=optimize.activation,
+            activation=cfg.activation,
             distill=cfg.distill,
         )
         mlflow.log_metrics(

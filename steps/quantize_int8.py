@@ -7,6 +7,7 @@ from typing import Annotated
 
 from zenml import step
 
+from edge.latency import measure
 from yeo.evaluation import EvalConfig, evaluate
 from yeo.optimize.dataset import split_images
 from yeo.optimize.export import MODEL_FILE
@@ -35,8 +36,9 @@ def quantize_int8(
     def score(path: Path) -> float:
         return evaluate(path, data_yaml, ev).map50_95
 
-    def latency(path: Path) -> float:
-        return optimize.measure_latency(path).p50_ms
+    def latency(path: Path) -> float:  # as many timed runs as the interleaved timing gives each
+        lat = optimize.latency
+        return measure(path, optimize.threads, lat.warmup, lat.rounds * lat.runs, 0).p50_ms
 
     images = calibration_images(
         split_images(Path(dataset), "train"), quant.calib_images, quant.seed

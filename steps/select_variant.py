@@ -56,8 +56,8 @@ def select_variant(
         lat.rounds,
         lat.runs,
         optimize.bundle.conf,
+        image_label=image.relative_to(dataset).as_posix(),
     )
-    timing["image"] = image.relative_to(dataset).as_posix()  # where in the dataset, not here
     sel = select(variants, "base_pt", optimize.max_map_drop)
     sel.timing = timing
     folder = workspace().outputs / "optimize" / run_name()

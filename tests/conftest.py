@@ -7,12 +7,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 os.environ["YEO_HOME"] = tempfile.mkdtemp(prefix="yeo-tests-")
 os.environ.setdefault("YEO_OFFLINE", "1")
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    # share the cores between workers (and the run.py processes they start) rather than
+    # oversubscribe them: torch's OpenMP pool spins on busy cores
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
 
 from yeo import env
 
@@ -27,6 +32,22 @@ from yeo.io import write_yaml  # noqa: E402
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(os.environ["YEO_HOME"], ignore_errors=True)
+
+
+def once(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
+    """``build(folder)`` once per test session, also across pytest-xdist workers (``make test``
+    runs two): the first worker builds under a file lock, the others wait and reuse it."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # shared by the workers of one run
+    folder, done = root / f"once-{name}", root / f"once-{name}.path"
+    with FileLock(str(root / f"once-{name}.lock")):
+        if not done.exists():
+            folder.mkdir(exist_ok=True)
+            done.write_text(str(build(folder)))
+    return Path(done.read_text())
 
 
 @pytest.fixture
@@ -115,7 +136,10 @@ TINY_TRAIN = {
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> Path:
     """A processed synthetic dataset (24 images at 128 px, high-contrast defects)."""
-    root = tmp_path_factory.mktemp("tiny")
+    return once(tmp_path_factory, "tiny", _tiny_data)
+
+
+def _tiny_data(root: Path) -> Path:
     spec = synthetic.SyntheticSpec(num_images=24, imgsz=128, seed=11, max_defects=3, contrast=3)
     raw = synthetic.generate(root / "raw", spec)
     ds = sources.convert(sources.RawSource(name="tiny", kind="yolo", root=str(raw)))
@@ -133,10 +157,13 @@ def trained_model(tmp_path_factory, tiny_data: Path) -> Path:
     on an AMD EPYC (AVX2) 40 epochs left every score below 0.005 (mAP50 0.20), while 80 gave
     mAP50 0.35 with scores up to 0.74, so the golden cases and comparisons hold on any CPU.
     """
+    return once(tmp_path_factory, "model", lambda root: _train(root, tiny_data))
+
+
+def _train(root: Path, tiny_data: Path) -> Path:
     from yeo.train import trainer
     from yeo.train.config import ModelConfig, TrainConfig
 
-    root = tmp_path_factory.mktemp("model")
     data = yaml_load(tiny_data)
     data["val"] = data["train"]
     data_yaml = root / "data.yaml"
@@ -165,7 +192,9 @@ def onnx_model(trained_model: Path, tmp_path_factory) -> Path:
     """The session model as an FP32 ONNX file (ultralytics export, metadata kept)."""
     from yeo.optimize.export import export_onnx
 
-    return export_onnx(trained_model, tmp_path_factory.mktemp("onnx") / "m.onnx", 128).path
+    return once(
+        tmp_path_factory, "onnx", lambda root: export_onnx(trained_model, root / "m.onnx", 128).path
+    )
 
 
 BUNDLE_META = {
@@ -202,7 +231,10 @@ def cpp_port(tmp_path_factory) -> Path:
         if os.environ.get("CI"):
             pytest.fail("cmake and a C++ compiler are missing in CI: .ci/run installs them")
         pytest.skip("cmake or a C++ compiler missing")
-    build = tmp_path_factory.mktemp("cpp")
+    return once(tmp_path_factory, "cpp", _cmake)
+
+
+def _cmake(build: Path) -> Path:
     for cmd in (
         ["cmake", "-S", str(CODE_ROOT / "edge" / "cpp"), "-B", str(build)],
         ["cmake", "--build", str(build)],

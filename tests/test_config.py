@@ -19,7 +19,7 @@ def test_every_group_is_typed_and_round_trips() -> None:
     for name in ("data", "train", "model", "eval", "optimize", "tune", "benchmark"):
         group = getattr(cfg, name)
         assert type(group).parse(name, group.model_dump()) == group  # as ZenML stores it
-    assert cfg.optimize.prune.ratio == 0.3 and cfg.optimize.quant.recipe_list()
+    assert cfg.optimize.prune.ratio == 0.5 and cfg.optimize.quant.recipe_list()
     with pytest.raises(ConfigError, match=r"optimize: unknown keys \['prune\.ratioo'\]"):
         RunConfig.parse(compose_config(["+optimize.prune.ratioo=0.5"]))
     with pytest.raises(ConfigError, match=r"train\.epochs: Input should be a valid integer"):

@@ -161,8 +161,8 @@ def test_default_split_is_three_way_and_data_yaml_names_test(tmp_path: Path) -> 
             "optimize.quant.max_map_drop=-0.01",
             "optimize.quant.max_map_drop: Input should be greater",
         ),
-        ("eval.bootstrap=0", "eval.bootstrap must be >= 1"),
-        ("eval.held_out=train", "eval: split must be val and held_out test (or val)"),
+        ("eval.bootstrap=0", "eval.bootstrap: Input should be greater than or equal to 1"),
+        ("eval.held_out=train", "eval.held_out: Input should be 'test' or 'val' (got 'train')"),
     ],
 )
 def test_budget_and_eval_mistakes_are_refused(override: str, message: str) -> None:

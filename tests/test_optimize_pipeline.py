@@ -37,12 +37,12 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     root.mkdir()
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     env, guard = {"YEO_HOME": str(root)}, tmp_path / "net.log"
-    relu = ["optimize.activation=relu", "optimize.prune.distill=6.0"]  # pruned: ReLU, distilled
+    distill = ["optimize.prune.distill=6.0"]  # pruned: ReLU (the default), distilled
     out = run_cli(
         "--pipeline",
         "optimize",
         *TINY,
-        *relu,
+        *distill,
         "optimize.max_map_drop=1.0",
         env_extra=env,
         guard=guard,
@@ -143,14 +143,14 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert out.returncode == 2 and "benchmark.peers: unknown ['tensorrt']" in out.stderr
 
     # the pruning curve of that run: one more ratio, pruned and fine-tuned as the run did
-    curve_args = ["--ratios", "0.5", "--prune", "finetune_epochs=1", "--rounds", "1", "--runs", "2"]
+    curve_args = ["--ratios", "0.7", "--prune", "finetune_epochs=1", "--rounds", "1", "--runs", "2"]
     script = CODE_ROOT / "benchmarks" / "prune_curve.py"
     out = run_cli(*curve_args, env_extra=env, guard=guard, script=script)
     assert out.returncode == 0, out.stderr[-3000:]
     (curve,) = (root / "outputs" / "benchmarks").rglob("prune_curve.json")
     rows = json.loads(curve.read_text())["rows"]
-    assert set(rows) == {"base_fp32", "pruned50_fp32", "pruned50_int8"}
-    assert rows["pruned50_int8"]["params"] < by["pruned_fp32"]["params"]  # 50% < the run's 30%
+    assert set(rows) == {"base_fp32", "pruned70_fp32", "pruned70_int8"}
+    assert rows["pruned70_int8"]["params"] < by["pruned_fp32"]["params"]  # 70% < the run's 50%
     assert rows["base_fp32"]["speedup"] == 1.0 and curve.with_suffix(".png").is_file()
 
     # a budget no variant meets (tests/nothing_qualifies.py rigs the rule, deterministically):

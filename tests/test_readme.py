@@ -69,14 +69,14 @@ ELSEWHERE = {
     "python run.py --pipeline optimize optimize.base_model=models:/yolov8n-synthetic/1": (
         "test_optimize_pipeline (optimize.base_model=<best.pt>)"
     ),
-    "python run.py --pipeline optimize optimize.prune.ratio=0.5 optimize.prune.steps=3": (
+    "python run.py --pipeline optimize optimize.prune.ratio=0.3 optimize.prune.steps=3": (
         "test_optimize (pruning ratios and steps)"
     ),
     "python benchmarks/optimize_ratios.py": "a benchmark (minutes), not a test",
-    "python benchmarks/prune_curve.py --ratios 0.3 0.5 --activation relu": (
+    "python benchmarks/prune_curve.py --ratios 0.3 0.5 0.7": (
         "test_optimize_pipeline (one ratio, one fine-tune epoch, on its tiny run)"
     ),
-    "python run.py --pipeline optimize optimize.activation=relu optimize.prune.distill=6.0": (
+    "python run.py --pipeline optimize optimize.prune.activation=silu optimize.prune.distill=6.0": (
         "test_optimize_pipeline (the same two overrides on its tiny run)"
     ),
     "make stack-up": "test_team_stack (python -m yeo.stack up, what it runs)",

@@ -33,6 +33,15 @@ def test_optimize_ratios_exits_1_when_a_target_is_short() -> None:
     assert exit_code(targets(_result(3.2, 7.0, -0.02))) == 1  # accuracy SHORT
     assert exit_code(targets({"selected": None, "rows": []})) == 1  # nothing selected
 
+    def with_peer(p50_ms: float, map50_95: float) -> dict:
+        result = _result(3.2, 7.0, -0.005)
+        peer = {"model": "ultralytics_openvino_int8", "p50_ms": p50_ms, "map50_95": map50_95}
+        return result | {"rows": [*result["rows"], peer]}
+
+    assert exit_code(targets(with_peer(3.5, 0.355))) == 0  # faster, 0.005 below: equal by budget
+    assert exit_code(targets(with_peer(2.9, 0.30))) == 1  # the peer is faster
+    assert exit_code(targets(with_peer(3.5, 0.37))) == 1  # faster, but 0.02 less accurate
+
 
 def test_benchmark_refuses_a_run_without_its_report(tmp_path: Path) -> None:
     """Peers are scored on the run's own dataset; without the report it is unknown."""
@@ -67,12 +76,11 @@ def test_taylor_placeholder_is_gone() -> None:
         ("optimize.prune.importance=taylor", "optimize.prune.importance must be one of"),
         ("optimize.opset=7", "optimize.opset: Input should be greater than or equal to 11 (got 7)"),
         ("optimize.head=cut", "optimize.head: Input should be 'raw' or 'graph' (got 'cut')"),
-        ("optimize.activation=gelu", "optimize.activation must be one of silu, relu, relu6"),
-        ("optimize.prune.distill=-1", "optimize.prune.distill must be >= 0, got -1"),
         (
-            "optimize.activation=relu optimize.prune.enabled=false",
-            "optimize.activation applies to the pruned model",
+            "optimize.prune.activation=gelu",
+            "optimize.prune.activation must be one of silu, relu, relu6",
         ),
+        ("optimize.prune.distill=-1", "optimize.prune.distill must be >= 0, got -1"),
     ],
 )
 def test_optimize_config_mistakes_are_caught_by_the_cli_check(override: str, message: str):

@@ -254,7 +254,7 @@ conf {meta["thresholds"]["conf"]}, IoU {meta["thresholds"]["iou"]}, at most
 
 def build(
     sel: Selection,
-    model: Path,
+    model: Path | None,
     data: DataVersion,
     dataset: Path,
     parent: Path,
@@ -266,11 +266,12 @@ def build(
     threads: int,
 ) -> BundleInfo:
     """Build ``parent/<name>-vN`` (+ .tar.gz) from the selected variant (its local file:
-    ``model``; golden images from ``dataset``, the processed folder), then verify it."""
+    ``model``, None when nothing was selected; golden images from ``dataset``, the processed
+    folder), then verify it."""
     from yeo.optimize.dataset import busiest_images
 
     by = {v.name: v for v in sel.variants}
-    if sel.selected is None or by[sel.selected].format != "onnx":
+    if sel.selected is None or by[sel.selected].format != "onnx" or model is None:
         raise UserError(f"no ONNX variant selected to bundle ({sel.reason})")
     chosen = by[sel.selected]
     version = next_version(parent, name)

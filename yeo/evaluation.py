@@ -14,15 +14,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from edge.postprocess import raw_head_dense, raw_head_strides
 from yeo.config import Group
 from yeo.env import configure_ultralytics
-from yeo.errors import ConfigError, DataError
+from yeo.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +30,12 @@ log = logging.getLogger(__name__)
 class EvalConfig(Group):
     """The ``eval`` group: the one evaluator every variant is judged by."""
 
-    split: str = "val"  # what chooses
-    held_out: str = "test"  # what is reported, scored once after the choice (val when absent)
-    bootstrap: int = 1000  # image resamples for the 95% intervals of reported mAPs
+    split: Literal["val"] = "val"  # what chooses
+    held_out: Literal["test", "val"] = "test"  # what is reported, scored once after the choice
+    bootstrap: int = Field(1000, ge=1)  # image resamples for the 95% intervals of reported mAPs
     conf: float = 0.001
     iou: float = 0.7
     batch: int = 16
-
-    def model_post_init(self, _: Any) -> None:
-        if self.split != "val" or self.held_out not in ("test", "val"):
-            raise ConfigError(
-                f"eval: split must be val and held_out test (or val), got {self.split!r}, "
-                f"{self.held_out!r}"
-            )
-        if self.bootstrap < 1:
-            raise ConfigError(f"eval.bootstrap must be >= 1 resamples, got {self.bootstrap}")
 
     def settings(self, imgsz: int, device: str | int = "auto") -> EvalSettings:
         """The evaluator's settings for models at ``imgsz`` (``.pt`` models on ``device``)."""
@@ -53,17 +44,13 @@ class EvalConfig(Group):
         return EvalSettings(imgsz=imgsz, device=resolve_device(str(device)), **self.model_dump())
 
 
-class EvalSettings(BaseModel):
-    """Identical for every variant; from the ``eval`` config group plus the train imgsz."""
+class EvalSettings(EvalConfig):
+    """Identical for every variant: the ``eval`` group plus the train imgsz. Any split: held-out
+    scoring re-targets the same settings to the reported split."""
 
-    imgsz: int
     split: str = "val"
-    conf: float = 0.001
-    iou: float = 0.7
-    batch: int = 16
+    imgsz: int
     device: str = "cpu"  # for .pt models; ONNX files are always scored on the CPU
-    held_out: str = "test"  # reported split, scored once at the end (val when absent)
-    bootstrap: int = 1000  # image resamples for the 95% intervals of reported mAPs
 
 
 class EvalResult(BaseModel):

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
@@ -22,6 +23,9 @@ from edge.fileio import sha256
 from yeo.data.model import SPLITS, Fault, SourceDataset, SourceImage, StagedDataset
 from yeo.errors import DataError
 from yeo.io import write_yaml
+
+if TYPE_CHECKING:  # pandas costs ~0.6 s: imported where tables are built, not by the CLI's config
+    import pandas as pd
 
 METADATA_FILE = "metadata.parquet"  # one row per box, with its image's columns
 IMAGES_FILE = "images.parquet"  # one row per image, background images included
@@ -96,7 +100,7 @@ def assign_splits(
 def _unique_stems(images: list[SourceImage]) -> list[str]:
     """File stems for the processed set; a stem used twice gets a short hash of its source path."""
     stems = [Path(i.path).stem for i in images]
-    counts = pd.Series(stems).value_counts()
+    counts = Counter(stems)
     return [
         s if counts[s] == 1 else f"{s}_{hashlib.sha1(i.path.encode()).hexdigest()[:8]}"
         for s, i in zip(stems, images, strict=True)
@@ -159,6 +163,8 @@ def stage(ds: SourceDataset, staging: Path, target: Path, cfg: EtlConfig) -> Sta
     Images whose labels or pixels have errors are left out of the tables and files; their
     faults travel on in the returned :class:`StagedDataset` for validation to report.
     """
+    import pandas as pd
+
     if not ds.images:
         raise DataError(f"{ds.root}: no images found (empty dataset)")
     if staging.exists():
@@ -251,4 +257,6 @@ def write_data_yaml(
 
 def read_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The image table and the box table of a processed (or staged) dataset."""
+    import pandas as pd
+
     return pd.read_parquet(folder / IMAGES_FILE), pd.read_parquet(folder / METADATA_FILE)

@@ -16,13 +16,14 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from yeo.data.etl import read_tables, write_data_yaml, write_tables
 from yeo.data.model import Fault, SourceDataset, StagedDataset, ValidationReport
 from yeo.io import atomic_write_text, write_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 _EPS = 1e-6  # tolerance for boxes touching the image border after float round-trips

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from torch import nn
 
-ACTIVATIONS = ("silu", "relu", "relu6", "leakyrelu", "hybrid")
+from yeo.optimize.settings import ACTIVATIONS
+
 HYBRID_LAYERS = 5  # the stem and the stride-4/8 stages (model.0-4): most activations by area
 
 

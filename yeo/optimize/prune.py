@@ -14,42 +14,12 @@ from typing import Any
 
 from torch import nn
 
-from yeo.config import Group
 from yeo.devices import example_input
-from yeo.errors import ConfigError
+from yeo.optimize.settings import PruneConfig
 from yeo.train.config import TrainConfig
 from yeo.train.trainer import Callback
 
 log = logging.getLogger(__name__)
-# Taylor importance was offered with gradients of a made-up loss on a noise batch, in train
-# mode (BatchNorm absorbed the noise): a placeholder, so it is gone until it uses the
-# detection loss on real train images.
-IMPORTANCE = ("magnitude", "bn_scale")
-
-
-class PruneConfig(Group):
-    """``optimize.prune``."""
-
-    ratio: float = 0.3  # target fraction of channels removed (after all steps)
-    steps: int = 2  # iterative: prune a little, fine-tune, repeat
-    finetune_epochs: int = 15  # epochs of fine-tuning after each step
-    importance: str = "magnitude"  # magnitude | bn_scale
-    round_to: int = 8  # channel counts become multiples of this (SIMD-friendly)
-    lr0: float = 0.001  # fine-tuning learning rate (cosine schedule)
-    distill: float = 0.0  # >0: fine-tune with distillation from the unpruned model (weight)
-    enabled: bool = True
-
-    def model_post_init(self, _: Any) -> None:
-        if not 0 < self.ratio < 0.95:
-            raise ConfigError(f"optimize.prune.ratio must be in (0, 0.95), got {self.ratio}")
-        if self.steps < 1 or self.finetune_epochs < 0:
-            raise ConfigError("optimize.prune.steps >= 1 and finetune_epochs >= 0 required")
-        if self.distill < 0:
-            raise ConfigError(f"optimize.prune.distill must be >= 0, got {self.distill}")
-        if self.importance not in IMPORTANCE:
-            raise ConfigError(
-                f"optimize.prune.importance must be one of {IMPORTANCE}, got {self.importance!r}"
-            )
 
 
 @dataclass(frozen=True)
@@ -132,11 +102,10 @@ def prune_and_finetune(
     train_cfg: TrainConfig,
     out_dir: Path,
     on_epoch_end: list[Callback] | None = None,
-    activation: str = "silu",
 ) -> PruneOutcome:
     """Prune ``base_weights`` to ``cfg.ratio`` in ``cfg.steps`` steps, fine-tuning after each.
 
-    ``activation`` other than silu swaps the activations first
+    ``cfg.activation`` other than silu swaps the activations first
     (:func:`yeo.optimize.activation.swap_activation`); ``cfg.distill`` > 0 fine-tunes with
     distillation from ``base_weights`` (the unpruned SiLU model) as the teacher.
 
@@ -156,9 +125,9 @@ def prune_and_finetune(
     model = load_module(Path(base_weights))
     n = replace_c2f(model)
     log.info("replaced %d C2f blocks with split-free twins", n)
-    swapped = swap_activation(model, activation)
+    swapped = swap_activation(model, cfg.activation)
     if swapped:
-        log.info("activation: %d SiLU replaced by %s", swapped, activation)
+        log.info("activation: %d SiLU replaced by %s", swapped, cfg.activation)
     teacher = Path(base_weights) if cfg.distill > 0 else None
     before = footprint(model, imgsz)
     pruner = make_pruner(model, cfg, imgsz)

@@ -2,19 +2,55 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from edge.latency import Latency, measure
 from yeo.config import Group
 from yeo.errors import ConfigError
-from yeo.optimize.activation import ACTIVATIONS
-from yeo.optimize.prune import PruneConfig
 from yeo.optimize.quantize import DEFAULT_RECIPES, EXTRA_RECIPES, QuantRecipe
 
 RECIPES = {r.name: r for r in (*DEFAULT_RECIPES, *EXTRA_RECIPES)}
+
+
+# INT8-friendly activations of the pruned model (yeo.optimize.activation); hybrid: ReLU in the
+# high-resolution stages only
+ACTIVATIONS = ("silu", "relu", "relu6", "leakyrelu", "hybrid")
+# Taylor importance was offered with gradients of a made-up loss on a noise batch, in train
+# mode (BatchNorm absorbed the noise): a placeholder, so it is gone until it uses the
+# detection loss on real train images.
+IMPORTANCE = ("magnitude", "bn_scale")
+
+
+class PruneConfig(Group):
+    """``optimize.prune``: the pruned variants' architecture and their recovery fine-tune."""
+
+    enabled: bool = True
+    ratio: float = 0.5  # target fraction of channels removed (after all steps)
+    steps: int = 2  # iterative: prune a little, fine-tune, repeat
+    finetune_epochs: int = 10  # epochs of fine-tuning after each step
+    importance: str = "magnitude"  # magnitude | bn_scale
+    round_to: int = 8  # channel counts become multiples of this (SIMD-friendly)
+    lr0: float = 0.002  # fine-tuning learning rate (cosine schedule)
+    activation: str = "relu"  # swapped before pruning, recovered by the fine-tune
+    distill: float = 0.0  # >0: fine-tune with distillation from the unpruned model (weight)
+
+    def model_post_init(self, _: Any) -> None:
+        if not 0 < self.ratio < 0.95:
+            raise ConfigError(f"optimize.prune.ratio must be in (0, 0.95), got {self.ratio}")
+        if self.steps < 1 or self.finetune_epochs < 0:
+            raise ConfigError("optimize.prune.steps >= 1 and finetune_epochs >= 0 required")
+        if self.distill < 0:
+            raise ConfigError(f"optimize.prune.distill must be >= 0, got {self.distill}")
+        if self.importance not in IMPORTANCE:
+            raise ConfigError(
+                f"optimize.prune.importance must be one of {IMPORTANCE}, got {self.importance!r}"
+            )
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"optimize.prune.activation must be one of {', '.join(ACTIVATIONS)}, "
+                f"got {self.activation!r}"
+            )
 
 
 class LatencyConfig(Group):
@@ -68,28 +104,9 @@ class OptimizeConfig(Group):
     threads: int = Field(2, ge=1)
     head: Literal["raw", "graph"] = "raw"
     latency: LatencyConfig = LatencyConfig()
-    activation: str = "silu"
     prune: PruneConfig = PruneConfig()
     quant: QuantConfig = QuantConfig()
     bundle: BundleConfig = BundleConfig()
-
-    def model_post_init(self, _: Any) -> None:
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(
-                f"optimize.activation must be one of {', '.join(ACTIVATIONS)}, "
-                f"got {self.activation!r}"
-            )
-        if self.activation != "silu" and not self.prune.enabled:
-            raise ConfigError(
-                "optimize.activation applies to the pruned model (swapped, then fine-tuned): "
-                "it needs optimize.prune.enabled=true"
-            )
-
-    def measure_latency(self, model: Path) -> Latency:
-        """onnxruntime latency of one ``model`` alone (INT8 trials) with this group's threads
-        and as many timed runs as the interleaved timing gives each model."""
-        lat = self.latency
-        return measure(model, self.threads, lat.warmup, lat.rounds * lat.runs, 0)
 
 
 def check(cfg: OptimizeConfig) -> None:

@@ -86,12 +86,13 @@ def time_interleaved(
     rounds: int,
     runs: int,
     conf: float,
+    image_label: str | None = None,
 ) -> dict[str, Any]:
     """Time every ONNX variant end to end (:func:`edge.latency.detect_runner`: model + decode
     + NMS on ``image``, host decode for a raw head; ``models``: each one's local file) in one
-    process, in
-    alternating rounds (drift on a busy machine hits all alike), and record p50 and its
-    spread on each; how it ran."""
+    process, in alternating rounds (drift on a busy machine hits all alike), and record p50 and
+    its spread on each; how it ran. ``image_label``: what the record calls ``image`` (default:
+    its file name; a step gives its path inside the dataset, not on this host)."""
     onnx = [v for v in variants if v.format == "onnx"]
     runners = {v.name: detect_runner(models[v.name], threads, image=image, conf=conf) for v in onnx}
     lat = interleaved(runners, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
@@ -107,7 +108,7 @@ def time_interleaved(
         "runs_per_round": runs,
         "interleaved": True,
         "end_to_end": f"model + decode + NMS at conf {conf}, on {image.name}",
-        "image": image.name,  # the caller may say where in its dataset
+        "image": image_label or image.name,
         "conf": conf,
     }
 
