@@ -7,8 +7,9 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
-# pytest-xdist workers for `make test`, whole test files each (0: one process)
-TEST_WORKERS ?= 2
+# pytest-xdist workers for `make test`, whole test files each. 0 (one process) on 2 cores:
+# two workers there took 29 min against 36 and slowed CPU-bound tests past their timeouts
+TEST_WORKERS ?= 0
 STACK  ?= local
 
 .DEFAULT_GOAL := help

@@ -31,6 +31,7 @@ WS = env.configure()
 from edge.device import describe  # noqa: E402
 from edge.latency import detect_runner, interleaved  # noqa: E402
 from yeo.benchmark import build_variant, calibration_set, latest_run, run_dataset  # noqa: E402
+from yeo.errors import ConfigError  # noqa: E402
 from yeo.evaluation import EvalConfig, evaluate  # noqa: E402
 from yeo.io import atomic_write_text, write_json  # noqa: E402
 from yeo.optimize.prune import prune_and_finetune  # noqa: E402
@@ -53,10 +54,17 @@ def main() -> int:
     rep = json.loads((run / "report.json").read_text())
     table = json.loads((run / "variants.json").read_text())
     opt, by = rep["config"]["optimize"], {v["name"]: v for v in table["variants"]}
+    bad = [kv for kv in args.prune if "=" not in kv]
+    if bad:
+        ap.error(f"--prune takes KEY=VALUE pairs of optimize.prune, got {bad}")
     overrides = dict(kv.split("=", 1) for kv in args.prune)
     if args.activation:
         overrides["activation"] = args.activation
-    prune = PruneConfig.parse("optimize.prune", opt["prune"] | overrides)
+    run_prune = opt["prune"] | {k: opt[k] for k in ("activation",) if k in opt}  # older runs
+    try:
+        prune = PruneConfig.parse("optimize.prune", run_prune | overrides)
+    except ConfigError as e:
+        ap.error(str(e))
     train = TrainConfig.parse("train", rep["config"]["train"])
     dataset = run_dataset(rep)
     settings = EvalConfig.parse("eval", rep["config"]["eval"]).settings(train.imgsz, "cpu")

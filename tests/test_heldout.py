@@ -53,6 +53,23 @@ def test_per_image_stats_reproduce_the_evaluators_map(trained_model: Path, tiny_
     assert stats.map50_95(np.array([0, 0, 0])) == pytest.approx(one.map50_95(), abs=1e-9)
 
 
+def test_lean_map_equals_ultralytics_ap_per_class() -> None:
+    """The bootstrap's mAP is ultralytics' AP table without its curves: equal, ties included."""
+    from ultralytics.utils.metrics import ap_per_class
+
+    from yeo.evaluation import map50_95
+
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 50, 400):
+        tp = rng.random((n, 10)) < np.linspace(0.8, 0.2, 10)  # fewer hits at stricter IoU
+        conf = rng.choice([0.9, 0.5, 0.5, 0.3, 0.01], n) if n % 2 else rng.random(n)
+        pred_cls = rng.integers(0, 4, n).astype(float)
+        target_cls = rng.integers(0, 5, 30).astype(float)  # class 4: labels, no predictions
+        expected = ap_per_class(tp, conf, pred_cls, target_cls)[5].mean()
+        assert map50_95(tp, conf, pred_cls, target_cls) == expected
+    assert map50_95(tp, conf, pred_cls, target_cls[:0]) == 0.0
+
+
 def test_bootstrap_intervals_are_paired_and_contain_the_estimate(
     trained_model: Path, onnx_model: Path, tiny_data: Path
 ) -> None:

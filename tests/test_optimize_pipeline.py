@@ -152,6 +152,9 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert set(rows) == {"base_fp32", "pruned70_fp32", "pruned70_int8"}
     assert rows["pruned70_int8"]["params"] < by["pruned_fp32"]["params"]  # 70% < the run's 50%
     assert rows["base_fp32"]["speedup"] == 1.0 and curve.with_suffix(".png").is_file()
+    for bad, says in (("ratio", "KEY=VALUE pairs"), ("ratioo=2", "unknown keys ['ratioo']")):
+        out = run_cli("--prune", bad, env_extra=env, script=script)
+        assert out.returncode == 2 and says in out.stderr.strip().splitlines()[-1], out.stderr
 
     # a budget no variant meets (tests/nothing_qualifies.py rigs the rule, deterministically):
     # exit 1, one line, the table and the report are still written, no bundle

@@ -47,6 +47,8 @@ def team(tmp_path_factory) -> dict:
     home = tmp_path_factory.mktemp("stack-host")
     out = _stack_cmd(home, "up")
     assert out.returncode == 0, out.stderr[-3000:]
+    ready = [ln for ln in out.stderr.splitlines() if " ready on port " in ln]  # progress
+    assert len(ready) == 4, out.stderr  # one line per engine, as each starts
     started = json.loads((home / ".state" / "stack" / "team.json").read_text())
     assert _local_zenml_stays_local(home)
     env_file = home / ".state" / "stack" / "team.env"

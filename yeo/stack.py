@@ -301,7 +301,9 @@ def up(state: Path, host: str = "127.0.0.1", bucket: str = "yeo") -> TeamStack:
     pg_user: str | None = None
     bin_dir = Path(sys.executable).parent
     try:
+        _say(f"starting PostgreSQL, S3 (moto), MLflow and ZenML on {host}; logs in {logs}")
         pg_user = _start_postgres(pg_data, host, ports["postgres"], logs)
+        _say(f"PostgreSQL ready on port {ports['postgres']}")
         pids["s3"] = _spawn(
             [str(bin_dir / "moto_server"), "-H", host, "-p", str(ports["s3"])],
             logs / "s3.log",
@@ -309,6 +311,7 @@ def up(state: Path, host: str = "127.0.0.1", bucket: str = "yeo") -> TeamStack:
         )
         _wait_http(f"{s3}/moto-api/", "the S3 server (moto)", logs / "s3.log")
         _make_bucket(s3, bucket, creds)
+        _say(f"S3 ready on port {ports['s3']}, bucket {bucket}")
         pids["mlflow"] = _spawn(
             [
                 str(bin_dir / "mlflow"),
@@ -350,7 +353,9 @@ def up(state: Path, host: str = "127.0.0.1", bucket: str = "yeo") -> TeamStack:
             },
         )
         _wait_http(f"{stack.zenml_url}/health", "the ZenML server", logs / "zenml.log")
+        _say(f"ZenML server ready on port {ports['zenml']}")
         _wait_http(f"{stack.mlflow_uri}/health", "the MLflow server", logs / "mlflow.log")
+        _say(f"MLflow server ready on port {ports['mlflow']}")
         started = Started(
             stack=stack, pids=pids, pg_data=str(pg_data), pg_user=pg_user, logs=str(logs)
         )
@@ -362,6 +367,11 @@ def up(state: Path, host: str = "127.0.0.1", bucket: str = "yeo") -> TeamStack:
         _stop(pids, pg_data, pg_user)
         raise
     return stack
+
+
+def _say(message: str) -> None:
+    """Progress of ``up`` (a minute or more on 2 cores), on stderr: stdout carries results."""
+    print(f"yeo.stack: {message}", file=sys.stderr, flush=True)
 
 
 def _env_file(creds: dict[str, str]) -> str:
