@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import run_cli
+import os
+
+from tests.conftest import CODE_ROOT, run_cli
 
 
 def test_help_lists_every_pipeline_with_one_line() -> None:
@@ -39,3 +41,31 @@ def test_bad_config_value_is_caught_before_the_pipeline_starts() -> None:
     )
     out = run_cli("--pipeline", "data", "data.split={train:0.8,holdout:0.2}")
     assert out.returncode == 2 and "data.split" in out.stderr
+
+
+def test_torch_threads_do_not_spin_away_a_shared_cpu() -> None:
+    """configure() caps libgomp's spin (GOMP_SPINCOUNT) before torch loads, in run.py and in a
+    notebook kernel alike (their first import is yeo.env; yeo.cli does not load torch), and
+    leaves a value the user set alone. Why: yeo/env.py OMP_SPIN."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import os, sys; os.environ.pop('GOMP_SPINCOUNT', None); from yeo import env; "
+        "env.configure(); import yeo.cli; "
+        "print(os.environ['GOMP_SPINCOUNT'], 'torch' in sys.modules)"
+    )
+    for preset, expect in ((None, "5000 False"), ("123", "123 False")):
+        environ = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+        code = (
+            probe
+            if preset is None
+            else probe.replace(
+                "os.environ.pop('GOMP_SPINCOUNT', None)",
+                f"os.environ['GOMP_SPINCOUNT'] = {preset!r}",
+            )
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=environ, cwd=CODE_ROOT
+        )
+        assert out.stdout.split("\n")[0] == expect, out.stderr

@@ -75,7 +75,14 @@ def test_a_killed_trial_is_failed_and_retried_on_resume(tmp_path: Path) -> None:
     root.mkdir()
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     env = {"YEO_HOME": str(root)}
-    args = [*BASE, "tune.study=k", "tune.n_trials=2", "tune.heartbeat_s=1"]
+    # 3 epochs a trial: the kill comes after the first epoch's report, with two to go
+    args = [
+        *BASE,
+        "tune.epochs_per_trial=3",
+        "tune.study=k",
+        "tune.n_trials=2",
+        "tune.heartbeat_s=1",
+    ]
     log = tmp_path / "killed.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(
@@ -89,24 +96,27 @@ def test_a_killed_trial_is_failed_and_retried_on_resume(tmp_path: Path) -> None:
     db = root / ".state" / "optuna" / "k.db"
     storage = f"sqlite:///{db}"
 
-    def running() -> list[int]:
-        """RUNNING trial numbers, read-only (opening the study with Optuna would write to
-        the file the tuning process is creating, and could lock it out)."""
+    def running(training: bool = False) -> list[int]:
+        """RUNNING trial numbers (``training``: those that reported an epoch), read-only
+        (opening the study with Optuna would write to the file the tuning process is
+        creating, and could lock it out)."""
         if not db.is_file():
             return []
+        sql = "SELECT number FROM trials WHERE state = 'RUNNING'"
+        if training:
+            sql += " AND trial_id IN (SELECT trial_id FROM trial_intermediate_values)"
         try:
             with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
-                rows = con.execute("SELECT number FROM trials WHERE state = 'RUNNING'").fetchall()
+                rows = con.execute(sql).fetchall()
         except sqlite3.Error:  # tables not created yet
             return []
         return [n for (n,) in rows]
 
     deadline = time.monotonic() + 300
-    while not running():
+    while not running(training=True):  # inside the trial's training: an epoch reported
         assert proc.poll() is None, "ended before the kill:\n" + log.read_text()[-3000:]
-        assert time.monotonic() < deadline, "no trial started within 300 s"
-        time.sleep(0.5)
-    time.sleep(2)  # inside the trial's training
+        assert time.monotonic() < deadline, "no trial trained an epoch within 300 s"
+        time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     (number,) = running()  # what a kill leaves behind

@@ -99,6 +99,15 @@ _OFFLINE_ENV = {
     "PIP_NO_INDEX": "1",
 }
 
+# How long an idle OpenMP thread of torch (GNU libgomp) spins before it sleeps; read once, when
+# torch loads. The default (300,000) assumes the process owns its cores. A Jupyter kernel, or a
+# run from another terminal, is its own session and so its own scheduler group (Linux
+# autogroup): a `nice 15` job in another session still takes half the CPU, and with both
+# threads spinning at every barrier the tiny notebook training went from 0.87 to 58 s per
+# epoch. At 5,000 it costs ~10% alone and about 3x beside such a neighbour (PASSIVE: 2.2x
+# alone). Measured on 2 cores; figures in docs/results.md.
+OMP_SPIN = {"GOMP_SPINCOUNT": "5000"}
+
 
 def is_offline() -> bool:
     """Offline is the default; ``YEO_OFFLINE=0`` allows hub downloads (weights, COCO128)."""
@@ -112,7 +121,7 @@ def configure() -> Workspace:
     the state locations, which always follow the workspace so that tests stay isolated.
     """
     ws = workspace()
-    for key, value in _OFFLINE_ENV.items():
+    for key, value in (_OFFLINE_ENV | OMP_SPIN).items():
         os.environ.setdefault(key, value)
     zen = ws.state / "zenml"
     os.environ["ZENML_CONFIG_PATH"] = str(zen / "config")
