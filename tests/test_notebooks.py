@@ -26,6 +26,13 @@ def test_notebooks_are_committed_without_outputs() -> None:
                 assert not cell["outputs"] and cell["execution_count"] is None, path.name
 
 
+# After each notebook's setup cell, as papermill injects parameters: the same cells on a
+# shorter training (30 epochs -> 4), so that 02 and 03 check the path, not the fit
+PARAMETERS = (
+    "TINY_TRAIN = [o for o in TINY_TRAIN if not o.startswith('train.epochs=')] + ['train.epochs=4']"
+)
+
+
 def test_notebooks_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One workspace, as a user would: 02 reuses 01's data, 03 reuses 02's training."""
     import nbformat
@@ -41,6 +48,8 @@ def test_notebooks_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         # the network audit hook, in the kernel, before the notebook's own first cell
         guard = f"from tests.netguard import install\ninstall({str(log)!r})"
         book.cells.insert(0, nbformat.v4.new_code_cell(guard))
+        setup = next(i for i, c in enumerate(book.cells) if "TINY_TRAIN = [" in c.source)
+        book.cells.insert(setup + 1, nbformat.v4.new_code_cell(PARAMETERS))
         NotebookClient(
             book,
             timeout=600,

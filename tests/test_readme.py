@@ -53,9 +53,9 @@ ELSEWHERE = {
     ),
     "python run.py --pipeline train": "test_train (tiny overrides)",
     "python run.py --pipeline data data=custom data.reader=my_reader:read "
-    "data.path=/my/dataset": "test_custom_reader (the README's own reader, data and optimize)",
+    "data.path=/my/dataset": "test_custom_reader (the README's reader, through the data pipeline)",
     "python run.py --pipeline data data=coco data.path=annotations.json data.images=/my/images": (
-        "test_coco_json (a COCO file built from COCO128's labels, then data and optimize)"
+        "test_coco_json (a COCO file built from COCO128's labels, through the data pipeline)"
     ),
     "python run.py --pipeline train train=full model.init=pretrained "
     "model.weights=/path/yolov8n.pt": "not offline: pretrained weights from a hub; GPU profile",
