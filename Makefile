@@ -13,7 +13,7 @@ TEST_WORKERS ?= 0
 STACK  ?= local
 
 .DEFAULT_GOAL := help
-.PHONY: help install run train data benchmark serve test lint format clean stack-up stack-down
+.PHONY: help install run train data benchmark serve test test-fast lint format clean stack-up stack-down
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ serve: $(STAMP) ## FastAPI over the newest edge bundle on 127.0.0.1:8000
 
 test: $(STAMP) ## the test suite (offline, tiny configs)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the fast tier for iteration: unit and light integration tests (no pipeline runs)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -47,6 +47,7 @@ RUN_HERE = {
 ELSEWHERE = {
     "make run": "the default job (12-25 min): its pipeline runs in test_optimize_pipeline",
     "make test": "this suite",
+    "make test-fast": "this suite's tests not marked slow",
     "python run.py --pipeline data": "test_data_pipeline::test_data_pipeline_end_to_end_offline",
     "python run.py --pipeline data data.synthetic.num_images=1000 data.synthetic.imgsz=320": (
         "test_data_pipeline (the same synthetic overrides, smaller)"
