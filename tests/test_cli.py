@@ -55,7 +55,7 @@ def test_torch_threads_do_not_spin_away_a_shared_cpu() -> None:
         "env.configure(); import yeo.cli; "
         "print(os.environ['GOMP_SPINCOUNT'], 'torch' in sys.modules)"
     )
-    for preset, expect in ((None, "5000 False"), ("123", "123 False")):
+    for preset, expect in ((None, "10000 False"), ("123", "123 False")):
         environ = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
         code = (
             probe

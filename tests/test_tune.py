@@ -1,5 +1,6 @@
-"""Tuning: a 2-trial study offline; rerunning continues it; train=tuned picks up the result;
-a trial killed mid-training is failed and retried on resume, never left RUNNING."""
+"""Tuning: a 2-trial study offline; a run killed inside a trial's training, rerun, continues
+the study, its killed trial failed and retried (never left RUNNING); train=tuned picks up the
+result."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ BASE = [
 ARGS = [*BASE, "tune.study=t"]
 
 
-def test_tune_runs_resumes_and_feeds_train(tmp_path: Path, monkeypatch) -> None:
+def test_tune_runs_survives_a_kill_resumes_and_feeds_train(tmp_path: Path, monkeypatch) -> None:
     import mlflow
     import optuna
     import yaml
@@ -56,10 +57,20 @@ def test_tune_runs_resumes_and_feeds_train(tmp_path: Path, monkeypatch) -> None:
     assert len(parents) == 1 and len(children) == 2
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
 
-    # same storage: continues to the new total (n_trials counts the study's finished trials)
-    out = run_cli("--pipeline", "tune", *ARGS, "tune.n_trials=3", env_extra=env)
+    # killed inside a trial's training, then the same command again: the killed trial is failed
+    # and retried with its parameters, and the study continues to the new total
+    # (n_trials counts the study's finished trials)
+    killed = _kill_inside_a_trial(root, env, tmp_path / "killed.log", "t", n_trials=4)
+    out = run_cli("--pipeline", "tune", *_kill_args("t", 4), env_extra=env)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert len(optuna.load_study(study_name="t", storage=f"sqlite:///{db}").trials) == 3
+    trials = optuna.load_study(study_name="t", storage=f"sqlite:///{db}").trials
+    by_state = {s: [t for t in trials if t.state == s] for s in optuna.trial.TrialState}
+    assert not by_state[optuna.trial.TrialState.RUNNING]
+    assert [t.number for t in by_state[optuna.trial.TrialState.FAIL]] == [killed.number]
+    finished = by_state[optuna.trial.TrialState.COMPLETE] + by_state[optuna.trial.TrialState.PRUNED]
+    assert len(finished) == 4  # the right count: the killed trial did not use up a slot
+    retried = [t for t in finished if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retried) == 1 and retried[0].params == killed.params  # same parameters again
 
     monkeypatch.setenv("YEO_HOME", str(root))
     from yeo.cli import compose_config
@@ -68,33 +79,29 @@ def test_tune_runs_resumes_and_feeds_train(tmp_path: Path, monkeypatch) -> None:
     assert cfg["train"]["lr0"] == pytest.approx(tuned["lr0"])
 
 
-def test_a_killed_trial_is_failed_and_retried_on_resume(tmp_path: Path) -> None:
+def _kill_args(study: str, n_trials: int) -> list[str]:
+    # 3 epochs a trial: the kill comes after the first epoch's report, with two to go
+    base = [a for a in BASE if not a.startswith("tune.epochs_per_trial=")]
+    return [*base, "tune.epochs_per_trial=3", f"tune.study={study}", f"tune.n_trials={n_trials}",
+            "tune.heartbeat_s=1"]  # fmt: skip
+
+
+def _kill_inside_a_trial(root: Path, env: dict, log: Path, study: str, n_trials: int):
+    """Start ``--pipeline tune``, SIGKILL it once a RUNNING trial has reported an epoch; the
+    trial the kill left RUNNING."""
     import optuna
 
-    root = tmp_path / "ws"
-    root.mkdir()
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
-    env = {"YEO_HOME": str(root)}
-    # 3 epochs a trial: the kill comes after the first epoch's report, with two to go
-    args = [
-        *BASE,
-        "tune.epochs_per_trial=3",
-        "tune.study=k",
-        "tune.n_trials=2",
-        "tune.heartbeat_s=1",
-    ]
-    log = tmp_path / "killed.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(
-            [sys.executable, str(CODE_ROOT / "run.py"), "--pipeline", "tune", *args],
+            [sys.executable, str(CODE_ROOT / "run.py"), "--pipeline", "tune",
+             *_kill_args(study, n_trials)],
             cwd=CODE_ROOT,
             env={**os.environ, **env},
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: the kill reaches every child
-        )
-    db = root / ".state" / "optuna" / "k.db"
-    storage = f"sqlite:///{db}"
+        )  # fmt: skip
+    db = root / ".state" / "optuna" / f"{study}.db"
 
     def running(training: bool = False) -> list[int]:
         """RUNNING trial numbers (``training``: those that reported an epoch), read-only
@@ -120,15 +127,4 @@ def test_a_killed_trial_is_failed_and_retried_on_resume(tmp_path: Path) -> None:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     (number,) = running()  # what a kill leaves behind
-    killed = optuna.load_study(study_name="k", storage=storage).trials[number]
-
-    out = run_cli("--pipeline", "tune", *args, env_extra=env)
-    assert out.returncode == 0, out.stderr[-3000:]
-    trials = optuna.load_study(study_name="k", storage=storage).trials
-    by_state = {s: [t for t in trials if t.state == s] for s in optuna.trial.TrialState}
-    assert not by_state[optuna.trial.TrialState.RUNNING]
-    assert [t.number for t in by_state[optuna.trial.TrialState.FAIL]] == [killed.number]
-    finished = by_state[optuna.trial.TrialState.COMPLETE] + by_state[optuna.trial.TrialState.PRUNED]
-    assert len(finished) == 2  # the right count: the killed trial did not use up a slot
-    retried = [t for t in finished if t.system_attrs.get("failed_trial") == killed.number]
-    assert len(retried) == 1 and retried[0].params == killed.params  # same parameters again
+    return optuna.load_study(study_name=study, storage=f"sqlite:///{db}").trials[number]

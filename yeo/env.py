@@ -104,9 +104,9 @@ _OFFLINE_ENV = {
 # run from another terminal, is its own session and so its own scheduler group (Linux
 # autogroup): a `nice 15` job in another session still takes half the CPU, and with both
 # threads spinning at every barrier the tiny notebook training went from 0.87 to 58 s per
-# epoch. At 5,000 it costs ~10% alone and about 3x beside such a neighbour (PASSIVE: 2.2x
-# alone). Measured on 2 cores; figures in docs/results.md.
-OMP_SPIN = {"GOMP_SPINCOUNT": "5000"}
+# epoch. At 10,000 it cost nothing measurable alone and 4.9 s per epoch beside that neighbour
+# (PASSIVE, no spin: 2.2x slower alone). Measured on 2 cores; figures in docs/results.md.
+OMP_SPIN = {"GOMP_SPINCOUNT": "10000"}
 
 
 def is_offline() -> bool:
