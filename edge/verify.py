@@ -72,17 +72,32 @@ def _boxes_match(a: dict, b: dict, atol: float) -> bool:
 def check_detections(
     expected: list[dict], got: list[dict], conf: float, tol: dict, scale: float
 ) -> str | None:
-    """Every confident detection on one side has a same-class box within tolerance on the
-    other; detections within ``score_atol`` of the threshold may come and go."""
+    """Each confident detection on one side is matched, one to one, by a detection on the other
+    of the same class, its box within ``box_atol_px`` and its score within ``score_atol``; so a
+    duplicate left by a broken NMS, or a score off by more than the tolerance, is a fault.
+    Detections within ``score_atol`` of the threshold may come and go."""
     atol = tol["box_atol_px"] / scale + 1.0  # input pixels -> original pixels, plus rounding
     sure = conf + tol["score_atol"]
     for side, mine, theirs in (("expected", expected, got), ("produced", got, expected)):
-        for d in mine:
-            if d["score"] >= sure and not any(_boxes_match(d, o, atol) for o in theirs):
-                return (
-                    f"{side} detection {d['class_name']} {d['score']:.3f} at "
-                    f"{[round(v, 1) for v in d['box']]} has no match"
-                )
+        free = list(theirs)
+        for d in sorted(mine, key=lambda d: -d["score"]):
+            if d["score"] < sure:
+                continue
+            near = [o for o in free if _boxes_match(d, o, atol)]
+            match = min(near, key=lambda o: abs(o["score"] - d["score"]), default=None)
+            off = abs(match["score"] - d["score"]) if match else 0.0
+            if match is None or off > tol["score_atol"]:
+                what = f"{d['class_name']} {d['score']:.3f} at {[round(v, 1) for v in d['box']]}"
+                if match:
+                    why = (
+                        f"the box there scores {match['score']:.3f} (tolerance {tol['score_atol']})"
+                    )
+                elif any(_boxes_match(d, o, atol) for o in theirs):
+                    why = "its match is taken by another detection (a duplicate)"
+                else:
+                    why = "no box of its class within tolerance"
+                return f"{side} detection {what} has no match: {why}"
+            free.remove(match)
     return None
 
 

@@ -273,3 +273,40 @@ def test_benchmark_cli_and_merge(built: Path, tmp_path: Path) -> None:
     assert "corrupt.onnx: onnxruntime cannot load it" in out.stderr.strip().splitlines()[-1]
     out = _edge("edge.benchmark", str(tmp_path / "nope.onnx"))
     assert out.returncode == 1 and "nope.onnx: no such model file" in out.stderr
+
+
+def test_detections_match_one_to_one_with_their_scores() -> None:
+    """A duplicate left by a broken NMS, or a score off by more than the tolerance, is a fault;
+    a box within tolerance and a detection near the threshold are not."""
+    from edge.verify import check_detections
+
+    tol = {"box_atol_px": 2.0, "score_atol": 0.05}
+    det = {"class_id": 1, "class_name": "pits", "score": 0.8, "box": [10.0, 10.0, 50.0, 50.0]}
+    moved = {**det, "box": [11.0, 10.0, 51.0, 50.5], "score": 0.79}
+    assert check_detections([det], [moved], 0.25, tol, 1.0) is None
+    weak = {**det, "box": [100.0, 100.0, 120.0, 120.0], "score": 0.27}  # within 0.05 of conf
+    assert check_detections([det, weak], [moved], 0.25, tol, 1.0) is None
+    problem = check_detections([det], [det, moved], 0.25, tol, 1.0)
+    assert problem and "a duplicate" in problem and problem.startswith("produced"), problem
+    problem = check_detections([det], [{**det, "score": 0.5}], 0.25, tol, 1.0)
+    assert problem and "scores 0.500 (tolerance 0.05)" in problem, problem
+    problem = check_detections([det], [{**det, "class_id": 2}], 0.25, tol, 1.0)
+    assert problem and "no box of its class" in problem, problem
+
+
+def test_a_bundle_built_on_another_cpu_kind_verifies_here(tmp_path: Path) -> None:
+    """../shared/fixtures/cross-cpu: the default run's bundle from an Intel Xeon with
+    AVX512-VNNI and AMX; edge.verify on this CPU, whatever its kind, must pass."""
+    import os
+
+    from tests.conftest import CODE_ROOT
+
+    archive = CODE_ROOT.parent / "shared/fixtures/cross-cpu/yolov8n-synthetic-v1-xeon-vnni.tar.gz"
+    if not archive.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"{archive} is missing in CI")
+        pytest.skip(f"{archive} not present")
+    shutil.copy(archive, tmp_path / archive.name)  # verify extracts beside the archive
+    out = _edge("edge.verify", str(tmp_path / archive.name), cwd=CODE_ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "edge.verify: OK" in out.stdout
