@@ -96,7 +96,8 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert meta["metrics"]["split"] == "test" and meta["metrics"]["selection"]["split"] == "val"
     assert meta["metrics"]["map50_95"] == chosen["held_out"]["map50_95"]
     assert meta["metrics"]["map50_95_ci95"] == list(chosen["held_out"]["ci95"])
-    assert "on test" in (bundle / "MODEL_CARD.md").read_text()
+    card = (bundle / "MODEL_CARD.md").read_text()
+    assert "on test" in card and "- Trained on " in card and "low-contrast" not in card
     source = meta["source"]
     assert source["zenml_run_id"] != "none" and len(source["mlflow_run_id"]) == 32
     assert source["data_dvc_hash"] and source["git_commit"]

@@ -159,3 +159,20 @@ def test_report_shows_how_the_choice_was_made(
         assert im.width > 600 and im.height > 600
     page = render(files["html"])
     assert len(page["images"]) == 5 and all(c and w > 300 for _, c, w in page["images"])
+
+
+def test_model_card_facts_come_from_the_data_and_the_recipe(tiny_data: Path) -> None:
+    """The card's data line is read off the processed dataset (not one sentence for every
+    dataset); an INC pick is described as what it is (INC does not apply reduce_range)."""
+    import pandas as pd
+
+    from yeo.bundle import int8_limits, training_data_facts
+
+    rows = pd.read_parquet(tiny_data.parent / "metadata.parquet")
+    train = rows[rows["split"] == "train"]
+    facts = training_data_facts(tiny_data.parent, 128)
+    n_boxes = int(train["class_id"].notna().sum())
+    assert facts.startswith(f"- Trained on {train['image'].nunique()} images with {n_boxes} boxes")
+    assert "Fewer than 1,000 training images" in facts and "small or low-contrast" not in facts
+    inc = int8_limits({"backend": "inc-autotune", "portable": True, "weights": "7bit"})
+    assert "INC does not apply reduce_range" in inc and "[-64, 64]" not in inc

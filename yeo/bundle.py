@@ -156,6 +156,9 @@ WEIGHT_RANGE = {
     "pairsafe": "int8 per-channel weights scaled so that any two of a channel add up to at "
     "most 128 (no int16 saturation on CPUs without VNNI)",
     "7bit": "7-bit weights in [-64, 64] (onnxruntime reduce_range; no int16 saturation)",
+    "checked": "int8 per-channel weights at the range calibration gave them (INC does not "
+    "apply reduce_range), checked on the model: no two of a channel add up past 128 (no int16 "
+    "saturation on CPUs without VNNI)",
     "full": "full-range int8 weights: on x86 CPUs without VNNI onnxruntime's int16 pair sums "
     "can saturate, so outputs and accuracy depend on the CPU",
 }
@@ -166,7 +169,7 @@ def int8_limits(q: dict[str, Any]) -> str:
     acts = {"u8": "uint8", "s8": "int8"}.get(q.get("activation", "u8"), q.get("activation"))
     weights = WEIGHT_RANGE.get(q.get("weights", "full"), "n/a")
     if q.get("backend") == "inc-autotune":
-        weights = WEIGHT_RANGE["7bit" if q.get("portable") else "full"]
+        weights = WEIGHT_RANGE["checked" if q.get("portable") else "full"]
     portable = (
         "The same outputs on every x86 CPU kind (checked statically when it was built)."
         if q.get("portable")
@@ -197,7 +200,38 @@ def _outputs(meta: dict[str, Any]) -> str:
     )
 
 
-def model_card(meta: dict[str, Any], sel: Selection, chosen: VariantScore) -> str:
+SMALL_PX = 32  # COCO's "small object" side, here at the model's input size
+FEW_IMAGES = 1000  # below this, a detector's recall on unseen conditions is the usual worry
+
+
+def training_data_facts(dataset: Path, imgsz: int) -> str:
+    """The model card's line on the training data, read off the processed dataset: images,
+    boxes, the rarest class and how many boxes are small at the model's input size."""
+    import pandas as pd
+
+    rows = pd.read_parquet(Path(dataset) / "metadata.parquet")
+    train = rows[rows["split"] == "train"]
+    boxes = train.dropna(subset=["class_id"])
+    n_images = train["image"].nunique()
+    if boxes.empty:
+        return f"- Trained on {n_images} images without a single box."
+    scale = imgsz / boxes[["width", "height"]].max(axis=1)  # letterboxed to imgsz
+    side = ((boxes["w"] * boxes["width"]) * (boxes["h"] * boxes["height"])) ** 0.5 * scale
+    counts = boxes["class_name"].value_counts()
+    text = (
+        f"- Trained on {n_images} images with {len(boxes)} boxes; the rarest class, "
+        f"{counts.index[-1]}, has {counts.iloc[-1]}. {(side < SMALL_PX).mean():.0%} of the boxes "
+        f"are smaller than {SMALL_PX} x {SMALL_PX} px at the {imgsz} px input."
+    )
+    if n_images < FEW_IMAGES:
+        text += (
+            f" Fewer than {FEW_IMAGES:,} training images: expect lower recall on images unlike "
+            "them (other sensors, lighting, scales)."
+        )
+    return text
+
+
+def model_card(meta: dict[str, Any], sel: Selection, chosen: VariantScore, data_facts: str) -> str:
     """MODEL_CARD.md: intended use, data, metrics of every variant, latency, INT8 limits."""
     q = meta["model"]["quantization"]
     src = meta["source"]
@@ -246,7 +280,7 @@ conf {meta["thresholds"]["conf"]}, IoU {meta["thresholds"]["iou"]}, at most
 {meta["thresholds"]["max_det"]} detections; {meta["thresholds"]["nms"]}.
 
 ## Limits
-{int8}- Trained on a small dataset; expect lower recall on small or low-contrast objects.
+{int8}{data_facts}
 - Golden cases in `golden/` fix the expected outputs; ports must match within
   `golden/golden.json` tolerances.
 """
@@ -283,7 +317,9 @@ def build(
             parent / f"{name}-{version}",
             meta,
             images,
-            card=lambda full_meta: model_card(full_meta, sel, chosen),
+            card=lambda full: model_card(
+                full, sel, chosen, training_data_facts(Path(dataset), full["input"]["shape"][-1])
+            ),
             benchmark_runs=benchmark_runs,
             threads=threads,
         )
