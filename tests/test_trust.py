@@ -26,21 +26,46 @@ def _result(speedup: float, size: float, delta: float) -> dict:
 
 
 def test_optimize_ratios_exits_1_when_a_target_is_short() -> None:
-    from benchmarks.optimize_ratios import exit_code, targets
+    from benchmarks.optimize_ratios import TARGET_PEERS, exit_code, targets
 
-    assert exit_code(targets(_result(3.2, 7.0, -0.005))) == 0
-    assert exit_code(targets(_result(1.8, 7.0, -0.005))) == 1  # latency SHORT
-    assert exit_code(targets(_result(3.2, 7.0, -0.02))) == 1  # accuracy SHORT
-    assert exit_code(targets({"selected": None, "rows": []})) == 1  # nothing selected
+    no_peers = TARGET_PEERS  # skipped by name: only the selected model's own targets
+    assert exit_code(targets(_result(3.2, 7.0, -0.005), no_peers)) == 0
+    assert exit_code(targets(_result(1.8, 7.0, -0.005), no_peers)) == 1  # latency SHORT
+    assert exit_code(targets(_result(3.2, 7.0, -0.02), no_peers)) == 1  # accuracy SHORT
+    assert exit_code(targets({"selected": None, "rows": []}, no_peers)) == 1  # nothing selected
 
-    def with_peer(p50_ms: float, map50_95: float) -> dict:
+    def with_peer(p50_ms: float | None, map50_95: float | None) -> dict:
         result = _result(3.2, 7.0, -0.005)
         peer = {"model": "ultralytics_openvino_int8", "p50_ms": p50_ms, "map50_95": map50_95}
         return result | {"rows": [*result["rows"], peer]}
 
-    assert exit_code(targets(with_peer(3.5, 0.355))) == 0  # faster, 0.005 below: equal by budget
-    assert exit_code(targets(with_peer(2.9, 0.30))) == 1  # the peer is faster
-    assert exit_code(targets(with_peer(3.5, 0.37))) == 1  # faster, but 0.02 less accurate
+    onnx_peer = ("ultralytics_int8",)
+    assert exit_code(targets(with_peer(3.5, 0.355), onnx_peer)) == 0  # 0.005 below: equal
+    assert exit_code(targets(with_peer(2.9, 0.30), onnx_peer)) == 1  # the peer is faster
+    assert exit_code(targets(with_peer(3.5, 0.37), onnx_peer)) == 1  # 0.02 less accurate
+    # a peer that is missing (not installed, export failed) or unscored is SHORT, not dropped
+    missing = targets(_result(3.2, 7.0, -0.005))
+    assert exit_code(missing) == 1
+    assert [k for k, ok in missing.items() if not ok] == [
+        "faster than ultralytics_int8, mAP within 0.01",
+        "faster than ultralytics_openvino_int8, mAP within 0.01",
+    ]
+    assert exit_code(targets(with_peer(None, None), onnx_peer)) == 1
+
+
+def test_optimize_ratios_skips_only_the_peers_it_is_told() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import CODE_ROOT
+
+    script = str(CODE_ROOT / "benchmarks" / "optimize_ratios.py")
+    out = subprocess.run(
+        [sys.executable, script, "--skip-peer", "tensorrt"], capture_output=True, text=True
+    )
+    assert out.returncode == 2 and "invalid choice: 'tensorrt'" in out.stderr
+    out = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--skip-peer" in out.stdout
 
 
 def test_benchmark_refuses_a_run_without_its_report(tmp_path: Path) -> None:
