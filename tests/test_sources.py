@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from yeo.data import sources
+from yeo.data import sources, synthetic
 from yeo.data.model import RawSource
 from yeo.errors import DataError
 
@@ -95,3 +95,21 @@ def test_ultralytics_pil_patch_is_disarmed(tmp_path: Path) -> None:
     fake.write_text("not an image")
     with pytest.raises(UnidentifiedImageError):
         Image.open(fake)
+
+
+def test_the_same_data_in_two_checkouts_gives_the_same_tables(tmp_path: Path) -> None:
+    """The tables record each image's source relative to the source root, so the processed
+    dataset (and its DVC hash) does not depend on where the checkout lies."""
+    import shutil
+
+    from tests.conftest import build
+
+    raw = synthetic.generate(tmp_path / "a" / "raw", synthetic.SyntheticSpec(num_images=8))
+    shutil.copytree(raw, tmp_path / "elsewhere" / "deeper" / "raw")
+    tables = []
+    for root, work in ((raw, tmp_path / "a"), (tmp_path / "elsewhere/deeper/raw", tmp_path / "b")):
+        staged, report = build(RawSource(name="s", kind="yolo", root=str(root)), work)
+        assert report.success
+        files = ("images.parquet", "metadata.parquet", "data.yaml")
+        tables.append([(staged.staging / f).read_bytes() for f in files])
+    assert tables[0] == tables[1]

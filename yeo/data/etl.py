@@ -157,6 +157,20 @@ def _process_image(
     return info, faults
 
 
+def source_base(root: str) -> Path:
+    """The folder a dataset's ``source`` column is relative to: its root, or the root's folder
+    when the root is a file (a COCO JSON)."""
+    base = Path(root).resolve()
+    return base.parent if base.is_file() else base
+
+
+def relative_source(path: str, base: Path) -> str:
+    """An image's source path relative to ``base`` (``../`` where it lies beside it, as COCO's
+    ``data.images`` may): the same data gives the same tables, and so the same DVC hash, in
+    every checkout."""
+    return Path(os.path.relpath(Path(path).resolve(), base)).as_posix()
+
+
 def stage(ds: SourceDataset, staging: Path, target: Path, cfg: EtlConfig) -> StagedDataset:
     """Write the canonical processed dataset of ``ds`` into ``staging``.
 
@@ -175,6 +189,7 @@ def stage(ds: SourceDataset, staging: Path, target: Path, cfg: EtlConfig) -> Sta
     hashes = [sha256(Path(i.path)) for i in tqdm(ds.images, desc="hash", leave=False)]
     splits = assign_splits(hashes, [i.split for i in ds.images], cfg.split, cfg.seed)
     stems = _unique_stems(ds.images)
+    base = source_base(ds.root)
 
     def work(k: int) -> tuple[int, dict[str, object], list[Fault]]:
         img = ds.images[k]
@@ -194,7 +209,7 @@ def stage(ds: SourceDataset, staging: Path, target: Path, cfg: EtlConfig) -> Sta
             img = ds.images[k]
             row = {
                 **info,
-                "source": img.path,
+                "source": relative_source(img.path, base),
                 "split": splits[k],
                 "sha256": hashes[k],
                 "n_boxes": len(img.boxes),
@@ -231,6 +246,7 @@ def stage(ds: SourceDataset, staging: Path, target: Path, cfg: EtlConfig) -> Sta
         faults=faults,
         n_images=len(images),
         n_boxes=len(boxes),
+        source_root=str(base),
     )
 
 

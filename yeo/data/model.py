@@ -73,6 +73,8 @@ class StagedDataset(BaseModel):
     faults: list[Fault] = Field(default_factory=list)
     n_images: int = 0
     n_boxes: int = 0
+    # the folder the tables' ``source`` column is relative to (this machine's; for messages)
+    source_root: str = ""
 
     @property
     def staging(self) -> Path:

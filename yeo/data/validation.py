@@ -11,6 +11,7 @@ fault are dropped from the staging folder instead of failing the run; dataset-le
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 from collections import Counter
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from yeo.data.etl import read_tables, write_data_yaml, write_tables
+from yeo.data.etl import read_tables, relative_source, write_data_yaml, write_tables
 from yeo.data.model import Fault, SourceDataset, StagedDataset, ValidationReport
 from yeo.io import atomic_write_text, write_json
 
@@ -235,13 +236,25 @@ def validate(
     docs_dir = report_dir / "gx_data_docs"
     shutil.rmtree(docs_dir, ignore_errors=True)
     results = run_gx(images, boxes, len(staged.names), limits, docs_dir)
-    faults = list(staged.faults) + faults_from_gx(results, images)
+    root = Path(staged.source_root) if staged.source_root else None
+
+    def named(table: pd.DataFrame) -> pd.DataFrame:
+        """The tables record sources relative to the source root; faults name the files."""
+        if root is None:
+            return table
+        return table.assign(source=[os.path.normpath(root / s) for s in table["source"]])
+
+    faults = list(staged.faults) + faults_from_gx(results, named(images))
     dropped: list[str] = []
     if on_error == "skip":
         file_errors = {f.image for f in faults if f.severity == "error" and f.image}
         if file_errors:
             dropped = sorted(file_errors)
-            drop_images(staging, staged.names, file_errors)
+            drop_images(
+                staging,
+                staged.names,
+                {relative_source(f, root) if root else f for f in file_errors},
+            )
             images, boxes = read_tables(staging)
             results = run_gx(images, boxes, len(staged.names), limits, docs_dir)
             skipped = [
@@ -250,7 +263,7 @@ def validate(
                 if f.severity == "error" and f.image
             ]
             faults = [f for f in faults if not (f.severity == "error" and f.image)] + skipped
-            faults += [f for f in faults_from_gx(results, images) if f not in faults]
+            faults += [f for f in faults_from_gx(results, named(images)) if f not in faults]
     index = docs_dir / "index.html"
     report = ValidationReport(
         name=staged.name,
