@@ -283,3 +283,44 @@ def test_inc_is_not_trusted_when_every_recipe_fails(
     assert trials[-1].recipe["name"] == "collapse" and trials[-1].drop > 0.0
     inc = [t for t in trials if t.recipe.get("backend") == "inc-autotune"]
     assert all(not t.passed for t in inc)
+
+
+def _one_op_model(op: str, w: np.ndarray, **attrs: int):
+    """A one-node ONNX graph whose int8 weight ``w`` feeds ``op`` (QDQ: through a
+    DequantizeLinear; QOperator: directly)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [
+        numpy_helper.from_array(w.astype(np.int8), "w"),
+        numpy_helper.from_array(np.array(0.01, np.float32), "s"),
+        numpy_helper.from_array(np.array(0, np.int8), "z"),
+        numpy_helper.from_array(np.array(0, np.uint8), "xz"),
+    ]
+    if op.startswith("QLinear"):
+        nodes = [helper.make_node(op, ["x", "s", "xz", "w", "s", "z", "s", "xz"], ["y"], **attrs)]
+    else:
+        nodes = [
+            helper.make_node("DequantizeLinear", ["w", "s", "z"], ["wf"]),
+            helper.make_node(op, ["x", "wf"], ["y"], **attrs),
+        ]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits,
+    )  # fmt: skip
+    return helper.make_model(graph)
+
+
+def test_pair_check_reads_each_weight_along_its_reduction_axis() -> None:
+    """A MatMul's B[K, N] sums over K: a column, not a row, makes a pair; Gemm's transB flips
+    it; QOperator weights (QLinearConv) are checked too, not passed as empty."""
+    from yeo.optimize.quantize import pair_overflows
+
+    b = np.zeros((4, 2))
+    b[0, 0] = b[1, 0] = 100  # column 0: 100 + 100 along K; every row's pair stays <= 128
+    assert pair_overflows(_one_op_model("MatMul", b)) == ["w: |q0| + |q1| up to 200 > 128"]
+    assert pair_overflows(_one_op_model("Gemm", b.T, transB=1))
+    assert not pair_overflows(_one_op_model("Gemm", b.T))  # [K=2, N=4]: K pairs are 100 + 0
+    conv = np.zeros((2, 2, 1, 1))
+    conv[0, :, 0, 0] = 100  # output channel 0: two inputs at 100
+    assert pair_overflows(_one_op_model("QLinearConv", conv))
+    assert not pair_overflows(_one_op_model("QLinearConv", conv / 2))

@@ -139,3 +139,27 @@ def test_serve_never_picks_a_half_written_bundle(tmp_path: Path, monkeypatch) ->
     os.utime(real, (1, 1))  # the half-written one is newer
     monkeypatch.setattr(cli, "workspace", lambda: type("W", (), {"root": tmp_path})())
     assert cli.serve_bundle({"bundle": None}) == real
+
+
+def test_benchmarks_refuse_another_version_of_the_runs_data(tmp_path: Path, monkeypatch) -> None:
+    """After a newer ``--pipeline data`` the folder a run names holds other images: the
+    benchmarks' one reader of a run's dataset refuses it, naming both DVC hashes."""
+    import subprocess
+
+    from yeo.benchmark import run_dataset
+    from yeo.data.versioning import track
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    monkeypatch.setenv("YEO_HOME", str(tmp_path))
+    folder = tmp_path / "data" / "processed" / "d"
+    (folder / "labels").mkdir(parents=True)
+    (folder / "data.yaml").write_text("names: {0: a}\n")
+    (folder / "labels" / "x.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    md5, _ = track(tmp_path, tmp_path / "remote", folder, push=False)
+    rep = {"data": {"location": "data/processed/d", "dvc_hash": md5}}
+    assert run_dataset(rep) == folder
+    (folder / "labels" / "x.txt").write_text("0 0.5 0.5 0.2 0.2\n")  # a newer version
+    with pytest.raises(
+        UserError, match=rf"holds DVC version \w+\.dir, but the run was scored on {md5}"
+    ):
+        run_dataset(rep)

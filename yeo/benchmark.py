@@ -143,10 +143,23 @@ def _openvino_peers(
 
 
 def run_dataset(rep: dict[str, Any]) -> Path:
-    """The processed dataset a run's ``report.json`` names, in this workspace."""
-    folder = workspace().root / rep["data"]["location"]
+    """The processed dataset a run's ``report.json`` names, in this workspace, refused unless
+    it is the version the run was scored on (its DVC hash): after a newer ``--pipeline data``
+    the same folder holds other images."""
+    from yeo.data.versioning import folder_hash
+
+    root = workspace().root
+    folder = root / rep["data"]["location"]
     if not (folder / "data.yaml").is_file():
         raise UserError(f"{folder}: the run's dataset is not here (DVC: dvc pull)")
+    want = rep["data"].get("dvc_hash")
+    have = folder_hash(root, folder)
+    if want and have != want:
+        raise UserError(
+            f"{folder}: holds DVC version {have}, but the run was scored on {want}; check "
+            f"that version out (the .dvc file or dvc.lock of the run's commit, then "
+            f"`dvc checkout`) or run the optimize pipeline again"
+        )
     return folder
 
 

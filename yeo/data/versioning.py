@@ -20,6 +20,9 @@ from yeo.io import replace_dir
 
 log = logging.getLogger(__name__)
 REMOTE_NAME = "local"
+# ultralytics writes labels/<split>.cache into a dataset it reads: derived files, rewritten by
+# every training and evaluation, that would otherwise change the folder's DVC hash
+IGNORED = "*.cache"
 
 
 def publish(staged: StagedDataset) -> Path:
@@ -36,6 +39,11 @@ def ensure_repo(root: Path, remote_dir: Path):
 
     if not (root / ".dvc").is_dir():
         Repo.init(str(root), no_scm=not (root / ".git").exists())
+    ignore = root / ".dvcignore"
+    text = ignore.read_text() if ignore.exists() else ""
+    if IGNORED not in text.split():
+        note = "# ultralytics' label caches (labels/<split>.cache): derived, not data"
+        ignore.write_text(f"{text.rstrip()}\n\n{note}\n{IGNORED}\n".lstrip())
     repo = Repo(str(root))
     with repo.config.edit() as conf:
         conf["core"]["analytics"] = False
@@ -71,6 +79,16 @@ def dir_hash(repo, path: Path) -> str:
         ignore=repo.dvcignore,
     )
     return obj.hash_info.value
+
+
+def folder_hash(root: Path, path: Path) -> str | None:
+    """DVC's md5 of ``path`` as it is now, in the DVC repo at ``root`` (None without one)."""
+    from dvc.repo import Repo
+
+    if not (root / ".dvc").is_dir():
+        return None
+    with contextlib.chdir(root), Repo(str(root)) as repo:
+        return dir_hash(repo, path)
 
 
 def track(root: Path, remote_dir: Path, path: Path, push: bool = True) -> tuple[str, str]:
