@@ -310,3 +310,27 @@ def test_a_bundle_built_on_another_cpu_kind_verifies_here(tmp_path: Path) -> Non
     out = _edge("edge.verify", str(tmp_path / archive.name), cwd=CODE_ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "edge.verify: OK" in out.stdout
+
+
+def test_a_cpu_dependent_int8_model_is_refused_on_every_cpu(
+    onnx_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """The pipeline's bundle step checks INT8 weights statically (pair_overflows), so a
+    full-range model is refused on a VNNI CPU too, where its fused kernels do not saturate
+    and the build's own comparison cannot see the problem; the default recipe passes."""
+    from yeo.bundle import check_portable
+    from yeo.errors import UserError
+    from yeo.optimize.dataset import split_images
+    from yeo.optimize.quantize import (
+        DEFAULT_RECIPES,
+        EXTRA_RECIPES,
+        calibration_images,
+        quantize,
+    )
+
+    calib = calibration_images(split_images(tiny_data.parent, "train"), 8, seed=0)
+    full = next(r for r in EXTRA_RECIPES if r.weights == "full")
+    model = quantize(onnx_model, tmp_path / "full.onnx", full, calib, 128)
+    with pytest.raises(UserError, match=r"full.onnx: its outputs would depend on the CPU"):
+        check_portable(model)
+    check_portable(quantize(onnx_model, tmp_path / "safe.onnx", DEFAULT_RECIPES[0], calib, 128))

@@ -286,6 +286,22 @@ conf {meta["thresholds"]["conf"]}, IoU {meta["thresholds"]["iou"]}, at most
 """
 
 
+def check_portable(model: Path) -> None:
+    """Refuse, on every CPU, an INT8 model whose weight pairs can saturate onnxruntime's int16
+    sums on x86 CPUs without VNNI: the build's own fused-vs-unfused comparison only sees that
+    on such a CPU, and a bundle built on a VNNI machine would then fail there."""
+    import onnx
+
+    from yeo.optimize.quantize import pair_overflows
+
+    if overflows := pair_overflows(onnx.load(str(model))):
+        raise UserError(
+            f"{Path(model).name}: its outputs would depend on the CPU ({overflows[0]}; "
+            f"{len(overflows)} tensor(s)): quantize with a portable recipe (pairsafe or 7bit) "
+            "so the bundle verifies on every CPU"
+        )
+
+
 def build(
     sel: Selection,
     model: Path | None,
@@ -308,6 +324,8 @@ def build(
     if sel.selected is None or by[sel.selected].format != "onnx" or model is None:
         raise UserError(f"no ONNX variant selected to bundle ({sel.reason})")
     chosen = by[sel.selected]
+    if chosen.precision == "int8":
+        check_portable(Path(model))
     version = next_version(parent, name)
     meta = metadata(name, version, chosen, model, data, thresholds, lineage, sel.held_out)
     images = busiest_images(Path(dataset), "val", n_golden)
