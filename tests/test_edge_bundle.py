@@ -210,7 +210,9 @@ def test_golden_records_the_unfused_reference_and_refuses_cpu_dependent_int8(
 
     golden = json.loads((built / "golden" / "golden.json").read_text())
     seen, tol = golden["observed"]["unfused_reference"], golden["tolerance"]
-    assert 0 <= seen["box_px"] <= tol["box_atol_px"] and 0 <= seen["score"] <= tol["score_atol"]
+    # the session bundle is FP32: fused and unfused kernels differ by float rounding only
+    assert tol == bundle.TOLERANCE["fp32"]
+    assert seen["box_px"] < 0.01 and seen["score"] < 1e-4, seen
     if any("VNNI" in f for f in describe()["isa"]):
         pytest.skip("VNNI CPU: full-range INT8 does not saturate here")
     calib = calibration_images(split_images(tiny_data.parent, "train"), 16, seed=0)
