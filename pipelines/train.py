@@ -11,7 +11,6 @@ from steps.evaluate import evaluate_model
 from steps.register_model import register_model
 from steps.train_model import train_model
 from yeo.data.settings import DataConfig
-from yeo.data.sources import fingerprint
 from yeo.evaluation import EvalConfig
 from yeo.tracking import mark_failed
 from yeo.train.config import ModelConfig, TrainConfig
@@ -19,9 +18,8 @@ from yeo.train.config import ModelConfig, TrainConfig
 
 @pipeline(enable_cache=False, on_failure=mark_failed)
 def prepared_data(data: DataConfig) -> Any:
-    """The data pipeline's steps with ZenML's cache on: unchanged config and raw files (their
-    fingerprint, taken when the pipeline is compiled), no rework."""
-    raw = ingest_data.with_options(enable_cache=True)(data, fingerprint(data.path, data.images))
+    """The data pipeline's steps with ZenML's cache on: unchanged config, no rework."""
+    raw = ingest_data.with_options(enable_cache=True)(data)
     source = convert_annotations.with_options(enable_cache=True)(raw)
     staged = etl_dataset.with_options(enable_cache=True)(source, data)
     report, _ = validate_dataset.with_options(enable_cache=True)(staged, data)

@@ -574,26 +574,6 @@ def read_coco(name: str, root: Path, images_dir: Path | None = None) -> SourceDa
     )
 
 
-def fingerprint(path: str | None, images: str | None = None) -> str:
-    """What a source's raw files are now: sha256 over each file's relative name, size and
-    content under ``data.path`` (and ``data.images``). The cached data steps of the train and
-    optimize pipelines take it as a parameter, so an edited dataset is read again while an
-    unchanged one is not; "" for generated or downloaded sources (their config is the key)."""
-    import hashlib
-
-    from edge.fileio import sha256
-
-    digest = hashlib.sha256()
-    for root in (Path(p) for p in (path, images) if p):
-        if not root.exists():
-            continue  # ingest names the missing path
-        files = [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.is_file())
-        for f in files:
-            rel = f.name if root.is_file() else f.relative_to(root).as_posix()
-            digest.update(f"{rel}\0{f.stat().st_size}\0{sha256(f)}\n".encode())
-    return digest.hexdigest() if path or images else ""
-
-
 # --------------------------------------------------------------------------- custom readers
 
 
