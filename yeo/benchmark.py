@@ -153,8 +153,7 @@ def run_dataset(rep: dict[str, Any]) -> Path:
     if not (folder / "data.yaml").is_file():
         raise UserError(f"{folder}: the run's dataset is not here (DVC: dvc pull)")
     want = rep["data"].get("dvc_hash")
-    have = folder_hash(root, folder)
-    if want and have != want:
+    if want and (have := folder_hash(root, folder)) != want:
         raise UserError(
             f"{folder}: holds DVC version {have}, but the run was scored on {want}; check "
             f"that version out (the .dvc file or dvc.lock of the run's commit, then "
