@@ -34,7 +34,8 @@ from yeo.benchmark import run_dataset, run_report  # noqa: E402
 from yeo.io import atomic_write_text, write_json  # noqa: E402
 from yeo.optimize.dataset import split_images  # noqa: E402
 from yeo.optimize.export import cut_head, export_onnx, image_batch, onnx_metadata  # noqa: E402
-from yeo.optimize.quantize import DEFAULT_RECIPES, calibration_images, quantize  # noqa: E402
+from yeo.optimize.quantize import calibration_images, quantize  # noqa: E402
+from yeo.optimize.recipes import DEFAULT_RECIPES  # noqa: E402
 
 CONF, IOU = 0.25, 0.7
 

@@ -24,21 +24,17 @@ from yeo import env
 
 WS = env.configure()
 
+from edge.compare import fused_vs_unfused  # noqa: E402
 from edge.device import describe  # noqa: E402
 from edge.latency import interleaved, ort_runner  # noqa: E402
-from edge.verify import fused_vs_unfused  # noqa: E402
 from yeo.benchmark import run_dataset, run_report  # noqa: E402
 from yeo.evaluation import EvalSettings, evaluate  # noqa: E402
 from yeo.io import atomic_write_text, write_json  # noqa: E402
 from yeo.optimize.dataset import split_images  # noqa: E402
 from yeo.optimize.export import image_batch, onnx_metadata  # noqa: E402
-from yeo.optimize.quantize import (  # noqa: E402
-    DEFAULT_RECIPES,
-    WEIGHT_RANGES,
-    calibration_images,
-    pair_overflows,
-    quantize,
-)
+from yeo.optimize.portability import pair_overflows  # noqa: E402
+from yeo.optimize.quantize import calibration_images, quantize  # noqa: E402
+from yeo.optimize.recipes import DEFAULT_RECIPES, WEIGHT_RANGES  # noqa: E402
 
 
 def main() -> int:

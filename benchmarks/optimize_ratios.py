@@ -30,7 +30,8 @@ from yeo import env
 WS = env.configure()
 
 from edge.device import describe  # noqa: E402
-from yeo.benchmark import PEERS, compare, latest_run, markdown  # noqa: E402
+from yeo.benchmark import compare, latest_run, markdown  # noqa: E402
+from yeo.benchmark_config import PEERS  # noqa: E402
 from yeo.io import atomic_write_text, write_json  # noqa: E402
 
 BUDGET = 0.01  # mAP50-95: the speed issue's budget, optimize.max_map_drop's default

@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             target = args.target
             if target.name.endswith(".tar.gz"):  # a bundle archive: unpack, then time it
-                from edge.bundle import extract
+                from edge.bundle_format import extract
 
                 target = extract(target, Path(tmp))
             report = run(

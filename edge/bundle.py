@@ -15,26 +15,29 @@ Layout (``FORMAT``)::
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
 from edge.benchmark import run as run_benchmark
+from edge.bundle_format import (
+    FORMAT,
+    IGNORED,
+    save_output,
+    write_manifest,
+)
+from edge.compare import fused_vs_unfused, output_errors
 from edge.fileio import atomic_dir, sha256, write_json, write_text
 from edge.preprocess import load_image, preprocess
 from edge.runtime import Detector
 
-FORMAT = "yeo-edge-bundle/1"
-MANIFEST = "MANIFEST.sha256"
 EDGE_SOURCE = Path(__file__).resolve().parent
-IGNORED = ("__pycache__", ".pyc")  # written by Python when the bundle's own code runs
 # how far a port (other CPU, other runtime build) may be from the golden outputs
 TOLERANCE = {
     "fp32": {"input_atol": 2 / 255, "box_atol_px": 0.5, "score_atol": 0.01},
@@ -44,21 +47,6 @@ TOLERANCE = {
 
 class PortabilityError(ValueError):
     """The model's outputs depend on the CPU's integer arithmetic beyond the tolerance."""
-
-
-def bundle_files(root: Path) -> list[str]:
-    """Every file of the bundle (relative, sorted), without the manifest and Python caches."""
-    return sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and p.name != MANIFEST and not any(i in p.as_posix() for i in IGNORED)
-    )
-
-
-def write_manifest(root: Path) -> Path:
-    """``MANIFEST.sha256`` in ``sha256sum`` format (``sha256sum -c`` checks it too)."""
-    lines = [f"{sha256(root / rel)}  {rel}" for rel in bundle_files(root)]
-    return write_text(root / MANIFEST, "\n".join(lines) + "\n")
 
 
 def io_spec(detector: Detector) -> dict[str, dict[str, object]]:
@@ -133,27 +121,6 @@ def output_spec(detector: Detector) -> dict[str, object]:
     }
 
 
-def save_output(stem: Path, out: np.ndarray | list[np.ndarray]) -> Path:
-    """``<stem>.output.npy`` for one output, ``<stem>.output.npz`` (arr_0, arr_1, ...) for
-    a raw head's outputs."""
-    if isinstance(out, list):
-        path = stem.with_name(f"{stem.name}.output.npz")
-        np.savez(path, *out)
-    else:
-        path = stem.with_name(f"{stem.name}.output.npy")
-        np.save(path, out)
-    return path
-
-
-def load_output(stem: Path) -> np.ndarray | list[np.ndarray]:
-    """What :func:`save_output` wrote (FileNotFoundError naming the .npy when neither is)."""
-    npz = stem.with_name(f"{stem.name}.output.npz")
-    if npz.is_file():
-        with np.load(npz) as z:
-            return [z[f"arr_{i}"] for i in range(len(z.files))]
-    return np.load(stem.with_name(f"{stem.name}.output.npy"))
-
-
 def write_golden(folder: Path, detector: Detector, images: list[Path], precision: str) -> dict:
     """Input tensors, raw outputs and final detections for ``images``, with tolerances.
 
@@ -163,7 +130,6 @@ def write_golden(folder: Path, detector: Detector, images: list[Path], precision
     recorded next to the tolerance (``observed``), so a reader sees how much of the tolerance
     another CPU kind's arithmetic uses.
     """
-    from edge.verify import fused_vs_unfused
 
     folder.mkdir(parents=True)
     inputs = []
@@ -223,7 +189,6 @@ def other_runtimes(
     decoding keeps, of: onnxruntime on one thread, the ORT-format model (when written) and
     OpenVINO (when installed)."""
     from edge.engine import load
-    from edge.verify import output_errors
 
     model = Path(detector.model_path)
     runs = {"onnxruntime_1_thread": load(model, "onnxruntime", 1).run_all}
@@ -347,19 +312,3 @@ def ort_format(onnx_file: Path) -> Path:
 
 def _no_cache(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return None if any(i in info.name for i in IGNORED) else info
-
-
-def extract(archive: Path, into: Path) -> Path:
-    """Unpack a bundle .tar.gz (refusing paths that leave the folder); its top folder."""
-    with tarfile.open(archive) as tar:
-        for m in tar.getmembers():
-            p = PurePosixPath(m.name)
-            if p.is_absolute() or ".." in p.parts or not (m.isfile() or m.isdir()):
-                raise ValueError(f"{archive}: unsafe member {m.name!r}")
-        tar.extractall(into)
-    (top,) = [p for p in into.iterdir() if p.is_dir()]
-    return top
-
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

@@ -26,14 +26,15 @@ import json
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from edge.bundle import MANIFEST, bundle_files, extract, load_output, sha256
+from edge.bundle_format import MANIFEST, bundle_files, extract, load_output
+from edge.compare import kept_anchors, output_errors
+from edge.fileio import sha256
 from edge.metadata import MetadataError, read_metadata
-from edge.postprocess import in_graph_layout, raw_head_strides
+from edge.postprocess import in_graph_layout
 from edge.preprocess import load_image, preprocess
 from edge.runtime import Detector
 
@@ -99,41 +100,6 @@ def check_detections(
                 return f"{side} detection {what} has no match: {why}"
             free.remove(match)
     return None
-
-
-def kept_anchors(expected: np.ndarray, produced: np.ndarray, conf: float) -> np.ndarray:
-    """Mask of the anchors decoding can keep: best class score >= ``conf`` in either output
-    (layout ``(1, 4 + classes, anchors)``)."""
-    return (expected[0, 4:].max(axis=0) >= conf) | (produced[0, 4:].max(axis=0) >= conf)
-
-
-def output_errors(expected: np.ndarray, produced: np.ndarray, conf: float) -> tuple[float, float]:
-    """Largest box (px) and score differences over the anchors decoding can keep."""
-    mask = kept_anchors(expected, produced, conf)
-    if not mask.any():
-        return 0.0, 0.0
-    diff = np.abs(produced[0][:, mask] - expected[0][:, mask])
-    return float(diff[:4].max()), float(diff[4:].max())
-
-
-def fused_vs_unfused(
-    model: Path, inputs: Iterable[np.ndarray], conf: float, threads: int = 1
-) -> tuple[float, float]:
-    """Largest box (px) and score differences between onnxruntime's optimized session (fused
-    int8 kernels) and the same graph run unfused (an INT8 QDQ model then computes
-    DequantizeLinear -> float Conv -> QuantizeLinear, as a CPU without int16 saturation
-    does), over the anchors decoding can keep, for ``inputs``."""
-    from edge.engine import session
-
-    fused, plain = session(model, threads), session(model, threads, optimize=False)
-    name = fused.get_inputs()[0].name
-    strides = raw_head_strides(dict(fused.get_modelmeta().custom_metadata_map))
-
-    def dense(sess, x: np.ndarray) -> np.ndarray:
-        return in_graph_layout(sess.run(None, {name: x}), strides)
-
-    errs = [output_errors(dense(plain, x), dense(fused, x), conf) for x in inputs]
-    return max((e[0] for e in errs), default=0.0), max((e[1] for e in errs), default=0.0)
 
 
 MODEL_FILES = ("model.onnx", "model.ort")  # the ONNX model and its ORT-format twin

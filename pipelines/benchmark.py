@@ -7,7 +7,7 @@ from typing import Any
 from zenml import pipeline
 
 from steps.benchmark_variants import benchmark_variants
-from yeo.benchmark import BenchmarkConfig
+from yeo.benchmark_config import BenchmarkConfig
 from yeo.tracking import mark_failed
 
 

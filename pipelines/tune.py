@@ -11,7 +11,7 @@ from steps.tune_hyperparameters import tune_hyperparameters
 from yeo.data.settings import DataConfig
 from yeo.tracking import mark_failed
 from yeo.train.config import ModelConfig, TrainConfig
-from yeo.tune import TuneConfig
+from yeo.tune_config import TuneConfig
 
 
 @pipeline(enable_cache=False, on_failure=mark_failed)

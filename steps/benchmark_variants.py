@@ -8,7 +8,8 @@ from typing import Annotated
 from zenml import step
 from zenml.types import MarkdownString
 
-from yeo.benchmark import BenchmarkConfig, compare, latest_run, markdown
+from yeo.benchmark import compare, latest_run, markdown
+from yeo.benchmark_config import BenchmarkConfig
 from yeo.env import workspace
 from yeo.io import atomic_write_text, write_json
 from yeo.tracking import log_step

@@ -11,8 +11,9 @@ from edge.latency import measure
 from yeo.evaluation import EvalConfig, evaluate
 from yeo.optimize.dataset import split_images
 from yeo.optimize.export import MODEL_FILE
+from yeo.optimize.int8_search import Int8Search, int8_into_folder
 from yeo.optimize.model import QuantSummary
-from yeo.optimize.quantize import Int8Search, calibration_images, int8_into_folder
+from yeo.optimize.quantize import calibration_images
 from yeo.optimize.settings import OptimizeConfig
 from yeo.tracking import log_step
 

@@ -11,7 +11,8 @@ from yeo.data.model import DataVersion
 from yeo.env import workspace
 from yeo.tracking import mlflow_run, step_metadata
 from yeo.train.config import ModelConfig, TrainConfig
-from yeo.tune import TuneConfig, TuneResult, run_study
+from yeo.tune import TuneResult, run_study
+from yeo.tune_config import TuneConfig
 
 
 @step(enable_cache=False)

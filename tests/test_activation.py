@@ -38,7 +38,8 @@ def test_relu_student_distills_exports_and_quantizes_without_activation_passes(
     from edge.engine import session
     from yeo.optimize.export import export_onnx
     from yeo.optimize.finetune import finetune, load_module
-    from yeo.optimize.quantize import DEFAULT_RECIPES, calibration_images, quantize
+    from yeo.optimize.quantize import calibration_images, quantize
+    from yeo.optimize.recipes import DEFAULT_RECIPES
     from yeo.train.config import TrainConfig
 
     model = load_module(trained_model)

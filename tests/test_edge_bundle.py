@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge import bundle
+from edge import bundle, bundle_format
 from edge.verify import verify
 from tests.conftest import BUNDLE_META as META
 
@@ -47,7 +47,7 @@ def test_bundle_layout_and_self_contained_verify(built: Path) -> None:
     ):
         assert (built / name).is_file(), name
     meta = json.loads((built / "metadata.json").read_text())
-    assert meta["input"]["shape"] == [1, 3, 128, 128] and meta["format"] == bundle.FORMAT
+    assert meta["input"]["shape"] == [1, 3, 128, 128] and meta["format"] == bundle_format.FORMAT
     assert meta["input"]["name"] == "images" and meta["output"]["shape"] == [1, 8, 336]
     assert meta["model"]["sha256"] == bundle.sha256(built / "model.onnx")
     assert meta["model"]["ort_format"]["sha256"] == bundle.sha256(built / "model.ort")
@@ -86,7 +86,7 @@ def _changed_byte(b: Path) -> None:
 def _off_tolerance(b: Path) -> None:  # expected outputs edited and the manifest re-signed
     out = np.load(b / "golden" / "000.output.npy")
     np.save(b / "golden" / "000.output.npy", out + np.float32(3.0))
-    bundle.write_manifest(b)
+    bundle_format.write_manifest(b)
 
 
 def _other_model(b: Path) -> None:  # a different model, re-signed: golden outputs catch it
@@ -96,7 +96,7 @@ def _other_model(b: Path) -> None:  # a different model, re-signed: golden outpu
     init = max(model.graph.initializer, key=lambda t: int(np.prod(t.dims)))
     init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 0.5, init.name))
     save(model, str(b / "model.onnx"))
-    bundle.write_manifest(b)
+    bundle_format.write_manifest(b)
 
 
 def test_verify_port_checks_a_ports_dumps_stage_by_stage(built: Path, tmp_path: Path) -> None:
@@ -147,7 +147,7 @@ def _other_ort(b: Path) -> None:
     shutil.copy(b / "model.onnx", work / "model.onnx")
     _other_model(work)
     shutil.copy(bundle.ort_format(work / "model.onnx"), b / "model.ort")
-    bundle.write_manifest(b)
+    bundle_format.write_manifest(b)
 
 
 @pytest.mark.parametrize(
@@ -187,14 +187,14 @@ def test_golden_outputs_are_judged_on_anchors_that_decoding_keeps(built: Path, t
     noisy = out.copy()
     noisy[0, :4, ~kept] += 50.0  # boxes of discarded anchors: decode never reads them
     np.save(path, noisy)
-    bundle.write_manifest(b)
+    bundle_format.write_manifest(b)
     faults, summary = verify(b)
     assert not faults, faults
     assert f"anchors scoring >= {conf}" in summary
     shifted = out.copy()
     shifted[0, 1, np.flatnonzero(kept)[0]] += 3.0
     np.save(path, shifted)
-    bundle.write_manifest(b)
+    bundle_format.write_manifest(b)
     faults, _ = verify(b)
     assert any("000.output: model output off tolerance on anchors" in f for f in faults)
 
@@ -206,7 +206,8 @@ def test_golden_records_the_unfused_reference_and_refuses_cpu_dependent_int8(
     model whose fused kernels saturate here (full-range weights, no VNNI) is not bundled."""
     from edge.device import describe
     from yeo.optimize.dataset import split_images
-    from yeo.optimize.quantize import EXTRA_RECIPES, calibration_images, quantize
+    from yeo.optimize.quantize import calibration_images, quantize
+    from yeo.optimize.recipes import EXTRA_RECIPES
 
     golden = json.loads((built / "golden" / "golden.json").read_text())
     seen, tol = golden["observed"]["unfused_reference"], golden["tolerance"]
@@ -323,12 +324,8 @@ def test_a_cpu_dependent_int8_model_is_refused_on_every_cpu(
     from yeo.bundle import check_portable
     from yeo.errors import UserError
     from yeo.optimize.dataset import split_images
-    from yeo.optimize.quantize import (
-        DEFAULT_RECIPES,
-        EXTRA_RECIPES,
-        calibration_images,
-        quantize,
-    )
+    from yeo.optimize.quantize import calibration_images, quantize
+    from yeo.optimize.recipes import DEFAULT_RECIPES, EXTRA_RECIPES
 
     calib = calibration_images(split_images(tiny_data.parent, "train"), 8, seed=0)
     full = next(r for r in EXTRA_RECIPES if r.weights == "full")

@@ -61,7 +61,8 @@ def test_fp32_head_cut_decodes_like_the_in_graph_head(
 def test_int8_head_cut_keeps_the_requantized_outputs(
     onnx_model: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
-    from yeo.optimize.quantize import DEFAULT_RECIPES, calibration_images, quantize
+    from yeo.optimize.quantize import calibration_images, quantize
+    from yeo.optimize.recipes import DEFAULT_RECIPES
 
     calib = calibration_images(
         sorted((tiny_data.parent / "images" / "train").glob("*.jpg")), 8, seed=0
@@ -116,7 +117,7 @@ def test_raw_head_scores_and_detects_like_the_in_graph_head(
 def test_a_raw_head_bundle_describes_its_outputs_and_verifies(
     onnx_model: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
-    from edge import bundle
+    from edge import bundle, bundle_format
     from edge.verify import verify
     from tests.conftest import BUNDLE_META
 
@@ -124,12 +125,12 @@ def test_a_raw_head_bundle_describes_its_outputs_and_verifies(
     cut_head(onnx_model, raw)
     images = sorted((tiny_data.parent / "images" / "train").glob("*.jpg"))[:4]
     dest, _ = bundle.build(raw, tmp_path / "raw-v1", BUNDLE_META, images, benchmark_runs=2)
-    meta = bundle.read_json(dest / "metadata.json")
+    meta = bundle_format.read_json(dest / "metadata.json")
     out = meta["output"]
     assert out["layout"] == "raw_head" and out["reg_max"] == 16 and out["strides"] == [8, 16, 32]
     assert [t["kind"] for t in out["tensors"][:2]] == ["box_distribution", "class_logits"]
     assert [t["shape"] for t in out["tensors"][:2]] == [[1, 64, 16, 16], [1, 4, 16, 16]]
-    golden = bundle.load_output(dest / "golden" / "000")
+    golden = bundle_format.load_output(dest / "golden" / "000")
     assert isinstance(golden, list) and len(golden) == 6
     faults, summary = verify(dest)
     assert not faults and "4 golden cases" in summary
@@ -138,7 +139,7 @@ def test_a_raw_head_bundle_describes_its_outputs_and_verifies(
         parts = [z[f"arr_{i}"] for i in range(6)]
     parts[1] = parts[1] + np.float32(5.0)  # every class logit of level 0 up: new confident boxes
     np.savez(dest / "golden" / "000.output.npz", *parts)
-    (dest / bundle.MANIFEST).unlink()
-    bundle.write_manifest(dest)
+    (dest / bundle_format.MANIFEST).unlink()
+    bundle_format.write_manifest(dest)
     faults, _ = verify(dest)
     assert any("golden/000.output: model output off tolerance" in f for f in faults), faults

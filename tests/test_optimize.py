@@ -114,7 +114,8 @@ def test_int8_keeps_accuracy_with_tail_fp32_and_collapses_without(
     fp32_onnx: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
     from yeo.optimize.dataset import split_images
-    from yeo.optimize.quantize import QuantRecipe, calibration_images, quantize
+    from yeo.optimize.quantize import calibration_images, quantize
+    from yeo.optimize.recipes import QuantRecipe
 
     settings = EvalSettings(imgsz=128)
     ref = evaluate(fp32_onnx, tiny_data, settings).map50_95
@@ -132,7 +133,7 @@ def test_int8_keeps_accuracy_with_tail_fp32_and_collapses_without(
 
 def _kernel_vs_reference(model: Path, images: list[Path]) -> tuple[float, float]:
     """Fused int8 kernels vs the unfused QDQ graph, on anchors scoring >= 0.01 in either."""
-    from edge.verify import fused_vs_unfused
+    from edge.compare import fused_vs_unfused
     from yeo.optimize.export import image_batch
 
     return fused_vs_unfused(model, image_batch(images, 128), 0.01)
@@ -148,13 +149,9 @@ def test_default_int8_is_saturation_free_on_any_x86_cpu(
     from edge.device import describe
     from yeo.optimize.dataset import split_images
     from yeo.optimize.export import onnx_metadata
-    from yeo.optimize.quantize import (
-        DEFAULT_RECIPES,
-        EXTRA_RECIPES,
-        calibration_images,
-        pair_overflows,
-        quantize,
-    )
+    from yeo.optimize.portability import pair_overflows
+    from yeo.optimize.quantize import calibration_images, quantize
+    from yeo.optimize.recipes import DEFAULT_RECIPES, EXTRA_RECIPES
 
     assert all(r.portable for r in DEFAULT_RECIPES)
     calib = calibration_images(split_images(tiny_data.parent, "train"), 16, seed=0)
@@ -189,7 +186,8 @@ def test_default_int8_is_saturation_free_on_any_x86_cpu(
 
 
 def test_budget_loop_falls_back_and_records_every_trial(fp32_onnx: Path, tmp_path: Path) -> None:
-    from yeo.optimize.quantize import QuantRecipe, quantize_within_budget
+    from yeo.optimize.int8_search import quantize_within_budget
+    from yeo.optimize.recipes import QuantRecipe
 
     recipes = [QuantRecipe("collapse", exclude="none"), QuantRecipe("ok")]
     maps = iter([0.0, 0.4])  # a scripted evaluator: the first recipe fails the budget
@@ -221,7 +219,9 @@ def test_inc_autotune_uses_our_evaluator_and_budget(
 
     from yeo.optimize.dataset import split_images
     from yeo.optimize.export import onnx_metadata
-    from yeo.optimize.quantize import QuantRecipe, autotune_inc, calibration_images
+    from yeo.optimize.inc import autotune_inc
+    from yeo.optimize.quantize import calibration_images
+    from yeo.optimize.recipes import QuantRecipe
 
     settings = EvalSettings(imgsz=128)
     ref = evaluate(fp32_onnx, tiny_data, settings).map50_95
@@ -244,7 +244,7 @@ def test_inc_autotune_uses_our_evaluator_and_budget(
     assert ref - evaluate(out, tiny_data, settings).map50_95 <= 0.02
     meta = {p.key for p in onnx.load(str(out)).metadata_props}
     assert {"names", "imgsz", "quantization"} <= meta
-    from yeo.optimize.quantize import pair_overflows
+    from yeo.optimize.portability import pair_overflows
 
     q = onnx_metadata(out)[0]["quantization"]
     assert q["name"] == recipe.name and q["backend"] == "inc-autotune"
@@ -260,12 +260,9 @@ def test_inc_is_not_trusted_when_every_recipe_fails(
     the outcome says so. A zero budget: nothing may lose anything."""
     pytest.importorskip("onnx_neural_compressor")
     from yeo.optimize.dataset import split_images
-    from yeo.optimize.quantize import (
-        Int8Search,
-        QuantRecipe,
-        calibration_images,
-        int8_within_budget,
-    )
+    from yeo.optimize.int8_search import Int8Search, int8_within_budget
+    from yeo.optimize.quantize import calibration_images
+    from yeo.optimize.recipes import QuantRecipe
 
     settings = EvalSettings(imgsz=128)
     calib = calibration_images(split_images(tiny_data.parent, "train"), 8, seed=0)
@@ -315,7 +312,7 @@ def _one_op_model(op: str, w: np.ndarray, **attrs: int):
 def test_pair_check_reads_each_weight_along_its_reduction_axis() -> None:
     """A MatMul's B[K, N] sums over K: a column, not a row, makes a pair; Gemm's transB flips
     it; QOperator weights (QLinearConv) are checked too, not passed as empty."""
-    from yeo.optimize.quantize import pair_overflows
+    from yeo.optimize.portability import pair_overflows
 
     b = np.zeros((4, 2))
     b[0, 0] = b[1, 0] = 100  # column 0: 100 + 100 along K; every row's pair stays <= 128

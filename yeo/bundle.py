@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from edge import bundle as edge_bundle
-from edge import postprocess
+from edge import bundle_format, postprocess
 from edge.verify import verify
 from yeo.data.model import DataVersion
 from yeo.env import CODE_ROOT, workspace
@@ -292,7 +292,7 @@ def check_portable(model: Path) -> None:
     on such a CPU, and a bundle built on a VNNI machine would then fail there."""
     import onnx
 
-    from yeo.optimize.quantize import pair_overflows
+    from yeo.optimize.portability import pair_overflows
 
     if overflows := pair_overflows(onnx.load(str(model))):
         raise UserError(
@@ -347,7 +347,7 @@ def build(
     if faults:
         raise UserError(f"{dest}: the new bundle fails edge.verify: {faults[0]}")
 
-    bench = edge_bundle.read_json(dest / "benchmark.json")
+    bench = bundle_format.read_json(dest / "benchmark.json")
     return BundleInfo(
         name=name,
         version=version,

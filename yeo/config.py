@@ -9,42 +9,15 @@ own checks (ranges, combinations) raise it directly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from yeo.errors import ConfigError
-
-if TYPE_CHECKING:
-    from yeo.benchmark import BenchmarkConfig
-    from yeo.data.settings import DataConfig
-    from yeo.evaluation import EvalConfig
-    from yeo.optimize.settings import OptimizeConfig
-    from yeo.train.config import ModelConfig, TrainConfig
-    from yeo.tune import TuneConfig
-
-
-class Group(BaseModel):
-    """One config group (or a part of one): frozen, unknown keys refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @classmethod
-    def parse(cls, group: str, cfg: dict[str, Any] | None) -> Self:
-        """``cfg`` validated as this group; a fault is a ConfigError naming ``group.key``."""
-        try:
-            return cls.model_validate(cfg or {})
-        except ValidationError as e:
-            unknown = sorted(
-                ".".join(map(str, err["loc"]))
-                for err in e.errors()
-                if err["type"] == "extra_forbidden"
-            )
-            if unknown:
-                raise ConfigError(f"{group}: unknown keys {unknown}") from None
-            err = e.errors()[0]
-            where = ".".join(map(str, (group, *err["loc"])))
-            raise ConfigError(f"{where}: {err['msg']} (got {err.get('input')!r})") from None
+from yeo.benchmark_config import BenchmarkConfig
+from yeo.data.settings import DataConfig
+from yeo.evaluation import EvalConfig
+from yeo.group import Group
+from yeo.optimize.settings import OptimizeConfig
+from yeo.train.config import ModelConfig, TrainConfig
+from yeo.tune_config import TuneConfig
 
 
 @dataclass(frozen=True)
@@ -65,13 +38,6 @@ class RunConfig:
 
     @classmethod
     def parse(cls, cfg: dict[str, Any]) -> RunConfig:
-        from yeo.benchmark import BenchmarkConfig
-        from yeo.data.settings import DataConfig
-        from yeo.evaluation import EvalConfig
-        from yeo.optimize.settings import OptimizeConfig
-        from yeo.train.config import ModelConfig, TrainConfig
-        from yeo.tune import TuneConfig
-
         groups: dict[str, type[Group]] = {
             "data": DataConfig,
             "train": TrainConfig,

@@ -20,9 +20,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from edge.postprocess import raw_head_dense, raw_head_strides
-from yeo.config import Group
 from yeo.env import configure_ultralytics
 from yeo.errors import DataError
+from yeo.group import Group
 
 log = logging.getLogger(__name__)
 

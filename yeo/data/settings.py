@@ -7,13 +7,13 @@ from typing import Any
 
 from pydantic import Field
 
-from yeo.config import Group
 from yeo.data.etl import EtlConfig
 from yeo.data.sources import SourceConfig
 from yeo.data.synthetic import SyntheticSpec
 from yeo.data.validation import Limits
 from yeo.env import Workspace
 from yeo.errors import ConfigError, DataError
+from yeo.group import Group
 
 
 class DataConfig(Group):

@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from yeo.config import Group
 from yeo.errors import ConfigError
-from yeo.optimize.quantize import DEFAULT_RECIPES, EXTRA_RECIPES, QuantRecipe
+from yeo.group import Group
+from yeo.optimize.recipes import DEFAULT_RECIPES, EXTRA_RECIPES, QuantRecipe
 
 RECIPES = {r.name: r for r in (*DEFAULT_RECIPES, *EXTRA_RECIPES)}
 

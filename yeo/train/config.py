@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from yeo.config import Group
 from yeo.errors import ConfigError
+from yeo.group import Group
 
 # ultralytics train() arguments that come straight from the train profile
 ULTRALYTICS_ARGS = (
