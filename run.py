@@ -63,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = RunConfig.parse(compose_config(overrides))  # validated once, typed
         if cfg.stack["name"] == "team":  # before ZenML is imported
-            from yeo import stack
+            from yeo import gpu_steps, team
 
-            stack.connect(stack.load(WS.state), WS.state)
-            stack.gpu_step_options(cfg.stack.get("gpu_steps"))  # checked before any step
+            team.connect(team.load(WS.state), WS.state)
+            gpu_steps.gpu_step_options(cfg.stack.get("gpu_steps"))  # checked before any step
         pipeline.check(cfg)
     except ConfigError as e:
         print(f"run.py: error: {e}", file=sys.stderr)

@@ -14,11 +14,11 @@ import os
 import sys
 
 if __name__ == "__main__":
-    from yeo import env, stack
+    from yeo import env, team
 
     _ws = env.configure()
     if os.environ.get("YEO_ZENML_URL"):
-        stack.connect(stack.load(_ws.state), _ws.state)
+        team.connect(team.load(_ws.state), _ws.state)
 
 from zenml import pipeline
 

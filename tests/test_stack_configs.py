@@ -12,7 +12,8 @@ import yaml
 
 from tests.conftest import CODE_ROOT, run_cli
 from yeo.errors import ConfigError
-from yeo.stack import check_stack_file, gpu_step_options
+from yeo.gpu_steps import gpu_step_options
+from yeo.stack import check_stack_file
 
 STACKS = sorted((CODE_ROOT / "conf" / "zenml").glob("*.yaml"))
 

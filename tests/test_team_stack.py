@@ -166,8 +166,8 @@ def test_two_hosts_hand_off_through_the_team_stack(team: dict, tmp_path: Path) -
     # every artifact of every run is in the bucket, none on a local disk; past the data
     # pipeline's front half (which runs where the raw files are), none holds A's paths
     probe = (
-        "from yeo import env, stack; ws = env.configure(); "
-        "stack.connect(stack.load(ws.state), ws.state); "
+        "from yeo import env, team; ws = env.configure(); "
+        "team.connect(team.load(ws.state), ws.state); "
         "from zenml.client import Client; import json; c = Client(); "
         "from zenml.utils import source_utils; source_utils.set_custom_source_root('.'); "
         "arts = c.list_artifact_versions(size=500); "

@@ -124,7 +124,7 @@ def run_data(cfg: RunConfig) -> Any:
 def on_stack(pipeline: Any, cfg: RunConfig, steps: tuple[str, ...]) -> Any:
     """The pipeline with ``stack.gpu_steps`` (resources, Docker image, step operator) on its
     training steps; unchanged when the stack sets none."""
-    from yeo.stack import GPU_STEPS, gpu_step_options
+    from yeo.gpu_steps import GPU_STEPS, gpu_step_options
 
     opts = gpu_step_options(cfg.stack.get("gpu_steps"))
     if not opts:

@@ -50,7 +50,7 @@ class Workspace:
 
     @property
     def mlflow_uri(self) -> str:
-        """A team's tracking server (``YEO_MLFLOW_URI``, see yeo.stack) or SQLite here."""
+        """A team's tracking server (``YEO_MLFLOW_URI``, see yeo.team) or SQLite here."""
         return os.environ.get("YEO_MLFLOW_URI") or f"sqlite:///{self.mlflow_db}"
 
     @property

@@ -1,25 +1,11 @@
-"""The team stack: a shared ZenML server, an S3 bucket, PostgreSQL for MLflow and Optuna.
-
-``connect`` points this process at a team's engines. Their endpoints come from a settings file
-(``.state/stack/team.json``, written by ``up``) or from the environment, which wins:
-
-=====================  ===============================================================
-``YEO_ZENML_URL``      the ZenML server (``ZENML_STORE_API_KEY`` authenticates a real one)
-``YEO_MLFLOW_URI``     the MLflow tracking server (its backend store and artifacts are its own)
-``YEO_S3_ENDPOINT``    the S3-compatible endpoint (empty for AWS itself)
-``YEO_BUCKET``         the bucket: ZenML artifacts under ``zenml/``, MLflow's under ``mlflow/``
-``YEO_OPTUNA_STORAGE`` the PostgreSQL URL a distributed Optuna study lives in
-=====================  ===============================================================
-
-Credentials are never written into code or config: S3 takes the standard ``AWS_*`` variables.
-
-``up`` starts all four engines on this machine, on loopback ports, as the stand-in for a
-company's (``python -m yeo.stack up``; ``make stack-up``): PostgreSQL 15 (``initdb`` +
-``pg_ctl``, run as the ``postgres`` user when we are root, as PostgreSQL demands), moto's S3
-server, ``mlflow server`` (PostgreSQL backend, artifacts proxied into the bucket) and the ZenML
-server (uvicorn, its own SQLite store; ZenML's SQL store speaks SQLite and MySQL only). It
-registers the ZenML stack ``team`` (the default orchestrator, an S3 artifact store on the
-bucket). ``down`` stops what ``up`` started.
+"""The local stand-in for a team's engines, a development tool: ``python -m yeo.stack up``
+(``make stack-up``) starts PostgreSQL 15 (``initdb`` + ``pg_ctl``, run as the ``postgres`` user
+when we are root, as PostgreSQL demands), moto's S3 server, ``mlflow server`` (PostgreSQL
+backend, artifacts proxied into the bucket) and the ZenML server (uvicorn, its own SQLite store;
+ZenML's SQL store speaks SQLite and MySQL only) on loopback ports, and registers the ZenML stack
+``team`` (the default orchestrator, an S3 artifact store on the bucket). ``down`` stops what
+``up`` started; ``register FILE`` and ``check`` handle the example stack files in
+``conf/zenml/``. Runs connect to these engines through :mod:`yeo.team`.
 """
 
 from __future__ import annotations
@@ -39,12 +25,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from yeo.errors import ConfigError, UserError
 from yeo.io import atomic_write_text
-
-STACK_NAME = "team"
+from yeo.team import Started, TeamStack, credentials, load, settings_file, zenml_client_env
 
 
 def pg_bin() -> Path:
@@ -56,123 +39,6 @@ def pg_bin() -> Path:
         key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
     )
     return found[-1].parent if found else Path("/usr/lib/postgresql/bin")
-
-
-ENV_KEYS = {
-    "zenml_url": "YEO_ZENML_URL",
-    "mlflow_uri": "YEO_MLFLOW_URI",
-    "s3_endpoint": "YEO_S3_ENDPOINT",
-    "bucket": "YEO_BUCKET",
-    "optuna_storage": "YEO_OPTUNA_STORAGE",
-}
-
-
-class TeamStack(BaseModel):
-    """Where a team's engines are. No credentials: those stay in the environment."""
-
-    zenml_url: str
-    mlflow_uri: str
-    s3_endpoint: str | None = None
-    bucket: str
-    optuna_storage: str | None = None
-    zenml_stack: str = STACK_NAME
-
-    @property
-    def artifact_root(self) -> str:
-        return f"s3://{self.bucket}/zenml"
-
-
-class Started(BaseModel):
-    """What ``up`` started, for ``down``: process-group leaders and the PostgreSQL data dir."""
-
-    stack: TeamStack
-    pids: dict[str, int]
-    pg_data: str
-    pg_user: str | None
-    logs: str
-
-
-def settings_file(state: Path) -> Path:
-    return state / "stack" / "team.json"
-
-
-def load(state: Path) -> TeamStack:
-    """The team stack from the environment, else from ``up``'s settings file."""
-    found = {k: os.environ[v] for k, v in ENV_KEYS.items() if os.environ.get(v)}
-    path = settings_file(state)
-    if path.is_file():
-        found = Started.model_validate_json(path.read_text()).stack.model_dump() | found
-    missing = [ENV_KEYS[k] for k in ("zenml_url", "mlflow_uri", "bucket") if k not in found]
-    if missing:
-        raise ConfigError(
-            f"stack=team: no team stack: run `make stack-up` (writes {path}) or set "
-            + ", ".join(missing)
-        )
-    return TeamStack(**found)
-
-
-def connect(stack: TeamStack, state: Path) -> None:
-    """Point ZenML, MLflow and S3 clients of this process at the team stack.
-
-    Call before ZenML is imported: its client reads ``ZENML_STORE_URL`` once. S3 credentials
-    already in the environment win over the local stand-in's ``team.env``.
-    """
-    if "zenml" in sys.modules:
-        raise RuntimeError("yeo.stack.connect must run before zenml is imported")
-    for key, value in credentials(state).items():
-        os.environ.setdefault(key, value)
-    _zenml_client_env(stack, state)
-    os.environ["YEO_MLFLOW_URI"] = stack.mlflow_uri
-    os.environ["MLFLOW_TRACKING_URI"] = stack.mlflow_uri
-    os.environ["MLFLOW_REGISTRY_URI"] = stack.mlflow_uri
-    os.environ["YEO_BUCKET"] = stack.bucket
-    if stack.s3_endpoint:
-        os.environ["YEO_S3_ENDPOINT"] = stack.s3_endpoint
-        os.environ["AWS_ENDPOINT_URL_S3"] = stack.s3_endpoint
-    if stack.optuna_storage:
-        os.environ["YEO_OPTUNA_STORAGE"] = stack.optuna_storage
-    from zenml.client import Client
-
-    Client().activate_stack(stack.zenml_stack)
-    os.environ["ZENML_ACTIVE_STACK_ID"] = str(Client().active_stack_model.id)
-
-
-# --------------------------------------------------------------------------- GPU steps
-
-GPU_STEPS = ("train_model", "prune_model")  # the steps that train: a GPU pays there
-
-
-class GpuSteps(BaseModel):
-    """``stack.gpu_steps``: where and on what the training steps run (ZenML settings)."""
-
-    model_config = {"extra": "forbid"}
-    step_operator: str | None = None
-    resources: dict[str, Any] = {}
-    docker: dict[str, Any] = {}
-
-
-def gpu_step_options(cfg: dict[str, Any] | None) -> dict[str, Any]:
-    """ZenML step configuration for the GPU steps: ``ResourceSettings``, ``DockerSettings``
-    and the step operator, built (and so validated) from ``stack.gpu_steps``; {} for none."""
-    if not cfg:
-        return {}
-    from pydantic import ValidationError
-    from zenml.config import DockerSettings, ResourceSettings
-
-    def build(section: str, cls: Any, values: Any) -> Any:
-        try:
-            return cls(**values)
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join([section, *(str(x) for x in first["loc"])]).strip(".")
-            raise ConfigError(f"stack.gpu_steps: {where}: {first['msg']}") from None
-
-    g = build("", GpuSteps, cfg)
-    settings = {
-        "resources": build("resources", ResourceSettings, g.resources),
-        "docker": build("docker", DockerSettings, g.docker),
-    }
-    return {"settings": settings} | ({"step_operator": g.step_operator} if g.step_operator else {})
 
 
 # --------------------------------------------------------------------------- local stand-in
@@ -378,14 +244,6 @@ def _env_file(creds: dict[str, str]) -> str:
     return "".join(f"{k}={v}\n" for k, v in creds.items())
 
 
-def credentials(state: Path) -> dict[str, str]:
-    """The local stand-in's S3 credentials (``team.env``), for clients that lack their own."""
-    env = settings_file(state).with_name("team.env")
-    if not env.is_file():
-        return {}
-    return dict(line.split("=", 1) for line in env.read_text().splitlines() if "=" in line)
-
-
 def _make_bucket(endpoint: str, bucket: str, creds: dict[str, str]) -> None:
     import boto3
 
@@ -399,17 +257,10 @@ def _make_bucket(endpoint: str, bucket: str, creds: dict[str, str]) -> None:
     s3.create_bucket(Bucket=bucket)
 
 
-def _zenml_client_env(stack: TeamStack, state: Path) -> None:
-    """ZenML's client to the server, with a client config of its own: ZenML persists the
-    store URL in it, and the local runs of this workspace must keep their local store."""
-    os.environ["ZENML_CONFIG_PATH"] = str(state / "zenml-team" / "config")
-    os.environ["ZENML_STORE_URL"] = stack.zenml_url
-
-
 def register(stack: TeamStack, state: Path) -> None:
     """Register (once) the ZenML stack ``team`` on the server: default orchestrator, an S3
     artifact store on the bucket with the endpoint from the settings."""
-    _zenml_client_env(stack, state)
+    zenml_client_env(stack, state)
     from zenml.client import Client
 
     client = Client()
@@ -554,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print(f"yeo.stack: OK {len(files)} stack file(s) accepted by ZenML's flavor configs")
         elif args.action == "register":
-            _zenml_client_env(load(ws.state), ws.state)
+            zenml_client_env(load(ws.state), ws.state)
             for path in args.files:
                 print(f"registered ZenML stack {register_stack_file(path)}")
         else:
