@@ -15,6 +15,7 @@ from PIL import Image
 
 from tests.conftest import run_cli, yaml_load
 from yeo.data import sources
+from yeo.data.readers import coco, yolo
 from yeo.errors import DataError
 
 CATEGORY_ID = [1 + 2 * i for i in range(80)]  # COCO's ids are 1-based with gaps: so are ours
@@ -70,8 +71,8 @@ def test_coco_json_reads_back_the_yolo_boxes(coco128: Path, tmp_path: Path) -> N
     ann = tmp_path / "instances.json"
     coco_from_yolo(coco128, ann)
     images = coco128 / "images" / "train2017"
-    ds = sources.read_coco("c", ann, images)
-    ref = sources._read_yolo("y", coco128, sources.coco_names())
+    ds = coco.read_coco("c", ann, images)
+    ref = yolo.read_yolo("y", coco128, sources.coco_names())
     assert ds.names == ref.names and ds.class_ids == CATEGORY_ID
     assert not [f for f in ds.faults if f.severity == "error"], ds.faults[:3]
     by_path = {i.path: i for i in ref.images}
@@ -97,7 +98,7 @@ def test_a_folder_of_annotation_files_keeps_their_splits(coco128: Path, tmp_path
             "categories": data["categories"],
         }
         (folder / f"{name}.json").write_text(json.dumps(part))
-    ds = sources.read_coco("c", folder.parent, coco128 / "images" / "train2017")
+    ds = coco.read_coco("c", folder.parent, coco128 / "images" / "train2017")
     splits = [img.split for img in ds.images]
     assert splits.count("val") == 30 and splits.count("train") == 98
 
@@ -117,7 +118,7 @@ def test_every_planted_fault_is_named(coco128: Path, tmp_path: Path) -> None:
     anns.append({**anns[0], "id": 1006, "iscrowd": 1})
     ann = tmp_path / "faulty.json"
     ann.write_text(json.dumps(data))
-    ds = sources.read_coco("c", ann, images)
+    ds = coco.read_coco("c", ann, images)
     found = "\n".join(f.line() for f in ds.faults)
     for expected in (
         r"image id 900 \('gone.jpg'\): no such file",
@@ -134,7 +135,7 @@ def test_every_planted_fault_is_named(coco128: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text('{"images": [\n  {"id": 1,}\n]}')
     with pytest.raises(DataError, match=r"broken.json: bad COCO JSON: not valid JSON at line 2"):
-        sources.read_coco("c", broken, images)
+        coco.read_coco("c", broken, images)
 
 
 @pytest.mark.slow

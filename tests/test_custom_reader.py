@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CODE_ROOT, make_yolo
-from yeo.data import sources
+from yeo.data.readers import custom
 from yeo.errors import ReaderError
 
 pytestmark = pytest.mark.slow
@@ -86,7 +86,7 @@ def test_a_reader_that_returns_something_else_is_named(tmp_path: Path, monkeypat
     (tmp_path / "list_reader.py").write_text("def read(root):\n    return [1, 2]\n")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ReaderError, match="list_reader:read returned list, not a SourceDataset"):
-        sources.read_custom("x", tmp_path, "list_reader:read")
+        custom.read_custom("x", tmp_path, "list_reader:read")
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge.metadata import MetadataError, check_metadata_doc
-from yeo.data import sources
+from yeo.data.readers import voc, yolo
 from yeo.errors import DataError
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=80)  # files are UTF-8
@@ -33,7 +33,7 @@ def test_yolo_label_lines_give_boxes_or_named_problems(text: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         label = Path(tmp) / "a.txt"
         label.write_text(text)
-        boxes, problems = sources.parse_yolo_label(label)
+        boxes, problems = yolo.parse_yolo_label(label)
     for b in boxes:
         assert all(map(_finite, (b.cx, b.cy, b.w, b.h)))
     assert all(p.startswith("line ") for p in problems)
@@ -47,7 +47,7 @@ def test_yolo_label_nan_and_inf_class_ids_are_named() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         label = Path(tmp) / "a.txt"
         label.write_text("nan 0.5 0.5 0.1 0.1\ninf 0.5 0.5 0.1 0.1\n0 nan 0.5 0.1 0.1\n")
-        boxes, problems = sources.parse_yolo_label(label)
+        boxes, problems = yolo.parse_yolo_label(label)
     assert boxes == [] and len(problems) == 3 and "line 3: non-finite" in problems[2]
 
 
@@ -73,7 +73,7 @@ def test_data_yaml_gives_a_dataset_or_a_data_error(text: str) -> None:
         (root / "images").mkdir()
         (root / "data.yaml").write_text(text)
         try:
-            ds = sources._read_yolo("fuzz", root, None)
+            ds = yolo.read_yolo("fuzz", root, None)
         except DataError as e:
             assert "\n" not in str(e) and str(e)
         else:
@@ -119,7 +119,7 @@ def test_voc_xml_gives_boxes_or_named_faults(xml: str) -> None:
         root = Path(tmp)
         _jpeg(root / "a.jpg")
         (root / "a.xml").write_text(xml)
-        ds = sources._read_voc("fuzz", root, ["cat", "dog"])
+        ds = voc.read_voc("fuzz", root, ["cat", "dog"])
     for img in ds.images:
         assert all(_finite(v) for b in img.boxes for v in (b.cx, b.cy, b.w, b.h))
     assert all(f.file.endswith("a.xml") for f in ds.faults)
@@ -145,7 +145,7 @@ EXTERNAL = """<?xml version="1.0"?>
 def test_xml_entities_are_refused_as_a_named_fault(xml: str, tmp_path: Path) -> None:
     _jpeg(tmp_path / "a.jpg")
     (tmp_path / "a.xml").write_text(xml)
-    ds = sources._read_voc("evil", tmp_path, ["cat"])
+    ds = voc.read_voc("evil", tmp_path, ["cat"])
     (fault,) = [f for f in ds.faults if f.file.endswith("a.xml")]
     assert "bad VOC XML" in fault.fault and "entit" in fault.fault.lower()
     assert all(not img.boxes for img in ds.images)

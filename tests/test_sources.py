@@ -9,6 +9,7 @@ from PIL import Image
 
 from yeo.data import sources, synthetic
 from yeo.data.model import RawSource
+from yeo.data.readers import voc, yolo
 from yeo.errors import DataError
 
 VOC_XML = """<annotation><filename>{name}</filename>
@@ -45,16 +46,16 @@ def test_voc_unknown_class_is_a_fault(tmp_path: Path) -> None:
 
 
 def test_voc_box_one_pixel_outside_is_clipped_worse_is_kept() -> None:
-    cx, _, w, _ = sources.voc_box((100, 100), (0, 10, 50, 20))  # 0-based annotator: xmin=0
+    cx, _, w, _ = voc.voc_box((100, 100), (0, 10, 50, 20))  # 0-based annotator: xmin=0
     assert cx - w / 2 == pytest.approx(0.0)
-    cx, _, w, _ = sources.voc_box((100, 100), (1, 10, 130, 20))  # 29 px past the edge: a fault
+    cx, _, w, _ = voc.voc_box((100, 100), (1, 10, 130, 20))  # 29 px past the edge: a fault
     assert cx + w / 2 > 1.2
 
 
 def test_yolo_label_parsing_reports_each_bad_line(tmp_path: Path) -> None:
     label = tmp_path / "x.txt"
     label.write_text("0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2\n2 a 0.5 0.1 0.1\n\n3 1.5 0.5 0.1 0.1\n")
-    boxes, problems = sources.parse_yolo_label(label)
+    boxes, problems = yolo.parse_yolo_label(label)
     assert [b.cls for b in boxes] == [0, 3]  # out-of-range values are left for validation
     assert problems == [
         "line 2: expected 5 fields (class cx cy w h), got 4",

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from yeo.data.sources import parse_yolo_label
+from yeo.data.readers.yolo import parse_yolo_label
 from yeo.data.synthetic import CLASS_NAMES, SyntheticSpec, generate, render
 
 

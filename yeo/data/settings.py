@@ -84,7 +84,7 @@ class DataConfig(Group):
 def check(cfg: DataConfig) -> None:
     """What a valid config still needs from this machine: a custom reader, importable."""
     if cfg.source == "custom":
-        from yeo.data.sources import load_reader
+        from yeo.data.readers.custom import load_reader
 
         load_reader(cfg.reader or "")
 
