@@ -15,7 +15,6 @@ differs.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,14 +23,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from yeo import env
 
-WS = env.configure()
+env.configure()
 
+from benchmarks.common import cpu_line, open_run, parser, publish  # noqa: E402
 from edge.device import describe  # noqa: E402
 from edge.engine import session  # noqa: E402
 from edge.latency import interleaved  # noqa: E402
 from edge.postprocess import decode, decode_raw_head  # noqa: E402
-from yeo.benchmark import run_dataset, run_report  # noqa: E402
-from yeo.io import atomic_write_text, write_json  # noqa: E402
 from yeo.optimize.dataset import split_images  # noqa: E402
 from yeo.optimize.export import cut_head, export_onnx, image_batch, onnx_metadata  # noqa: E402
 from yeo.optimize.quantize import calibration_images, quantize  # noqa: E402
@@ -58,16 +56,11 @@ def same_detections(a, b) -> float | None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--run", type=Path, default=None)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--runs", type=int, default=30)
+    ap = parser(__doc__)
     ap.add_argument("--big", type=int, default=640, help="second image size (0: skip)")
     args = ap.parse_args()
-    run, report = run_report(args.run)
-    processed = run_dataset(report)
-    out = WS.outputs / "benchmarks" / run.name / "head_cut"
-    out.mkdir(parents=True, exist_ok=True)
+    opened = open_run(args.run)
+    run, processed, out = opened.path, opened.dataset(), opened.out("head_cut")
     val = sorted(split_images(processed, "val"))[:8]
     models: dict[str, Path] = {  # the run's variants that decode in the graph, at its size
         p.stem: p
@@ -102,7 +95,7 @@ def main() -> int:
     lat = interleaved(runners, args.rounds, args.runs, threads=2)
     dev = describe()
     lines = [
-        f"CPU: {dev['cpu']}, {dev['usable_cores']} cores, flags {' '.join(dev['isa'])}",
+        cpu_line(dev),
         f"onnxruntime, 2 threads, batch 1, {args.rounds} interleaved rounds x {args.runs} runs; "
         f"end to end from the input tensor: model + decode + NMS at conf {CONF}",
         "",
@@ -120,10 +113,7 @@ def main() -> int:
             f"{'yes' if r['same_detections'] else 'NO'}"
             f"{f' ({diff:.4f})' if diff is not None else ''} |"
         )
-    text = "\n".join(lines)
-    write_json(out / "head_cut.json", {"device": dev, "run": run.name, "rows": rows})
-    atomic_write_text(out / "head_cut.md", text + "\n")
-    print(text)
+    publish(out, "head_cut", {"device": dev, "run": run.name, "rows": rows}, "\n".join(lines))
     return 0 if ok else 1
 
 

@@ -14,7 +14,6 @@ under ``outputs/benchmarks/<run>/``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -22,14 +21,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from yeo import env
 
-WS = env.configure()
+env.configure()
 
+from benchmarks.common import cpu_line, open_run, parser, publish  # noqa: E402
 from edge.compare import fused_vs_unfused  # noqa: E402
 from edge.device import describe  # noqa: E402
 from edge.latency import interleaved, ort_runner  # noqa: E402
-from yeo.benchmark import run_dataset, run_report  # noqa: E402
 from yeo.evaluation import EvalSettings, evaluate  # noqa: E402
-from yeo.io import atomic_write_text, write_json  # noqa: E402
 from yeo.optimize.dataset import split_images  # noqa: E402
 from yeo.optimize.export import image_batch, onnx_metadata  # noqa: E402
 from yeo.optimize.portability import pair_overflows  # noqa: E402
@@ -40,17 +38,13 @@ from yeo.optimize.recipes import DEFAULT_RECIPES, WEIGHT_RANGES  # noqa: E402
 def main() -> int:
     import onnx
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--run", type=Path, default=None)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--runs", type=int, default=30)
+    ap = parser(__doc__)
     ap.add_argument("--conf", type=float, default=0.25, help="anchors compared: score >= this")
     args = ap.parse_args()
-    run, report = run_report(args.run)
-    processed = run_dataset(report)
+    opened = open_run(args.run)
+    run, processed = opened.path, opened.dataset()
     data_yaml = processed / "data.yaml"
-    out = WS.outputs / "benchmarks" / run.name
-    out.mkdir(parents=True, exist_ok=True)
+    out = opened.out()
     calib = calibration_images(split_images(processed, "train"), 64, seed=0)
     probe = sorted(split_images(processed, "val"))[:16]
     rows: dict[str, dict] = {}
@@ -80,7 +74,7 @@ def main() -> int:
         rows[name] |= {"p50_ms": latency.p50_ms, "p25_ms": latency.p25_ms, "p75_ms": latency.p75_ms}
     dev = describe()
     lines = [
-        f"CPU: {dev['cpu']}, {dev['usable_cores']} cores, flags {' '.join(dev['isa'])}",
+        cpu_line(dev),
         "",
         "| model | mAP50-95 (val) | p50 ms (p25-p75) | size MB | pair overflows | "
         f"kernel vs exact, anchors >= {args.conf}: box px / score |",
@@ -93,10 +87,8 @@ def main() -> int:
             f"{r['p75_ms']:.2f}) | {r['size_mb']:.2f} | {r.get('pair_overflows', '-')} | "
             f"{f'{ke[0]:.2f} / {ke[1]:.3f}' if ke else '-'} |"
         )
-    text = "\n".join(lines)
-    write_json(out / "int8_portability.json", {"device": dev, "run": run.name, "rows": rows})
-    atomic_write_text(out / "int8_portability.md", text + "\n")
-    print(text)
+    data = {"device": dev, "run": run.name, "rows": rows}
+    publish(out, "int8_portability", data, "\n".join(lines))
     return 0
 
 

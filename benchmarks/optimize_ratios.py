@@ -20,19 +20,18 @@ with ``--skip-peer``; the table says which peers were skipped.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from yeo import env
 
-WS = env.configure()
+env.configure()
 
+from benchmarks.common import cpu_line, open_run, parser, publish  # noqa: E402
 from edge.device import describe  # noqa: E402
-from yeo.benchmark import compare, latest_run, markdown  # noqa: E402
+from yeo.benchmark import compare, markdown  # noqa: E402
 from yeo.benchmark_config import PEERS  # noqa: E402
-from yeo.io import atomic_write_text, write_json  # noqa: E402
 
 BUDGET = 0.01  # mAP50-95: the speed issue's budget, optimize.max_map_drop's default
 TARGET_PEERS = ("ultralytics_int8", "ultralytics_openvino_int8")  # rows of the benchmark table
@@ -69,10 +68,7 @@ def exit_code(found: dict[str, bool]) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--run", type=Path, default=None)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--runs", type=int, default=30)
+    ap = parser(__doc__)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--imgsz", type=int, nargs="+", default=[0, 640], help="0: the run's size")
     ap.add_argument(
@@ -84,8 +80,8 @@ def main() -> int:
     )
     args = ap.parse_args()
     skip = tuple(args.skip_peer)
-    run = args.run or latest_run()
-    out = WS.outputs / "benchmarks" / run.name
+    opened = open_run(args.run)
+    run, out = opened.path, opened.out()
     results, texts, codes = {}, [], []
     for size in args.imgsz:
         result = compare(
@@ -108,16 +104,10 @@ def main() -> int:
             + (f"\nPeers skipped (--skip-peer): {', '.join(skip)}" if skip else "")
         )
         codes.append(exit_code(result["targets"]))
-    write_json(out / "ratios.json", {"cpu": describe(), "sizes": results})
-    text = f"CPU: {_cpu()}\n\n" + "\n\n".join(texts)
-    atomic_write_text(out / "ratios.md", text + "\n")
-    print(text)
+    dev = describe()
+    text = cpu_line(dev) + "\n\n" + "\n\n".join(texts)
+    publish(out, "ratios", {"cpu": dev, "sizes": results}, text)
     return max(codes)
-
-
-def _cpu() -> str:
-    d = describe()
-    return f"{d['cpu']}, {d['usable_cores']} cores, flags {' '.join(d['isa'])}"
 
 
 if __name__ == "__main__":

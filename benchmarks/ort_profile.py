@@ -13,7 +13,6 @@ Writes ``ort_profile.{json,md}`` beside the run's benchmark table. Exits 0.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -25,12 +24,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from yeo import env
 
-WS = env.configure()
+env.configure()
 
+from benchmarks.common import cpu_line, open_run, parser, publish  # noqa: E402
 from edge.device import describe  # noqa: E402
 from edge.preprocess import load_image, preprocess  # noqa: E402
-from yeo.benchmark import run_dataset, run_report  # noqa: E402
-from yeo.io import atomic_write_text, write_json  # noqa: E402
 
 
 def profile(model: Path, image: str | None, runs: int, threads: int, tmp: Path) -> dict:
@@ -63,15 +61,14 @@ def profile(model: Path, image: str | None, runs: int, threads: int, tmp: Path) 
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--run", type=Path, default=None)
-    ap.add_argument("--runs", type=int, default=200)
+    ap = parser(__doc__, runs=200, rounds=None)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    run, report = run_report(args.run)
+    opened = open_run(args.run)
+    run = opened.path
     table = json.loads((run / "variants.json").read_text())
     image = (table.get("timing") or {}).get("image")  # in the dataset: the busiest val image
-    image = str(run_dataset(report) / image) if image else None
+    image = str(opened.dataset() / image) if image else None
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for v in table["variants"]:
@@ -82,7 +79,7 @@ def main() -> int:
             )
     dev = describe()
     lines = [
-        f"CPU: {dev['cpu']}, {dev['usable_cores']} cores, flags {' '.join(dev['isa'])}",
+        cpu_line(dev),
         f"onnxruntime profiler, {args.threads} threads, {args.runs} calls; ms per call by "
         "operator type (top 8), and Q/DQ nodes left in the optimized graph",
         "",
@@ -97,11 +94,8 @@ def main() -> int:
             + ", ".join(f"{k} {v:.2f}" for k, v in top)
             + f" | {ops.get('QuantizeLinear', 0)} / {ops.get('DequantizeLinear', 0)} |"
         )
-    text = "\n".join(lines)
-    out = WS.outputs / "benchmarks" / run.name
-    write_json(out / "ort_profile.json", {"device": dev, "run": run.name, "rows": rows})
-    atomic_write_text(out / "ort_profile.md", text + "\n")
-    print(text)
+    data = {"device": dev, "run": run.name, "rows": rows}
+    publish(opened.out(), "ort_profile", data, "\n".join(lines))
     return 0
 
 

@@ -17,7 +17,6 @@ each ratio costs a whole prune + fine-tune. Exits 0: a curve has no target.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -26,14 +25,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from yeo import env
 
-WS = env.configure()
+env.configure()
 
+from benchmarks.common import cpu_line, open_run, parser, publish  # noqa: E402
 from edge.device import describe  # noqa: E402
 from edge.latency import detect_runner, interleaved  # noqa: E402
-from yeo.benchmark import build_variant, calibration_set, latest_run, run_dataset  # noqa: E402
+from yeo.benchmark import build_variant, calibration_set  # noqa: E402
 from yeo.errors import ConfigError  # noqa: E402
 from yeo.evaluation import EvalConfig, evaluate  # noqa: E402
-from yeo.io import atomic_write_text, write_json  # noqa: E402
 from yeo.optimize.prune import prune_and_finetune  # noqa: E402
 from yeo.optimize.settings import PruneConfig  # noqa: E402
 from yeo.report.plots import pyplot, save_figure  # noqa: E402
@@ -41,17 +40,14 @@ from yeo.train.config import TrainConfig  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--run", type=Path, default=None)
+    ap = parser(__doc__)
     ap.add_argument("--ratios", type=float, nargs="+", default=[0.3, 0.5])
     ap.add_argument("--activation", default=None, help="default: the run's")
     ap.add_argument("--prune", nargs="*", default=[], metavar="KEY=VALUE", help="optimize.prune")
     ap.add_argument("--name", default="prune_curve", help="output folder under the run's")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--runs", type=int, default=30)
     args = ap.parse_args()
-    run = args.run or latest_run()
-    rep = json.loads((run / "report.json").read_text())
+    opened = open_run(args.run)
+    run, rep = opened.path, opened.report
     table = json.loads((run / "variants.json").read_text())
     opt, by = rep["config"]["optimize"], {v["name"]: v for v in table["variants"]}
     bad = [kv for kv in args.prune if "=" not in kv]
@@ -66,10 +62,9 @@ def main() -> int:
     except ConfigError as e:
         ap.error(str(e))
     train = TrainConfig.parse("train", rep["config"]["train"])
-    dataset = run_dataset(rep)
+    dataset = opened.dataset()
     settings = EvalConfig.parse("eval", rep["config"]["eval"]).settings(train.imgsz, "cpu")
-    out = WS.outputs / "benchmarks" / run.name / args.name
-    out.mkdir(parents=True, exist_ok=True)
+    out = opened.out(args.name)
     calib = calibration_set(rep)
     base_pt = run / "variants" / by["base_pt"]["file"]
     int8_row = by.get("pruned_int8") or by["base_int8"]  # its recipe and head
@@ -135,11 +130,8 @@ def main() -> int:
         "base_pt_map50_95": base_map,
         "rows": rows,
     }
-    write_json(out / "prune_curve.json", result)
-    text = markdown(result)
-    atomic_write_text(out / "prune_curve.md", text)
+    publish(out, "prune_curve", result, markdown(result))
     plot(result, out / "prune_curve.png")
-    print(text)
     return 0
 
 
@@ -147,7 +139,7 @@ def markdown(result: dict) -> str:
     cpu = result["cpu"]
     p = result["prune"]
     lines = [
-        f"CPU: {cpu['cpu']}, {cpu['usable_cores']} cores, flags {' '.join(cpu['isa'])}",
+        cpu_line(cpu),
         f"Activation {result['activation']}, {p['steps']} steps x {p['finetune_epochs']} "
         f"fine-tune epochs, distill {p['distill']}; val mAP50-95 (this chooses a ratio); "
         f"base .pt {result['base_pt_map50_95']:.4f}, budget {result['budget']}",
