@@ -1,4 +1,4 @@
-"""A user's own reader (``data=custom data.reader=module:function``): the README's example,
+"""A user's own reader (``data=custom data.reader=module:function``): the example in docs/data.md,
 run as a user would (a module in the working directory), through ``--pipeline data`` (the
 optimize pipeline starts with the same data steps and reads only the processed dataset after
 them); readers that cannot be imported, raise or return the wrong thing stop with one line
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 
 def readme_reader() -> str:
-    text = (CODE_ROOT / "README.md").read_text()
+    text = (CODE_ROOT / "docs" / "data.md").read_text()
     (block,) = re.findall(r"```python\n(# my_reader\.py\n.*?)```", text, re.S)
     return block
 

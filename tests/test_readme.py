@@ -93,8 +93,10 @@ ELSEWHERE = {
 
 
 def readme_commands() -> list[str]:
-    """Every command line in the README's ``bash`` blocks, comments stripped."""
-    text = (CODE_ROOT / "README.md").read_text()
+    """Every command line in the ``bash`` blocks of the README and the pages it links in
+    ``docs/``, comments stripped."""
+    pages = [CODE_ROOT / "README.md", *sorted((CODE_ROOT / "docs").glob("*.md"))]
+    text = "\n".join(p.read_text() for p in pages)
     blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
     lines = [line for block in blocks for line in block.split("\n")]
     return [c for c in (re.sub(r"\s+#.*$", "", ln).strip() for ln in lines) if c]
