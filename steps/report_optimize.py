@@ -22,6 +22,11 @@ class BudgetError(UserError):
     """No variant met the accuracy budget (report, table and models are kept)."""
 
 
+class VacuousError(UserError):
+    """The base is under the floor, so the budget verdict means nothing (report, table and
+    models are kept; no bundle). ``optimize.allow_vacuous=true`` bundles anyway."""
+
+
 @step(enable_cache=False)
 def report_optimize(
     selection: Selection,
@@ -61,4 +66,11 @@ def report_optimize(
     )
     if selection.selected is None:
         raise BudgetError(f"{selection.reason}; report: {files['html']}")
+    held = selection.held_out
+    if held is not None and held.vacuous and not config["optimize"].get("allow_vacuous"):
+        raise VacuousError(
+            f"vacuous verdict: the base did not learn enough for a budget to mean anything "
+            f"({held.floor}); no bundle (optimize.allow_vacuous=true bundles anyway); report: "
+            f"{files['html']}"
+        )
     return HTMLString(Path(files["html"]).read_text())

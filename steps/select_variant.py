@@ -59,6 +59,7 @@ def select_variant(
         image_label=image.relative_to(dataset).as_posix(),
     )
     sel = select(variants, "base_pt", optimize.max_map_drop)
+    sel.min_base_map = optimize.min_base_map
     sel.timing = timing
     folder = workspace().outputs / "optimize" / run_name()
     js, md = write_tables(sel, folder)

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import yaml_dump, yaml_load
 from yeo.errors import ConfigError
 from yeo.evaluation import EvalSettings, ImageStats, evaluate_images
-from yeo.optimize.heldout import bootstrap, held_out_split, score_held_out, verdict
+from yeo.optimize.heldout import bootstrap, floor, held_out_split, score_held_out, verdict
 from yeo.optimize.variants import HeldOutScore, Selection, VariantScore, time_interleaved
 
 
@@ -103,6 +103,23 @@ def test_budget_verdict_says_when_it_is_inside_the_noise(drop, ci, within, noisy
     )
     text, w, n = verdict("pruned_int8", score, 0.01, "test")
     assert (w, n) == (within, noisy) and words in text and "pruned_int8 on test" in text
+
+
+@pytest.mark.parametrize(
+    ("m", "ci", "min_map", "words"),
+    [
+        (0.0, (0.0, 0.0), 0.0, "its interval reaches the 0.01 budget"),  # COCO128 from scratch
+        (0.03, (0.008, 0.05), 0.0, "its interval reaches the 0.01 budget"),
+        (0.03, (0.02, 0.05), 0.05, "under the 0.05 floor (optimize.min_base_map)"),
+        (0.2058, (0.184, 0.245), 0.0, None),  # the default run's base: a verdict means something
+    ],
+)
+def test_a_base_that_learned_nothing_makes_the_verdict_vacuous(m, ci, min_map, words):
+    base = HeldOutScore(
+        map50=m, map50_95=m, ci95=ci, drop=0.0, drop_ci95=(0.0, 0.0), per_class_ap50_95={}
+    )
+    why = floor(base, 0.01, min_map, "test")
+    assert why is None if words is None else words in why
 
 
 def test_held_out_scoring_uses_test_and_falls_back_to_val_by_name(

@@ -29,6 +29,7 @@ TINY = [
     "optimize.latency.warmup=2",
     "optimize.bundle.benchmark_runs=5",
     "optimize.bundle.golden_images=2",
+    "optimize.allow_vacuous=true",  # a 2-epoch base is under the floor (checked below)
 ]
 
 
@@ -81,7 +82,11 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert report["selected"] == sel["selected"] and len(report["plots"]) == 5
     held = report["held_out"]  # chose on val, reported on test, scored once after the choice
     assert held["split"] == "test" and held["independent"] and held["n_images"] >= 3
-    assert held["verdict"].startswith(f"{sel['selected']} on test: ")
+    # a 1.0 budget is vacuous for any base (a model detecting nothing is within it), so the
+    # verdict says so first; allow_vacuous (TINY) bundled anyway
+    assert held["floor"] and "reaches the 1.0 budget" in held["floor"]
+    assert held["verdict"].startswith("vacuous: the base did not learn enough")
+    assert f". {sel['selected']} on test: " in held["verdict"]
     assert sel["timing"]["interleaved"] and all(v["p25_ms"] for v in sel["variants"][1:])
     assert all(v["held_out"]["ci95"][0] <= v["held_out"]["map50_95"] for v in sel["variants"])
     assert (table.parent / "report.html").stat().st_size > 10_000  # plots embedded
@@ -194,3 +199,18 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
         "yolov8n-synthetic-v1",
         "yolov8n-synthetic-v1.tar.gz",
     ]  # no bundle from a failed run
+
+    # the real 0.01 budget, nothing rigged, on the 2-epoch base: its test interval reaches the
+    # budget, so "within the budget" would be vacuous: exit 1, one line, the report, no bundle
+    floor = [o for o in TINY if not o.startswith("optimize.allow_vacuous")]
+    args = [*floor, f"optimize.base_model={weights}", "optimize.prune.enabled=false"]
+    out = run_cli("--pipeline", "optimize", *args, "optimize.quant.enabled=false", env_extra=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("run.py: error: vacuous verdict: the base did not learn"), last
+    assert "its interval reaches the 0.01 budget" in last and "optimize.allow_vacuous" in last
+    reports = sorted((root / "outputs" / "optimize").rglob("report.json"), key=os.path.getmtime)
+    assert len(reports) == 3
+    held = json.loads(reports[-1].read_text())["held_out"]
+    assert held["floor"] and held["verdict"].startswith("vacuous: ")
+    assert len(list((root / "edge" / "bundles").iterdir())) == 2  # still no new bundle

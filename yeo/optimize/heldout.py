@@ -68,6 +68,24 @@ def verdict(name: str, score: HeldOutScore, budget: float, split: str) -> tuple[
     )
 
 
+def floor(base: HeldOutScore, budget: float, min_map: float, split: str) -> str | None:
+    """Why no budget verdict against ``base`` means anything, or None: its mAP50-95 is under
+    ``min_map``, or its interval reaches down to ``budget``, so that a model that detects
+    nothing could be "within the budget" (the COCO128-from-scratch case: every variant 0.0)."""
+    lo = base.ci95[0]
+    if base.map50_95 < min_map:
+        return (
+            f"{BASE} scored {base.map50_95:.4f} on {split}, under the {min_map} floor "
+            "(optimize.min_base_map)"
+        )
+    if lo <= budget + 1e-9:
+        return (
+            f"{BASE} on {split}: {base.map50_95:.4f} [{lo:.3f}, {base.ci95[1]:.3f}]; its interval "
+            f"reaches the {budget} budget, so a model that detects nothing could pass"
+        )
+    return None
+
+
 def score_held_out(
     sel: Selection,
     models: dict[str, Path],
@@ -101,6 +119,12 @@ def score_held_out(
         text, within, noisy = verdict(chosen.name, chosen.held_out, sel.max_map_drop, split)
     else:
         text, within, noisy = f"no variant selected on val ({sel.reason})", None, None
+    base = next(v for v in out.variants if v.name == BASE).held_out
+    why = floor(base, sel.max_map_drop, sel.min_base_map, split) if base else None
+    if why:
+        text = (
+            f"vacuous: the base did not learn enough for a budget to mean anything ({why}). {text}"
+        )
     first = results[BASE]
     out.held_out = HeldOut(
         split=split,
@@ -111,5 +135,6 @@ def score_held_out(
         verdict=text,
         within_budget=within,
         inside_noise=noisy,
+        floor=why,
     )
     return out

@@ -98,6 +98,11 @@ class OptimizeConfig(Group):
 
     base_model: str | None = None
     max_map_drop: float = Field(0.01, ge=0, le=1)  # absolute mAP50-95 below the base .pt
+    # the floor under the budget: a base whose held-out mAP50-95 is under this, or whose
+    # interval reaches down to the budget (a model detecting nothing would pass), gives a
+    # vacuous verdict; the run then stops before the bundle unless allow_vacuous
+    min_base_map: float = Field(0.0, ge=0, le=1)
+    allow_vacuous: bool = False
     opset: int = Field(17, ge=11, le=21)
     dynamic: bool = False
     simplify: bool = True

@@ -40,6 +40,12 @@ class HeldOut(BaseModel):
     verdict: str
     within_budget: bool | None  # of the selected variant, by its point estimate
     inside_noise: bool | None  # the drop's interval straddles the budget
+    # why the base is under the floor (the budget verdict then means nothing); None: it is not
+    floor: str | None = None
+
+    @property
+    def vacuous(self) -> bool:
+        return self.floor is not None
 
 
 class VariantScore(BaseModel):
@@ -73,6 +79,7 @@ class Selection(BaseModel):
     max_map_drop: float
     reason: str
     variants: list[VariantScore]
+    min_base_map: float = 0.0  # the floor under the budget (see heldout.floor)
     timing: dict[str, Any] | None = None  # how the interleaved timing ran
     held_out: HeldOut | None = None
 
