@@ -53,6 +53,47 @@ def test_per_image_stats_reproduce_the_evaluators_map(trained_model: Path, tiny_
     assert stats.map50_95(np.array([0, 0, 0])) == pytest.approx(one.map50_95(), abs=1e-9)
 
 
+def _matched_stats(rng: np.random.Generator, n: int, classes: int = 6) -> ImageStats:
+    """Per-image matching as the evaluator makes it: a true positive only where a label of its
+    class is left in its image, strict IoU thresholds hit less (distinct scores: the order of
+    equal scores is arbitrary in both computations)."""
+    tp, conf, pred_cls, target_cls = [], [], [], []
+    for _ in range(n):
+        labels = rng.integers(0, classes, rng.integers(0, 8))
+        k = int(rng.integers(0, 60))
+        cls = rng.integers(0, classes, k)
+        score = rng.random(k)
+        hits, left = np.zeros((k, 10), bool), np.bincount(labels, minlength=classes)
+        for j in np.argsort(-score, kind="stable"):
+            if left[cls[j]] and rng.random() < 0.6:
+                left[cls[j]] -= 1
+                hits[j] = np.arange(10) < rng.integers(1, 11)
+        tp.append(hits)
+        conf.append(score.astype(np.float32))
+        pred_cls.append(cls.astype(float))
+        target_cls.append(labels.astype(float))
+    return ImageStats([str(i) for i in range(n)], tp, conf, pred_cls, target_cls)
+
+
+def test_all_resamples_at_once_equal_one_resample_at_a_time(
+    trained_model: Path, tiny_data: Path
+) -> None:
+    """The vectorised bootstrap gives each resample's mAP as concatenating its images would:
+    on the session model's matching and on generated matchings (absent classes, repeated and
+    missing images)."""
+    from yeo.evaluation import map50_95_resamples
+
+    rng = np.random.default_rng(0)
+    _, real = evaluate_images(trained_model, tiny_data, EvalSettings(imgsz=128))
+    for stats in (real, *(_matched_stats(rng, n) for n in (1, 5, 60, 400))):
+        n = len(stats.images)
+        draws = rng.integers(0, n, size=(64, n))
+        expected = np.array([stats.map50_95(d) for d in draws])
+        got = map50_95_resamples(stats, draws, cells=5000)  # small chunks: the seams too
+        assert np.allclose(got, expected, rtol=0, atol=1e-12), (n, got - expected)
+    assert map50_95_resamples(real, np.zeros((3, 0), int)).tolist() == [0.0, 0.0, 0.0]
+
+
 def test_lean_map_equals_ultralytics_ap_per_class() -> None:
     """The bootstrap's mAP is ultralytics' AP table without its curves: equal, ties included."""
     from ultralytics.utils.metrics import ap_per_class
@@ -143,6 +184,11 @@ def test_held_out_scoring_uses_test_and_falls_back_to_val_by_name(
     assert chosen.ci95[0] <= chosen.map50_95 <= chosen.ci95[1]
     assert abs(chosen.drop) < 0.02  # the ONNX export scores like its .pt
     assert out.held_out.verdict.startswith("base_fp32 on test: ")
+    # the smallest budget these 6 images confirm: the upper end of the paired interval
+    assert out.held_out.confirms_budget == max(0.0, chosen.drop_ci95[1])
+    assert f"The 6 test images confirm a budget of {out.held_out.confirms_budget:.3f}" in (
+        out.held_out.verdict
+    )
     fallback = score_held_out(sel, models, tiny_data, settings).held_out
     assert fallback.split == "val" and not fallback.independent
 
@@ -182,6 +228,34 @@ def test_default_split_is_three_way_and_data_yaml_names_test(tmp_path: Path) -> 
     data = yaml_load(staged.staging / "data.yaml")
     assert data["test"] == "images/test" and data["val"] == "images/val"
     assert len(list((staged.staging / "images" / "test").glob("*.jpg"))) == 3
+
+
+def test_extra_synthetic_test_images_go_to_test_and_leave_the_split_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """``data.synthetic.test_images``: more images, all in the test split, drawn apart from
+    the others; train and val hold exactly the images they hold without them."""
+    from yeo.data import etl, sources, synthetic
+
+    def staged(extra: int) -> dict[str, set[str]]:
+        spec = synthetic.SyntheticSpec(num_images=20, imgsz=64, test_images=extra)
+        raw = synthetic.generate(tmp_path / f"raw{extra}", spec)
+        ds = sources.convert(sources.RawSource(name="s", kind="synthetic", root=str(raw)))
+        out = etl.stage(ds, tmp_path / f"st{extra}", tmp_path / f"p{extra}", etl.EtlConfig())
+        return {
+            s: {p.name for p in (out.staging / "images" / s).glob("*.jpg")}
+            for s in ("train", "val", "test")
+        }
+
+    plain, more = staged(0), staged(12)
+    assert more["train"] == plain["train"] and more["val"] == plain["val"]
+    extra = more["test"] - plain["test"]
+    assert len(extra) == 12 and all(n.startswith("surface_test_") for n in extra)
+    assert len(plain["test"]) == 3 and plain["test"] < more["test"]
+    # the extra images are others than the first ones: test_images=12 of 20 + 12 are distinct
+    first, _ = synthetic.render(synthetic.SyntheticSpec(imgsz=64), 0)
+    other, _ = synthetic.render(synthetic.SyntheticSpec(imgsz=64), synthetic.TEST_INDEX)
+    assert np.asarray(first).tobytes() != np.asarray(other).tobytes()
 
 
 @pytest.mark.parametrize(

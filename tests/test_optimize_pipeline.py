@@ -16,6 +16,7 @@ from tests.test_cpp_port import run_port, verify_port
 pytestmark = pytest.mark.slow
 TINY = [
     "data.synthetic.num_images=24",
+    "data.synthetic.test_images=8",  # the extra test images, end to end
     "data.synthetic.imgsz=128",
     "data.synthetic.contrast=3",
     "train.imgsz=128",

@@ -54,6 +54,7 @@ def test_train_pipeline_tracks_registers_and_stays_offline(tmp_path: Path) -> No
     guard = tmp_path / "net.log"
     args = [
         "data.synthetic.num_images=16",
+        "data.synthetic.test_images=0",
         "data.synthetic.imgsz=64",
         "train.imgsz=64",
         "train.epochs=2",

@@ -20,6 +20,7 @@ from tests.conftest import CODE_ROOT, run_cli
 pytestmark = pytest.mark.slow
 BASE = [
     "data.synthetic.num_images=16",
+    "data.synthetic.test_images=0",
     "data.synthetic.imgsz=64",
     "train.imgsz=64",
     "train.batch=8",

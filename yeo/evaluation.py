@@ -128,6 +128,95 @@ def map50_95(
     return float(ap.mean())
 
 
+def map50_95_resamples(stats: ImageStats, draws: np.ndarray, cells: int = 20_000_000) -> np.ndarray:
+    """:meth:`ImageStats.map50_95` for every row of ``draws`` (resamples x image indices) at
+    once, equal to it up to the order of equal scores (tests/test_heldout.py).
+
+    A resample weights each prediction by how often its image was drawn, over predictions
+    sorted once: copies of one prediction are adjacent, so no resample concatenates or sorts.
+    Only two points per true positive reach ``compute_ap``'s envelope and 101-point
+    interpolation: the true positive, and the false positives just before it, which stand at
+    the previous recall with no higher an envelope than the true positive's (false positives
+    lower precision). Predictions after a class's last true positive cannot raise an envelope
+    and are dropped. ``cells`` bounds the work arrays (resamples are taken in chunks)."""
+    n = len(stats.images)
+    if not sum(len(t) for t in stats.target_cls):
+        return np.zeros(len(draws))
+    img = np.repeat(np.arange(n), [len(c) for c in stats.conf])
+    order = np.argsort(-np.concatenate([*stats.conf, np.zeros(0)]), kind="stable")
+    tp = np.concatenate([*stats.tp, np.zeros((0, 10), bool)])[order]
+    cls, img = np.concatenate([*stats.pred_cls, np.zeros(0)])[order], img[order]
+    tcls = np.concatenate(stats.target_cls)
+    timg = np.repeat(np.arange(n), [len(t) for t in stats.target_cls])
+    classes = []
+    for c in np.unique(tcls):
+        hits, where = tp[cls == c], img[cls == c]
+        last = np.flatnonzero(hits.any(1))
+        keep = last[-1] + 1 if len(last) else 0  # no true positive at any threshold: AP 0
+        rows = [np.flatnonzero(hits[:keep, j]) for j in range(hits.shape[1])]
+        classes.append((where[:keep], rows, timg[tcls == c]))
+    widest = max((len(w) for w, _, _ in classes), default=1)
+    step = max(1, cells // max(1, widest))
+    out = np.empty(len(draws))
+    for s in range(0, len(draws), step):
+        d = draws[s : s + step]
+        r = len(d)
+        w = np.bincount((d + n * np.arange(r)[:, None]).ravel(), minlength=r * n).reshape(r, n)
+        total, present = np.zeros(r), np.zeros(r)
+        for where, rows, targets in classes:
+            n_l = w[:, targets].sum(1).astype(np.float64)
+            present += n_l > 0
+            ww = w[:, where].astype(np.float64)
+            seen = np.cumsum(ww, axis=1)
+            ap = np.zeros(r)
+            for tp_rows in rows:
+                if len(tp_rows):
+                    ap += _ap_101(*_tp_points(ww, seen, tp_rows, n_l))
+            total += np.where(n_l > 0, ap / len(rows), 0.0)
+        out[s : s + step] = np.divide(total, present, out=np.zeros(r), where=present > 0)
+    return out
+
+
+def _tp_points(
+    ww: np.ndarray, seen: np.ndarray, tp_rows: np.ndarray, n_l: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recall and precision (resamples x 2 points per true positive) of one class at one IoU
+    threshold: before each true positive, the last false positive at the previous recall
+    (given the true positive's precision: its envelope is the same), then the true positive.
+    Where no false positive came between, that point repeats the one before it."""
+    tpc = np.cumsum(ww[:, tp_rows], axis=1)
+    at = seen[:, tp_rows]
+    prec = np.divide(tpc, at, out=np.ones_like(tpc), where=at > 0)  # nothing drawn yet: 1
+    rec = tpc / (np.where(n_l > 0, n_l, np.inf)[:, None] + 1e-16)  # absent class: 0, masked
+    fp = at - tpc
+    before_rec = np.concatenate([np.zeros((len(rec), 1)), rec[:, :-1]], axis=1)
+    before_prec = np.concatenate([np.ones((len(prec), 1)), prec[:, :-1]], axis=1)
+    gap = np.diff(fp, axis=1, prepend=0.0) > 0
+    points_rec = np.stack([before_rec, rec], axis=2).reshape(len(rec), -1)
+    points_prec = np.stack([np.where(gap, prec, before_prec), prec], axis=2)
+    return points_rec, points_prec.reshape(len(rec), -1)
+
+
+def _ap_101(recall: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """ultralytics' ``compute_ap`` on every row of (curves x points) at once: the same
+    sentinels, precision envelope and 101-point interpolation; one AP per row."""
+    rows, width = recall.shape[0], recall.shape[1] + 3
+    mrec = np.concatenate([np.zeros((rows, 1)), recall, recall[:, -1:], np.ones((rows, 1))], 1)
+    mpre = np.concatenate([np.ones((rows, 1)), precision, np.zeros((rows, 2))], 1)
+    mpre = np.flip(np.maximum.accumulate(np.flip(mpre, 1), axis=1), 1)
+    # np.interp on every row: rows shifted apart by 2 (recall is in [0, 1]) share one search
+    x = np.linspace(0, 1, 101)
+    shift = 2.0 * np.arange(rows)[:, None]
+    xp, fp = (mrec + shift).ravel(), mpre.ravel()
+    q = (x[None, :] + shift).ravel()
+    start = np.repeat(np.arange(rows) * width, len(x))
+    j = np.clip(np.searchsorted(xp, q, side="right") - 1, start, start + width - 2)
+    span = xp[j + 1] - xp[j]
+    frac = np.clip(np.divide(q - xp[j], span, out=np.zeros_like(q), where=span > 0), 0, 1)
+    y = (fp[j] + frac * (fp[j + 1] - fp[j])).reshape(rows, len(x))
+    return ((y[:, 1:] + y[:, :-1]) / 2 * np.diff(x)).sum(1)
+
+
 def evaluate(model_path: Path, data_yaml: Path, settings: EvalSettings) -> EvalResult:
     """Score ``model_path`` on ``settings.split`` of ``data_yaml``."""
     return evaluate_images(model_path, data_yaml, settings)[0]

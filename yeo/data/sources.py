@@ -118,4 +118,5 @@ def convert(raw: RawSource) -> SourceDataset:
     if raw.kind == "custom":
         return read_custom(raw.name, root, raw.reader or "")
     names = coco_names() if raw.kind == "coco128" else raw.names
-    return read_yolo(raw.name, root, names)
+    ds = read_yolo(raw.name, root, names)
+    return synthetic.test_split_hints(ds) if raw.kind == "synthetic" else ds

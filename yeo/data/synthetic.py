@@ -4,6 +4,10 @@ Brushed-metal backgrounds with lighting gradients and sensor noise; four defect 
 at varied size and contrast, several per image, plus some defect-free images. Each image is
 rendered from its own ``numpy`` generator seeded by ``(seed, index)``, so the same seed gives
 byte-identical labels (and images, for a given Pillow build) whatever the image count.
+
+``test_images`` more images (their own index range, so independent of ``num_images``) go to
+``images/test/``: the source names them test, and only the ``num_images`` are split. Test images
+cost no training, and a budget of 0.01 mAP50-95 needs hundreds of them to be confirmed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 from tqdm import tqdm
 
+from yeo.data.model import SourceDataset
 from yeo.io import atomic_dir, write_yaml
 
 CLASS_NAMES: tuple[str, ...] = ("scratch", "pits", "stain", "crack")
@@ -32,6 +37,11 @@ class SyntheticSpec:
     max_defects: int = 5
     jpeg_quality: int = 92
     contrast: float = 1.0  # multiplies every defect's contrast: >1 easier, <1 harder
+    test_images: int = 0  # more images, all in the test split (images/test/)
+
+
+TEST_DIR = "test"  # images/test/, labels/test/: the extra test images
+TEST_INDEX = 1_000_000  # their render indices start here: apart from any num_images
 
 
 Box = tuple[int, float, float, float, float]  # class id, cx, cy, w, h (normalized)
@@ -177,15 +187,30 @@ def format_label(boxes: list[Box]) -> str:
 
 def generate(out_dir: Path, spec: SyntheticSpec) -> Path:
     """Write ``images/``, ``labels/`` and ``data.yaml`` under ``out_dir``, atomically."""
-    if spec.num_images < 1 or spec.imgsz < 32:
-        raise ValueError(f"synthetic: need num_images >= 1 and imgsz >= 32, got {spec}")
+    if spec.num_images < 1 or spec.imgsz < 32 or spec.test_images < 0:
+        raise ValueError(
+            f"synthetic: need num_images >= 1, test_images >= 0 and imgsz >= 32, got {spec}"
+        )
+    work = [(i, "", f"surface_{i:05d}") for i in range(spec.num_images)]
+    work += [(TEST_INDEX + j, TEST_DIR, f"surface_test_{j:05d}") for j in range(spec.test_images)]
     with atomic_dir(out_dir) as tmp:
-        (tmp / "images").mkdir()
-        (tmp / "labels").mkdir()
-        for i in tqdm(range(spec.num_images), desc="synthetic", unit="img", leave=False):
+        for sub in {w[1] for w in work}:
+            (tmp / "images" / sub).mkdir(parents=True, exist_ok=True)
+            (tmp / "labels" / sub).mkdir(parents=True, exist_ok=True)
+        for i, sub, stem in tqdm(work, desc="synthetic", unit="img", leave=False):
             img, boxes = render(spec, i)
-            stem = f"surface_{i:05d}"
-            img.save(tmp / "images" / f"{stem}.jpg", quality=spec.jpeg_quality)
-            (tmp / "labels" / f"{stem}.txt").write_text(format_label(boxes))
+            img.save(tmp / "images" / sub / f"{stem}.jpg", quality=spec.jpeg_quality)
+            (tmp / "labels" / sub / f"{stem}.txt").write_text(format_label(boxes))
         write_yaml(tmp / "data.yaml", {"names": dict(enumerate(CLASS_NAMES))})
     return out_dir
+
+
+def test_split_hints(ds: SourceDataset) -> SourceDataset:
+    """``ds`` (read from :func:`generate`'s folder) with the images under ``images/test/``
+    named test by the source; the rest stay free for the seeded split."""
+    test = Path(ds.root) / "images" / TEST_DIR
+    images = [
+        i.model_copy(update={"split": "test"}) if Path(i.path).parent == test else i
+        for i in ds.images
+    ]
+    return ds.model_copy(update={"images": images})

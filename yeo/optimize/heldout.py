@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from yeo.evaluation import EvalSettings, ImageStats, evaluate_images
+from yeo.evaluation import EvalSettings, ImageStats, evaluate_images, map50_95_resamples
 from yeo.optimize.variants import HeldOut, HeldOutScore, Selection
 
 BASE = "base_pt"
@@ -37,7 +37,7 @@ def bootstrap(
             raise ValueError(f"{name} was scored on other images than {base}")
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(images), size=(resamples, len(images)))
-    maps = {name: np.array([s.map50_95(idx) for idx in draws]) for name, s in stats.items()}
+    maps = {name: map50_95_resamples(s, draws) for name, s in stats.items()}
 
     def ci(x: np.ndarray) -> tuple[float, float]:
         lo, hi = np.percentile(x, [2.5, 97.5])
@@ -115,8 +115,14 @@ def score_held_out(
             per_class_ap50_95=r.per_class_ap50_95,
         )
     chosen = next((v for v in out.variants if v.name == sel.selected), None)
+    confirms = None
     if chosen and chosen.held_out:
         text, within, noisy = verdict(chosen.name, chosen.held_out, sel.max_map_drop, split)
+        confirms = max(0.0, chosen.held_out.drop_ci95[1])
+        text += (
+            f". The {results[BASE].n_images} {split} images confirm a budget of {confirms:.3f} "
+            f"or more for {chosen.name} (the upper end of its paired interval)"
+        )
     else:
         text, within, noisy = f"no variant selected on val ({sel.reason})", None, None
     base = next(v for v in out.variants if v.name == BASE).held_out
@@ -136,5 +142,6 @@ def score_held_out(
         within_budget=within,
         inside_noise=noisy,
         floor=why,
+        confirms_budget=confirms,
     )
     return out

@@ -40,6 +40,9 @@ class HeldOut(BaseModel):
     verdict: str
     within_budget: bool | None  # of the selected variant, by its point estimate
     inside_noise: bool | None  # the drop's interval straddles the budget
+    # the smallest budget this split confirms for the selected variant: the upper end of its
+    # paired drop interval (never below 0); None without a selection
+    confirms_budget: float | None = None
     # why the base is under the floor (the budget verdict then means nothing); None: it is not
     floor: str | None = None
 
