@@ -12,6 +12,7 @@ from zenml import pipeline
 from pipelines.train import prepared_data
 from steps.build_bundle import build_bundle
 from steps.export_onnx import export_model
+from steps.finetune_base import finetune_base
 from steps.import_base_model import import_base_model
 from steps.prune_model import prune_model
 from steps.quantize_int8 import quantize_int8
@@ -77,10 +78,13 @@ def optimize_pipeline(
 
     base_pt = score(weights_dir, "best.pt", "base_pt")
     base_fp32, base_int8, base_trials = onnx_variants(weights_dir, "base")
-    pruned_fp32 = pruned_int8 = pruned_trials = prune_summary = None
+    pruned_fp32 = pruned_int8 = pruned_trials = prune_summary = base_ft = None
     if optimize.prune.enabled:
         prune_summary, pruned_dir = prune_model(weights_dir, dataset, train, optimize)
         pruned_fp32, pruned_int8, pruned_trials = onnx_variants(pruned_dir, "pruned")
+        if optimize.prune.control and optimize.prune.finetune_epochs > 0:
+            base_ft_dir = finetune_base(weights_dir, dataset, train, optimize)
+            base_ft = score(base_ft_dir, "best.pt", "base_ft")
     chosen, _ = select_variant(
         optimize,
         dataset,
@@ -90,6 +94,7 @@ def optimize_pipeline(
         pruned_fp32=pruned_fp32,
         pruned_int8=pruned_int8,
         prune_summary=prune_summary,
+        base_ft=base_ft,
     )
     selection = score_held_out(chosen, dataset, eval_cfg, imgsz, train.device)
     config = {  # plain values for the report

@@ -35,11 +35,12 @@ def select_variant(
     pruned_fp32: VariantScore | None = None,
     pruned_int8: VariantScore | None = None,
     prune_summary: PruneSummary | None = None,
+    base_ft: VariantScore | None = None,
 ) -> Outputs:
     """Write the variants table (JSON + Markdown) and pick. No qualifying variant is not an
     error here: the report step writes the report first, then fails the run."""
 
-    variants = [v for v in (base_pt, base_fp32, base_int8, pruned_fp32, pruned_int8) if v]
+    variants = [v for v in (base_pt, base_ft, base_fp32, base_int8, pruned_fp32, pruned_int8) if v]
     if prune_summary:
         for v in variants:
             before = not v.pruned

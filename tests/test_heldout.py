@@ -11,7 +11,14 @@ import pytest
 from tests.conftest import yaml_dump, yaml_load
 from yeo.errors import ConfigError
 from yeo.evaluation import EvalSettings, ImageStats, evaluate_images
-from yeo.optimize.heldout import bootstrap, floor, held_out_split, score_held_out, verdict
+from yeo.optimize.heldout import (
+    bootstrap,
+    control,
+    floor,
+    held_out_split,
+    score_held_out,
+    verdict,
+)
 from yeo.optimize.variants import HeldOutScore, Selection, VariantScore, time_interleaved
 
 
@@ -161,6 +168,35 @@ def test_a_base_that_learned_nothing_makes_the_verdict_vacuous(m, ci, min_map, w
     )
     why = floor(base, 0.01, min_map, "test")
     assert why is None if words is None else words in why
+
+
+def test_the_control_separates_extra_training_from_pruning(tmp_path: Path) -> None:
+    """The VOC run's case: the pruned copy beat the base by 0.023, all of it (and more) extra
+    training: base_ft gains 0.030, so pruning itself cost 0.007, and the base was not
+    converged."""
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x")
+    variants = [_variant(n, weights, "pt") for n in ("base_pt", "base_ft", "pruned_int8")]
+    variants[2].pruned = True
+    drops = (0.0, -0.030, -0.023)
+    cis = ((0.0, 0.0), (-0.045, -0.016), (-0.04, -0.006))
+    for v, drop, ci in zip(variants, drops, cis, strict=True):
+        v.held_out = HeldOutScore(
+            map50=0.5,
+            map50_95=0.3 - drop,
+            ci95=(0.2, 0.4),
+            drop=drop,
+            drop_ci95=ci,
+            per_class_ap50_95={},
+        )
+    text = control(variants, 0.01, "test")
+    assert text.startswith("base_ft (the base fine-tuned, unpruned, on the pruned copy's")
+    assert "+0.0300 [+0.016, +0.045] against base_pt on test" in text
+    assert "against base_ft: pruned_int8 -0.0070" in text
+    assert "The base was not converged" in text
+    variants[1].held_out = variants[1].held_out.model_copy(update={"drop": -0.004})
+    assert "not converged" not in control(variants, 0.01, "test")  # within the budget
+    assert control(variants[:1] + variants[2:], 0.01, "test") is None  # no control: no note
 
 
 def test_held_out_scoring_uses_test_and_falls_back_to_val_by_name(

@@ -55,7 +55,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert str(root) not in table.read_text()  # the selection artifact holds no local path
     sel = json.loads(table.read_text())
     names = [v["name"] for v in sel["variants"]]
-    assert names == ["base_pt", "base_fp32", "base_int8", "pruned_fp32", "pruned_int8"]
+    assert names == ["base_pt", "base_ft", "base_fp32", "base_int8", "pruned_fp32", "pruned_int8"]
     fast = min((v for v in sel["variants"] if v["p50_ms"]), key=lambda v: v["p50_ms"])
     assert sel["selected"] == fast["name"]  # a budget of 1.0 lets every variant qualify
     by = {v["name"]: v for v in sel["variants"]}
@@ -82,13 +82,18 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     report = json.loads((table.parent / "report.json").read_text())
     assert report["selected"] == sel["selected"] and len(report["plots"]) == 5
     held = report["held_out"]  # chose on val, reported on test, scored once after the choice
-    assert held["split"] == "test" and held["independent"] and held["n_images"] >= 3
+    assert held["split"] == "test" and held["independent"] and held["n_images"] >= 8
+    # the fair control: the base fine-tuned on the pruned copy's schedule, scored like the rest
+    assert held["control"].startswith("base_ft (the base fine-tuned, unpruned")
+    assert "against base_ft: pruned_fp32 " in held["control"]
+    assert "base_ft (the base fine-tuned" in (table.parent / "variants.md").read_text()
     # a 1.0 budget is vacuous for any base (a model detecting nothing is within it), so the
     # verdict says so first; allow_vacuous (TINY) bundled anyway
     assert held["floor"] and "reaches the 1.0 budget" in held["floor"]
     assert held["verdict"].startswith("vacuous: the base did not learn enough")
     assert f". {sel['selected']} on test: " in held["verdict"]
-    assert sel["timing"]["interleaved"] and all(v["p25_ms"] for v in sel["variants"][1:])
+    onnx = [v for v in sel["variants"] if v["format"] == "onnx"]
+    assert sel["timing"]["interleaved"] and len(onnx) == 4 and all(v["p25_ms"] for v in onnx)
     assert all(v["held_out"]["ci95"][0] <= v["held_out"]["map50_95"] for v in sel["variants"])
     assert (table.parent / "report.html").stat().st_size > 10_000  # plots embedded
     bundle = root / "edge" / "bundles" / "yolov8n-synthetic-v1"

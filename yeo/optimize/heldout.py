@@ -15,9 +15,10 @@ import numpy as np
 import yaml
 
 from yeo.evaluation import EvalSettings, ImageStats, evaluate_images, map50_95_resamples
-from yeo.optimize.variants import HeldOut, HeldOutScore, Selection
+from yeo.optimize.variants import HeldOut, HeldOutScore, Selection, VariantScore
 
 BASE = "base_pt"
+CONTROL = "base_ft"
 
 
 def held_out_split(data_yaml: Path, wanted: str) -> str:
@@ -86,6 +87,35 @@ def floor(base: HeldOutScore, budget: float, min_map: float, split: str) -> str 
     return None
 
 
+def control(variants: list[VariantScore], budget: float, split: str) -> str | None:
+    """What the fair control says, or None without one: how much ``base_ft`` (the base
+    fine-tuned, unpruned, on the pruned copy's schedule) gains over the base, so how much of a
+    fine-tuned variant's score is extra training; each pruned variant against it (the cost of
+    pruning alone); and "the base was not converged" when the gain is over the budget."""
+    by = {v.name: v.held_out for v in variants if v.held_out}
+    ft = by.get(CONTROL)
+    if ft is None:
+        return None
+    lo, hi = ft.drop_ci95
+    text = (
+        f"{CONTROL} (the base fine-tuned, unpruned, on the pruned copy's schedule) scores "
+        f"{-ft.drop:+.4f} [{-hi:+.3f}, {-lo:+.3f}] against {BASE} on {split}: that much of a "
+        "fine-tuned variant's score is extra training, not the optimization"
+    )
+    pruned = [(v.name, by[v.name]) for v in variants if v.pruned and v.name in by]
+    if pruned:
+        text += f"; against {CONTROL}: " + ", ".join(
+            f"{name} {ft.drop - h.drop:+.4f}" for name, h in pruned
+        )
+    if -ft.drop > budget + 1e-9:
+        text += (
+            f". The base was not converged: fine-tuning alone added more than the {budget} "
+            "budget, so train it longer (or bring a converged model) before judging the cost "
+            "of pruning"
+        )
+    return text
+
+
 def score_held_out(
     sel: Selection,
     models: dict[str, Path],
@@ -143,5 +173,6 @@ def score_held_out(
         inside_noise=noisy,
         floor=why,
         confirms_budget=confirms,
+        control=control(out.variants, sel.max_map_drop, split),
     )
     return out

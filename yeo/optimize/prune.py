@@ -95,6 +95,48 @@ class PruneOutcome:
     seconds: float
 
 
+def finetune_schedule(cfg: PruneConfig, train_cfg: TrainConfig) -> TrainConfig:
+    """The recipe of each fine-tune after a prune step: ``train_cfg`` with ``cfg``'s epochs and
+    learning rate, a cosine schedule and no warm-up."""
+    return train_cfg.with_overrides(
+        epochs=max(cfg.finetune_epochs, 1),
+        lr0=cfg.lr0,
+        warmup_epochs=0.0,
+        cos_lr=True,
+        close_mosaic=min(train_cfg.close_mosaic, max(cfg.finetune_epochs // 2, 0)),
+    )
+
+
+def finetune_control(
+    base_weights: Path,
+    data_yaml: Path,
+    cfg: PruneConfig,
+    train_cfg: TrainConfig,
+    out_dir: Path,
+    on_epoch_end: list[Callback] | None = None,
+) -> tuple[Path, list[dict[str, Any]]]:
+    """The fair control, ``base_ft``: ``base_weights`` fine-tuned, unpruned and with its own
+    activations, on the pruned copy's schedule (``cfg.steps`` fine-tunes of
+    :func:`finetune_schedule`, each resuming from the best of the one before). What it gains
+    over the base is extra training, not pruning. Returns its best checkpoint and the val mAP
+    curve of each fine-tune."""
+    from yeo.optimize.finetune import finetune, load_module
+
+    model = load_module(Path(base_weights))
+    ft_cfg = finetune_schedule(cfg, train_cfg)
+    weights, steps = Path(base_weights), []
+    for i in range(cfg.steps):
+        outcome = finetune(
+            model, Path(data_yaml), ft_cfg, Path(out_dir) / f"step{i + 1}", on_epoch_end
+        )
+        model.load_state_dict(load_module(outcome.best).state_dict())
+        weights = outcome.best
+        curve = [h.get("metrics/mAP50-95") for h in outcome.history]
+        steps.append({"step": i + 1, "finetune_seconds": outcome.seconds, "curve": curve})
+        log.info("base_ft fine-tune %d/%d: best val mAP50-95 %.4f", i + 1, cfg.steps, max(curve))
+    return Path(weights), steps
+
+
 def prune_and_finetune(
     base_weights: Path,
     data_yaml: Path,
@@ -131,13 +173,7 @@ def prune_and_finetune(
     teacher = Path(base_weights) if cfg.distill > 0 else None
     before = footprint(model, imgsz)
     pruner = make_pruner(model, cfg, imgsz)
-    ft_cfg = train_cfg.with_overrides(
-        epochs=max(cfg.finetune_epochs, 1),
-        lr0=cfg.lr0,
-        warmup_epochs=0.0,
-        cos_lr=True,
-        close_mosaic=min(train_cfg.close_mosaic, max(cfg.finetune_epochs // 2, 0)),
-    )
+    ft_cfg = finetune_schedule(cfg, train_cfg)
     steps: list[dict[str, Any]] = []
     weights = None
     for i in range(cfg.steps):

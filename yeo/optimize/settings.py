@@ -34,6 +34,7 @@ class PruneConfig(Group):
     lr0: float = 0.002  # fine-tuning learning rate (cosine schedule)
     activation: str = "relu"  # swapped before pruning, recovered by the fine-tune
     distill: float = 0.0  # >0: fine-tune with distillation from the unpruned model (weight)
+    control: bool = True  # base_ft: the unpruned base fine-tuned on the same schedule
 
     def model_post_init(self, _: Any) -> None:
         if not 0 < self.ratio < 0.95:

@@ -43,6 +43,8 @@ class HeldOut(BaseModel):
     # the smallest budget this split confirms for the selected variant: the upper end of its
     # paired drop interval (never below 0); None without a selection
     confirms_budget: float | None = None
+    # what base_ft (the base fine-tuned on the pruned copy's schedule) says about extra training
+    control: str | None = None
     # why the base is under the floor (the budget verdict then means nothing); None: it is not
     floor: str | None = None
 
@@ -244,7 +246,8 @@ def table_notes(sel: Selection) -> str:
             + f". Intervals: 95% bootstrap over images ({h.resamples} resamples); Δ is paired "
             "(the same resamples for the variant and base_pt)."
         )
-    return f"{timing} {acc}"
+    control = f" {h.control}." if h is not None and h.control else ""
+    return f"{timing} {acc}{control}"
 
 
 def write_tables(sel: Selection, folder: Path) -> tuple[Path, Path]:
