@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import typing
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,20 @@ def test_no_step_takes_an_untyped_config_blob() -> None:
                 if typing.get_origin(hints.get(param)) is dict and (name, param) not in allowed:
                     blobs.append(f"{name}({param})")
     assert seen >= 19 and not blobs, (seen, blobs)
+
+
+def test_an_imported_model_is_judged_at_the_size_it_was_trained_at(trained_model: Path) -> None:
+    """The session model was trained at 128 px; the default train.imgsz is 256."""
+    from yeo.cli import optimize_imgsz
+
+    def size(*overrides: str) -> tuple[int, str | None]:
+        return optimize_imgsz(RunConfig.parse(compose_config(list(overrides))))
+
+    assert size() == (256, None)  # trained here: train.imgsz
+    got, note = size(f"optimize.base_model={trained_model}")
+    assert got == 128 and note.startswith("optimize.base_model was trained at 128 px")
+    got, note = size(f"optimize.base_model={trained_model}", "optimize.imgsz=160")
+    assert got == 160 and note == "optimize.imgsz=160: the base model was trained at 128 px"
+    assert size(f"optimize.base_model={trained_model}", "train.imgsz=128") == (128, None)
+    with pytest.raises(ConfigError, match=r"optimize\.imgsz: Input should be a multiple of 32"):
+        RunConfig.parse(compose_config(["optimize.imgsz=100"]))

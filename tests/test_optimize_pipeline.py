@@ -208,10 +208,13 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
 
     # the real 0.01 budget, nothing rigged, on the 2-epoch base: its test interval reaches the
     # budget, so "within the budget" would be vacuous: exit 1, one line, the report, no bundle
-    floor = [o for o in TINY if not o.startswith("optimize.allow_vacuous")]
+    # (with train.imgsz=96: the imported model, trained at 128, is still judged at 128)
+    floor = [o for o in TINY if not o.startswith(("optimize.allow_vacuous", "train.imgsz"))]
     args = [*floor, f"optimize.base_model={weights}", "optimize.prune.enabled=false"]
-    out = run_cli("--pipeline", "optimize", *args, "optimize.quant.enabled=false", env_extra=env)
+    args += ["optimize.quant.enabled=false", "train.imgsz=96"]
+    out = run_cli("--pipeline", "optimize", *args, env_extra=env)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert "optimize.base_model was trained at 128 px: judged, pruned, exported" in out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("run.py: error: vacuous verdict: the base did not learn"), last
     assert "its interval reaches the 0.01 budget" in last and "optimize.allow_vacuous" in last
@@ -219,4 +222,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert len(reports) == 3
     held = json.loads(reports[-1].read_text())["held_out"]
     assert held["floor"] and held["verdict"].startswith("vacuous: ")
+    from yeo.benchmark import onnx_imgsz
+
+    assert onnx_imgsz(reports[-1].parent / "variants" / "base_fp32.onnx") == 128
     assert len(list((root / "edge" / "bundles").iterdir())) == 2  # still no new bundle

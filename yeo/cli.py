@@ -13,6 +13,8 @@ from yeo.config import RunConfig
 from yeo.env import CODE_ROOT, workspace
 from yeo.errors import ConfigError, UserError
 
+log = logging.getLogger(__name__)
+
 
 def compose_config(overrides: list[str]) -> dict[str, Any]:
     """Compose ``conf/`` with Hydra overrides; any mistake becomes a one-line ConfigError.
@@ -151,12 +153,39 @@ def run_tune(cfg: RunConfig) -> Any:
     return tune_pipeline(data=cfg.data, train=cfg.train, model=cfg.model, tune=cfg.tune)
 
 
+def optimize_imgsz(cfg: RunConfig) -> tuple[int, str | None]:
+    """The size the optimize run works at, and what to tell the user about it: ``optimize.imgsz``
+    when set; else an imported base model's own training size (a model trained at 640 is not
+    judged and shipped at 256 without a word); else ``train.imgsz``."""
+    from yeo.registry import resolve_weights, trained_imgsz
+
+    opt, size = cfg.optimize, cfg.train.imgsz
+    trained = trained_imgsz(resolve_weights(opt.base_model)) if opt.base_model else None
+    if opt.imgsz:
+        note = (
+            f"optimize.imgsz={opt.imgsz}: the base model was trained at {trained} px"
+            if trained and trained != opt.imgsz
+            else None
+        )
+        return opt.imgsz, note
+    if trained and trained != size:
+        return trained, (
+            f"optimize.base_model was trained at {trained} px: judged, pruned, exported and "
+            f"bundled at {trained} (train.imgsz={size} is for training here; optimize.imgsz "
+            "sets another)"
+        )
+    return size, None
+
+
 def run_optimize(cfg: RunConfig) -> Any:
     from zenml import Model
 
     from pipelines.optimize import optimize_pipeline
 
     opt = cfg.optimize
+    imgsz, note = optimize_imgsz(cfg)
+    if note:
+        log.warning(note)
     steps = ("prune_model",) if opt.prune.enabled else ()
     steps += () if opt.base_model else ("train_model",)
     # a ZenML Model version per run: the bundle and every variant linked to it, by name
@@ -164,7 +193,7 @@ def run_optimize(cfg: RunConfig) -> Any:
     pipeline = optimize_pipeline.with_options(model=Model(name=f"{name}-edge"))
     return on_stack(pipeline, cfg, steps)(
         data=cfg.data,
-        train=cfg.train,
+        train=cfg.train.with_overrides(imgsz=imgsz),
         model=cfg.model,
         eval_cfg=cfg.eval,
         optimize=cfg.optimize,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from yeo.env import workspace
+from yeo.env import configure_ultralytics, workspace
 from yeo.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,18 @@ def register_bundle(folder: Path, name: str, tags: dict[str, str]) -> str:
     client.set_registered_model_alias(name, EDGE_ALIAS, version.version)
     log.info("registered %s version %s as @%s", name, version.version, EDGE_ALIAS)
     return str(version.version)
+
+
+def trained_imgsz(weights: Path) -> int | None:
+    """The input size an ultralytics checkpoint was trained at (its ``train_args.imgsz``),
+    or None when it does not record one."""
+    configure_ultralytics()
+    from ultralytics.nn.tasks import torch_safe_load
+
+    ckpt, _ = torch_safe_load(str(weights))
+    size = (ckpt.get("train_args") or {}).get("imgsz") if isinstance(ckpt, dict) else None
+    size = size[0] if isinstance(size, list | tuple) and size else size
+    return int(size) if isinstance(size, int | float) and size > 0 else None
 
 
 def resolve_weights(uri_or_path: str) -> Path:

@@ -98,6 +98,9 @@ class OptimizeConfig(Group):
     """The ``optimize`` group."""
 
     base_model: str | None = None
+    # the size every variant is judged, pruned, exported and bundled at; None: the imported
+    # base model's own training size (its checkpoint's train_args), else train.imgsz
+    imgsz: int | None = Field(None, ge=32, multiple_of=32)
     max_map_drop: float = Field(0.01, ge=0, le=1)  # absolute mAP50-95 below the base .pt
     # the floor under the budget: a base whose held-out mAP50-95 is under this, or whose
     # interval reaches down to the budget (a model detecting nothing would pass), gives a
