@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -126,3 +127,29 @@ def test_dvc_repro_rebuilds_through_the_same_pipeline(home: dict[str, str]) -> N
     out = run_cli("--pipeline", "data", *TINY, env_extra=home)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "dvc.lock (data)" in out.stdout
+
+
+def test_the_committed_dvc_lock_matches_the_code_it_hashes() -> None:
+    """A fresh clone's first run must not rewrite dvc.lock (and record ``<commit>-dirty``):
+    the committed lock's dependency hashes and command are those of the code beside it. When
+    this fails, the data code changed: ``PATH=.venv/bin:$PATH dvc repro`` and commit the lock.
+    (Missing outputs are fine: a clone has no data until it runs.)"""
+    out = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "data", "--json"],
+        cwd=CODE_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DVC_NO_ANALYTICS": "1"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    status = json.loads(out.stdout or "{}")
+    stale = [
+        (key, value)
+        for entry in status.get("data", [])
+        if isinstance(entry, dict)
+        for key, value in entry.items()
+        if key in ("changed deps", "changed command")
+    ]
+    assert not stale, f"dvc.lock is stale: {stale}"
+    deps = yaml.safe_load((CODE_ROOT / "dvc.yaml").read_text())["stages"]["data"]["deps"]
+    assert "steps" not in deps  # the optimize pipeline's steps do not invalidate the data
