@@ -93,7 +93,7 @@ def main() -> int:
             ("int8", int8_row),
         ):
             name = f"{tag}_{precision}"
-            models[name] = build_variant(res.weights, name, row, train.imgsz, out, calib)
+            models[name] = build_variant(res.weights, name, row, train.imgsz, out, calib, rep)
             rows[name] = {
                 "ratio": ratio,
                 "precision": precision,

@@ -8,8 +8,7 @@ from typing import Annotated
 
 from zenml import step
 
-from yeo.optimize.dataset import split_images
-from yeo.optimize.export import MODEL_FILE, export_onnx
+from yeo.optimize.export import MODEL_FILE, export_variant
 from yeo.optimize.model import ExportSummary
 from yeo.optimize.settings import OptimizeConfig
 from yeo.tracking import log_step
@@ -22,15 +21,7 @@ def export_model(
     """Export ``model_dir/best.pt`` to ``<dir>/model.onnx``; check it on 4 val images."""
 
     folder = Path(tempfile.mkdtemp(prefix=f"yeo-{variant}-"))
-    res = export_onnx(
-        Path(model_dir) / "best.pt",
-        folder / MODEL_FILE,
-        imgsz,
-        opset=optimize.opset,
-        dynamic=optimize.dynamic,
-        simplify=optimize.simplify,
-        check_images=split_images(Path(dataset), "val")[:4],
-    )
+    res = export_variant(Path(model_dir) / "best.pt", folder / MODEL_FILE, imgsz, optimize, dataset)
     summary = ExportSummary(
         variant=variant,
         simplified=res.simplified,

@@ -187,3 +187,43 @@ def test_benchmarks_refuse_another_version_of_the_runs_data(tmp_path: Path, monk
         UserError, match=rf"holds DVC version \w+\.dir, but the run was scored on {md5}"
     ):
         run_dataset(rep)
+
+
+def test_a_rebuild_at_another_size_is_the_pipelines_recipe(
+    trained_model: Path, tiny_data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """``--pipeline benchmark benchmark.imgsz=`` and prune_curve rebuild variants through the
+    export step's own function with the run's settings (here opset 13, not the default 17;
+    the simplified graph checked on 4 val images, not on noise) and the recipe the run
+    recorded for the row (here the opt-in 7-bit one, which no name lookup would pick)."""
+    import onnx
+
+    from yeo.benchmark import build_variant
+    from yeo.optimize import export
+    from yeo.optimize.dataset import split_images
+    from yeo.optimize.quantize import calibration_images
+    from yeo.optimize.recipes import EXTRA_RECIPES
+
+    monkeypatch.setenv("YEO_HOME", str(tiny_data.parent.parent))
+    seen: list[dict] = []
+    original = export.export_onnx
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(export, "export_onnx", spy)
+    rep = {"data": {"location": tiny_data.parent.name}, "config": {"optimize": {"opset": 13}}}
+    recipe = EXTRA_RECIPES[0].as_dict() | {"portable": True}
+    row = {"precision": "int8", "recipe": recipe, "head": "graph"}
+    calib = calibration_images(split_images(tiny_data.parent, "train"), 4, seed=0)
+    path = build_variant(trained_model, "base_int8", row, 96, tmp_path, calib, rep)
+    (kwargs,) = seen
+    assert kwargs["opset"] == 13 and kwargs["simplify"] and not kwargs["dynamic"]
+    assert [p.parent.name for p in kwargs["check_images"]] == ["val"] * 4
+    fp32 = onnx.load(tmp_path / "base_fp32_96.onnx")
+    assert {o.version for o in fp32.opset_import if o.domain in ("", "ai.onnx")} == {13}
+    meta = export.onnx_metadata(path)[0]
+    assert meta["imgsz"] == [96, 96]
+    assert meta["quantization"]["name"] == EXTRA_RECIPES[0].name
+    assert meta["quantization"]["weights"] == "7bit"

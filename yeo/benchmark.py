@@ -159,25 +159,33 @@ def build_variant(
     imgsz: int,
     out: Path,
     calib: list[Path],
+    rep: dict[str, Any],
 ) -> Path:
     """Variant ``name`` (its table row ``v``: precision, recipe, head) rebuilt from
-    ``weights`` at ``imgsz`` into ``out``: exported (once per weights file), INT8 with the
-    row's recipe calibrated on ``calib``, cut at the head where the row's variant is."""
-    from yeo.optimize.export import cut_head, export_onnx
-    from yeo.optimize.quantize import quantize
-    from yeo.optimize.settings import RECIPES
+    ``weights`` at ``imgsz`` into ``out`` with the pipeline's own functions and the run's
+    settings (``rep``, its report): exported as the export step does (the run's opset,
+    dynamic axis and simplify, checked on val images; once per weights file), INT8 with the
+    recipe the run recorded for the row, calibrated on ``calib``, cut at the head where the
+    row's variant is."""
+    from dataclasses import fields
 
+    from yeo.optimize.export import cut_head, export_variant
+    from yeo.optimize.quantize import quantize
+    from yeo.optimize.recipes import QuantRecipe
+    from yeo.optimize.settings import OptimizeConfig
+
+    optimize = OptimizeConfig.parse("optimize", rep["config"]["optimize"])
     stem = name.rsplit("_", 1)[0]
     fp32 = out / f"{stem}_fp32_{imgsz}.onnx"
     if not fp32.is_file():
         log.info("benchmark: exporting %s at %d px", stem, imgsz)
-        export_onnx(weights, fp32, imgsz)
+        export_variant(weights, fp32, imgsz, optimize, run_dataset(rep))
     path = fp32
     if v["precision"] == "int8":
-        log.info("benchmark: quantizing %s at %d px (%s)", name, imgsz, v["recipe"]["name"])
-        path = quantize(
-            fp32, out / f"{name}_{imgsz}.onnx", RECIPES[v["recipe"]["name"]], calib, imgsz
-        )
+        known = {f.name for f in fields(QuantRecipe)}
+        recipe = QuantRecipe(**{k: x for k, x in v["recipe"].items() if k in known})
+        log.info("benchmark: quantizing %s at %d px (%s)", name, imgsz, recipe.name)
+        path = quantize(fp32, out / f"{name}_{imgsz}.onnx", recipe, calib, imgsz)
     if v.get("head") == "raw":
         cut_head(path, out / f"{name}_{imgsz}_raw.onnx")
         path = out / f"{name}_{imgsz}_raw.onnx"
@@ -206,7 +214,7 @@ def variants_at(
         "pruned": run / "prune" / "model" / "best.pt",
     }
     return {
-        name: build_variant(weights[name.split("_")[0]], name, v, imgsz, out, calib)
+        name: build_variant(weights[name.split("_")[0]], name, v, imgsz, out, calib, rep)
         for name, v in variants.items()
         if v["format"] == "onnx"
     }

@@ -20,6 +20,7 @@ from PIL import Image
 
 from edge.preprocess import preprocess
 from yeo.env import configure_ultralytics
+from yeo.optimize.settings import OptimizeConfig
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.onnx"  # the ONNX file in a model folder that steps hand on
@@ -98,6 +99,24 @@ def export_onnx(
         simplified, diff = _simplify(tmp, check_images or [], imgsz, tol)
     tmp.replace(out)
     return ExportResult(out, simplified, diff, opset, out.stat().st_size)
+
+
+def export_variant(
+    weights: Path, out: Path, imgsz: int, optimize: OptimizeConfig, dataset: Path
+) -> ExportResult:
+    """The optimize pipeline's export, wherever a variant is (re)built: the run's opset,
+    dynamic axis and simplify, the simplified graph kept only if it matches on 4 val images."""
+    from yeo.optimize.dataset import split_images
+
+    return export_onnx(
+        weights,
+        out,
+        imgsz,
+        opset=optimize.opset,
+        dynamic=optimize.dynamic,
+        simplify=optimize.simplify,
+        check_images=split_images(Path(dataset), "val")[:4],
+    )
 
 
 def _simplify(path: Path, images: list[Path], imgsz: int, tol: float) -> tuple[bool, float | None]:
