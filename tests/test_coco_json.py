@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import run_cli, yaml_load
+from tests.conftest import SHARED, need_shared, run_cli, yaml_load
 from yeo.data import sources
 from yeo.data.readers import coco, yolo
 from yeo.errors import DataError
@@ -61,10 +61,7 @@ def coco_from_yolo(yolo_root: Path, out: Path, limit: int | None = None) -> dict
 
 @pytest.fixture(scope="module")
 def coco128(request) -> Path:
-    root = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "coco128"
-    if not root.is_dir():
-        pytest.skip(f"{root} not present")
-    return root
+    return need_shared(SHARED / "coco128")
 
 
 def test_coco_json_reads_back_the_yolo_boxes(coco128: Path, tmp_path: Path) -> None:

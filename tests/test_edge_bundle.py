@@ -300,15 +300,11 @@ def test_detections_match_one_to_one_with_their_scores() -> None:
 def test_a_bundle_built_on_another_cpu_kind_verifies_here(tmp_path: Path) -> None:
     """../shared/fixtures/cross-cpu: the default run's bundle from an Intel Xeon with
     AVX512-VNNI and AMX; edge.verify on this CPU, whatever its kind, must pass."""
-    import os
+    from tests.conftest import CODE_ROOT, SHARED, need_shared
 
-    from tests.conftest import CODE_ROOT
-
-    archive = CODE_ROOT.parent / "shared/fixtures/cross-cpu/yolov8n-synthetic-v1-xeon-vnni.tar.gz"
-    if not archive.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"{archive} is missing in CI")
-        pytest.skip(f"{archive} not present")
+    archive = need_shared(
+        SHARED.parent / "fixtures/cross-cpu/yolov8n-synthetic-v1-xeon-vnni.tar.gz"
+    )
     shutil.copy(archive, tmp_path / archive.name)  # verify extracts beside the archive
     out = _edge("edge.verify", str(tmp_path / archive.name), cwd=CODE_ROOT)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -10,6 +10,7 @@ run by another test (named), or not offline (the reason).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CODE_ROOT, SHARED, make_yolo, yaml_load
+from tests.conftest import CODE_ROOT, SHARED, make_yolo, need_shared, yaml_load
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +45,10 @@ RUN_HERE = {
     ),
     "python -m edge.benchmark merge xeon.json pi4.json --out devices": "",
     "python run.py --pipeline serve": "serve.port=PORT",
+    # on the default (synthetic) data, each with the tiny run's overrides but its own
+    "python run.py --pipeline train": "TINY",
+    "python run.py --pipeline optimize optimize.base_model=models:/yolov8n-synthetic/1": "TINY",
+    "python run.py --pipeline optimize optimize.prune.ratio=0.3 optimize.prune.steps=3": "TINY",
 }
 ELSEWHERE = {
     "make run": "the default job (12-25 min): its pipeline runs in test_optimize_pipeline",
@@ -53,7 +58,6 @@ ELSEWHERE = {
     "python run.py --pipeline data data.synthetic.num_images=1000 data.synthetic.imgsz=320": (
         "test_data_pipeline (the same synthetic overrides, smaller)"
     ),
-    "python run.py --pipeline train": "test_train (tiny overrides)",
     "python run.py --pipeline data data=custom data.reader=my_reader:read "
     "data.path=/my/dataset": "test_custom_reader (the README's reader, through the data pipeline)",
     "python run.py --pipeline data data=coco data.path=annotations.json data.images=/my/images": (
@@ -68,12 +72,6 @@ ELSEWHERE = {
         "test_data_pipeline::test_bad_data_fails_with_one_line_and_publishes_nothing"
     ),
     "python run.py --pipeline benchmark": "test_optimize_pipeline (one round, ultralytics peer)",
-    "python run.py --pipeline optimize optimize.base_model=models:/yolov8n-synthetic/1": (
-        "test_optimize_pipeline (optimize.base_model=<best.pt>)"
-    ),
-    "python run.py --pipeline optimize optimize.prune.ratio=0.3 optimize.prune.steps=3": (
-        "test_optimize (pruning ratios and steps)"
-    ),
     "python benchmarks/optimize_ratios.py": "a benchmark (minutes), not a test",
     "python benchmarks/prune_curve.py --ratios 0.3 0.5 0.7": (
         "test_optimize_pipeline (one ratio, one fine-tune epoch, on its tiny run)"
@@ -114,8 +112,7 @@ def test_every_readme_command_is_accounted_for() -> None:
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory) -> Path:
     """A fresh copy of the project as a clone would hold it, with ../shared beside it."""
-    if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} not present")
+    need_shared(SHARED)
     top = tmp_path_factory.mktemp("user")
     root = top / "yolo-edge-optimizer"
     files = (
@@ -170,8 +167,7 @@ def test_readme_data_commands_on_real_and_user_datasets(clone: Path, tmp_path: P
         ("coco128", "coco128", 128, 929),
     ):
         readme = next(c for c in cmd if f"data.path=../shared/datasets/{source}" in c)
-        if not (SHARED / source).is_dir():
-            pytest.skip(f"{SHARED / source} not present")
+        need_shared(SHARED / source)
         out = ok(user(clone, readme))
         assert f"{images} images, {boxes} boxes" in out
         # a new dataset gets its own .dvc file, pushed to the project's remote
@@ -205,8 +201,7 @@ def test_readme_optimize_verify_benchmark_serve_on_coco128(clone: Path) -> None:
     greyscale one), then the edge tools and the server on the bundle it made."""
     from benchmarks.serve_load import free_port, wait_healthy
 
-    if not (SHARED / "coco128").is_dir():
-        pytest.skip(f"{SHARED / 'coco128'} not present")
+    need_shared(SHARED / "coco128")
     out = ok(
         user(
             clone,
@@ -239,3 +234,41 @@ def test_readme_optimize_verify_benchmark_serve_on_coco128(clone: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def tiny_for(command: str) -> str:
+    """The tiny run's overrides (tests/test_optimize_pipeline.py's TINY), less the keys the
+    command sets itself: the command's own values are the ones run."""
+    from tests.test_optimize_pipeline import TINY
+
+    own = {arg.split("=", 1)[0] for arg in shlex.split(command) if "=" in arg}
+    return " ".join(o for o in TINY if o.split("=", 1)[0] not in own)
+
+
+def test_readme_train_then_optimize_from_the_registry_and_with_other_pruning(
+    clone: Path,
+) -> None:
+    """The README's train command registers a model; its ``models:/`` optimize command takes
+    that very registry entry; its pruning command runs with its own ratio and steps."""
+    train = "python run.py --pipeline train"
+    out = ok(user(clone, train, tiny_for(train)))
+    assert "registered   models:/yolov8n-synthetic/1" in out
+
+    def report() -> dict:
+        found = (clone / "outputs" / "optimize").glob("*/report.json")
+        return json.loads(max(found, key=lambda p: p.stat().st_mtime).read_text())
+
+    registry = "python run.py --pipeline optimize optimize.base_model=models:/yolov8n-synthetic/1"
+    ok(user(clone, registry, tiny_for(registry)))
+    first = report()
+    assert first["config"]["optimize"]["base_model"] == "models:/yolov8n-synthetic/1"
+    trained = max((clone / "outputs" / "train").rglob("best.pt"), key=lambda p: p.stat().st_mtime)
+    imported = clone / "outputs" / "optimize" / first["run"] / "variants" / "base_pt.pt"
+    assert imported.read_bytes() == trained.read_bytes()  # the registry's file, not another
+
+    prune = "python run.py --pipeline optimize optimize.prune.ratio=0.3 optimize.prune.steps=3"
+    ok(user(clone, prune, tiny_for(prune)))
+    second = report()
+    assert second["run"] != first["run"]
+    assert second["config"]["optimize"]["prune"]["ratio"] == 0.3
+    assert [s["step"] for s in second["prune_steps"]] == [1, 2, 3]
