@@ -14,14 +14,17 @@ from yeo.tracking import log_step
 
 
 @step(enable_cache=False)
-def ingest_data(data: DataConfig) -> Annotated[RawSource, "raw_source"]:
-    """Return where the raw dataset is; synthetic data is generated into ``data/raw/<name>``."""
+def ingest_data(data: DataConfig, fingerprint: str = "") -> Annotated[RawSource, "raw_source"]:
+    """Return where the raw dataset is; synthetic data is generated into ``data/raw/<name>``.
+    ``fingerprint`` (:func:`yeo.data.sources.fingerprint`) keys the cache of the pipelines
+    that cache this step on the raw files' content, not only on the config."""
 
     raw = sources.ingest(data.source_config(), workspace().data / "raw", is_offline())
+    raw = raw.model_copy(update={"fingerprint": fingerprint})  # new content, new artifact
     log_step(
         "ingest",
         params={f"data.{k}": v for k, v in _flat(data.model_dump()).items()},
-        tags={"data.source": raw.kind, "data.raw_root": raw.root},
+        tags={"data.source": raw.kind, "data.raw_root": raw.root, "data.fingerprint": fingerprint},
     )
     return raw
 

@@ -94,3 +94,40 @@ def test_train_pipeline_tracks_registers_and_stays_offline(tmp_path: Path) -> No
     from ultralytics import YOLO
 
     assert YOLO(str(weights)).names == {0: "scratch", 1: "pits", 2: "stain", 3: "crack"}
+
+
+@pytest.mark.slow
+def test_an_edited_dataset_is_read_again_and_an_unchanged_one_is_not(tmp_path: Path) -> None:
+    """The train (and optimize) pipeline caches its data steps; the cache key includes the raw
+    files' content, so a fixed label is new data (a new DVC version, trained on), while the
+    same files again are a cache hit."""
+    from tests.conftest import make_yolo, yaml_load
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    mine = make_yolo(tmp_path / "mine", n=16)
+    args = ["data=yolo", f"data.path={mine}", "train.imgsz=64", "train.epochs=1", "train.batch=8"]
+    cached = "Using cached version of step `{}`"
+
+    def run() -> tuple[str, str]:
+        out = run_cli("--pipeline", "train", *args, env_extra={"YEO_HOME": str(root)})
+        assert out.returncode == 0, out.stderr[-3000:]
+        md5 = yaml_load(root / "data" / "processed" / "yolo.dvc")["outs"][0]["md5"]
+        return md5, out.stdout + out.stderr
+
+    first, _ = run()
+    label = sorted((mine / "labels" / "train").glob("*.txt"))[0]
+    label.write_text("1 0.5 0.5 0.3 0.3\n")  # the user fixes a label
+    second, log = run()
+    assert second != first and cached.format("ingest_data") not in log
+    assert "trained      1 epochs" in log  # on the new version
+    third, log = run()
+    assert third == second
+    assert cached.format("ingest_data") in log and cached.format("version_dataset") in log
+    # a file the reader ignores: a new fingerprint, the same staged data, nothing published
+    # again (an earlier run moved that staging folder into place already)
+    (mine / "NOTES.txt").write_text("labelled by the night shift\n")
+    fourth, log = run()
+    assert fourth == third and cached.format("ingest_data") not in log
+    assert cached.format("etl_dataset") in log and cached.format("version_dataset") in log

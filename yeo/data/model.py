@@ -50,6 +50,7 @@ class RawSource(BaseModel):
     images: str | None = None  # COCO JSON: the image folder, when not beside the JSON
     reader: str | None = None  # custom: "package.module:function"
     generated: bool = False  # raw files written by us inside the workspace (DVC-tracked)
+    fingerprint: str = ""  # the raw files' content (sources.fingerprint): keys cached steps
 
 
 class SourceDataset(BaseModel):

@@ -120,3 +120,23 @@ def convert(raw: RawSource) -> SourceDataset:
     names = coco_names() if raw.kind == "coco128" else raw.names
     ds = read_yolo(raw.name, root, names)
     return synthetic.test_split_hints(ds) if raw.kind == "synthetic" else ds
+
+
+def fingerprint(path: str | None, images: str | None = None) -> str:
+    """What a source's raw files are now, cheaply (no file is read): sha256 over each file's
+    relative name, size and modification time under ``data.path`` (and ``data.images``). The
+    data steps take it as a parameter, so the cached ones of the train and optimize pipelines
+    read an edited dataset again (a fixed label has a new time) and skip an unchanged one; ""
+    for generated or downloaded sources, whose config is the key."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for root in (Path(p).expanduser() for p in (path, images) if p):
+        if not root.exists():
+            continue  # ingest names the missing path
+        files = [root] if root.is_file() else sorted(f for f in root.rglob("*") if f.is_file())
+        for f in files:
+            rel = f.name if root.is_file() else f.relative_to(root).as_posix()
+            st = f.stat()
+            digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest() if path or images else ""
