@@ -73,6 +73,8 @@ ELSEWHERE = {
     ),
     "python run.py --pipeline benchmark": "test_optimize_pipeline (one round, ultralytics peer)",
     "python benchmarks/optimize_ratios.py": "a benchmark (minutes), not a test",
+    "python benchmarks/converged.py --base "
+    "../shared/fixtures/converged/yolov8n-synthetic-100ep.pt": "a benchmark (20 min), not a test",
     "python benchmarks/prune_curve.py --ratios 0.3 0.5 0.7": (
         "test_optimize_pipeline (one ratio, one fine-tune epoch, on its tiny run)"
     ),
