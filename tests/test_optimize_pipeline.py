@@ -39,7 +39,8 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     root.mkdir()
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     env, guard = {"YEO_HOME": str(root)}, tmp_path / "net.log"
-    distill = ["optimize.prune.distill=6.0"]  # pruned: ReLU (the default), distilled
+    # the README's command: the pruned copy (ReLU, the default) distilled from the unpruned one
+    distill = ["optimize.prune.distill=6.0"]
     out = run_cli(
         "--pipeline",
         "optimize",

@@ -107,6 +107,29 @@ def finetune_schedule(cfg: PruneConfig, train_cfg: TrainConfig) -> TrainConfig:
     )
 
 
+def finetune_in_place(
+    model: nn.Module,
+    data_yaml: Path,
+    ft_cfg: TrainConfig,
+    save_dir: Path,
+    on_epoch_end: list[Callback] | None = None,
+    teacher: Path | None = None,
+    distill: float = 0.0,
+) -> tuple[Path, dict[str, Any]]:
+    """One fine-tune of ``model``, its best weights loaded back into it (so the next round
+    starts from them); the best checkpoint and the round's record: seconds, best val mAP50-95
+    and the val mAP50-95 of each epoch."""
+    from yeo.optimize.finetune import finetune, load_module
+
+    outcome = finetune(
+        model, Path(data_yaml), ft_cfg, save_dir, on_epoch_end, teacher=teacher, distill=distill
+    )
+    model.load_state_dict(load_module(outcome.best).state_dict())
+    curve = [h.get("metrics/mAP50-95") for h in outcome.history]
+    best = max((m for m in curve if m is not None), default=0.0)
+    return outcome.best, {"finetune_seconds": outcome.seconds, "mAP50-95": best, "curve": curve}
+
+
 def finetune_control(
     base_weights: Path,
     data_yaml: Path,
@@ -120,20 +143,16 @@ def finetune_control(
     :func:`finetune_schedule`, each resuming from the best of the one before). What it gains
     over the base is extra training, not pruning. Returns its best checkpoint and the val mAP
     curve of each fine-tune."""
-    from yeo.optimize.finetune import finetune, load_module
+    from yeo.optimize.finetune import load_module
 
     model = load_module(Path(base_weights))
     ft_cfg = finetune_schedule(cfg, train_cfg)
     weights, steps = Path(base_weights), []
     for i in range(cfg.steps):
-        outcome = finetune(
-            model, Path(data_yaml), ft_cfg, Path(out_dir) / f"step{i + 1}", on_epoch_end
-        )
-        model.load_state_dict(load_module(outcome.best).state_dict())
-        weights = outcome.best
-        curve = [h.get("metrics/mAP50-95") for h in outcome.history]
-        steps.append({"step": i + 1, "finetune_seconds": outcome.seconds, "curve": curve})
-        log.info("base_ft fine-tune %d/%d: best val mAP50-95 %.4f", i + 1, cfg.steps, max(curve))
+        save = Path(out_dir) / f"step{i + 1}"
+        weights, record = finetune_in_place(model, Path(data_yaml), ft_cfg, save, on_epoch_end)
+        steps.append({"step": i + 1} | record)
+        log.info("base_ft fine-tune %d/%d: %s", i + 1, cfg.steps, steps[-1])
     return Path(weights), steps
 
 
@@ -159,7 +178,7 @@ def prune_and_finetune(
 
     from yeo.optimize.activation import swap_activation
     from yeo.optimize.blocks import replace_c2f
-    from yeo.optimize.finetune import finetune, load_module, save_checkpoint
+    from yeo.optimize.finetune import load_module, save_checkpoint
 
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -181,20 +200,11 @@ def prune_and_finetune(
         fp = footprint(model, imgsz)
         record: dict[str, Any] = {"step": i + 1, "params": fp.params, "macs": fp.macs}
         if cfg.finetune_epochs > 0:
-            outcome = finetune(
-                model,
-                Path(data_yaml),
-                ft_cfg,
-                out_dir / f"step{i + 1}",
-                on_epoch_end,
-                teacher=teacher,
-                distill=cfg.distill,
+            save = out_dir / f"step{i + 1}"
+            weights, done = finetune_in_place(
+                model, Path(data_yaml), ft_cfg, save, on_epoch_end, teacher, cfg.distill
             )
-            model.load_state_dict(load_module(outcome.best).state_dict())
-            weights = outcome.best
-            best = max(h.get("metrics/mAP50-95", 0.0) for h in outcome.history)
-            curve = [h.get("metrics/mAP50-95") for h in outcome.history]
-            record |= {"finetune_seconds": outcome.seconds, "mAP50-95": best, "curve": curve}
+            record |= done
         steps.append(record)
         log.info("prune step %d/%d: %s", i + 1, cfg.steps, record)
     if weights is None:  # no fine-tuning: save the pruned module itself
