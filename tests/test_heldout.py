@@ -196,6 +196,9 @@ def test_the_control_separates_extra_training_from_pruning(tmp_path: Path) -> No
     assert "The base was not converged" in text
     variants[1].held_out = variants[1].held_out.model_copy(update={"drop": -0.004})
     assert "not converged" not in control(variants, 0.01, "test")  # within the budget
+    # the converged fixture's case: the same fine-tune costs the unpruned base 0.023
+    variants[1].held_out = variants[1].held_out.model_copy(update={"drop": 0.023})
+    assert "the fine-tune itself costs the base that much" in control(variants, 0.01, "test")
     assert control(variants[:1] + variants[2:], 0.01, "test") is None  # no control: no note
 
 

@@ -97,10 +97,14 @@ def control(variants: list[VariantScore], budget: float, split: str) -> str | No
     if ft is None:
         return None
     lo, hi = ft.drop_ci95
+    meaning = (
+        "that much of a fine-tuned variant's score is extra training, not the optimization"
+        if ft.drop <= 0
+        else "the fine-tune itself costs the base that much, apart from any optimization"
+    )
     text = (
         f"{CONTROL} (the base fine-tuned, unpruned, on the pruned copy's schedule) scores "
-        f"{-ft.drop:+.4f} [{-hi:+.3f}, {-lo:+.3f}] against {BASE} on {split}: that much of a "
-        "fine-tuned variant's score is extra training, not the optimization"
+        f"{-ft.drop:+.4f} [{-hi:+.3f}, {-lo:+.3f}] against {BASE} on {split}: {meaning}"
     )
     pruned = [(v.name, by[v.name]) for v in variants if v.pruned and v.name in by]
     if pruned:
