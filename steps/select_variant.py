@@ -59,8 +59,7 @@ def select_variant(
         optimize.bundle.conf,
         image_label=image.relative_to(dataset).as_posix(),
     )
-    sel = select(variants, "base_pt", optimize.max_map_drop)
-    sel.min_base_map = optimize.min_base_map
+    sel = select(variants, "base_pt", optimize.max_map_drop, optimize.min_base_map)
     sel.timing = timing
     folder = workspace().outputs / "optimize" / run_name()
     js, md = write_tables(sel, folder)

@@ -129,8 +129,11 @@ def qualifies(v: VariantScore, base_map: float, max_drop: float) -> bool:
     return base_map - v.map50_95 <= max_drop + 1e-9
 
 
-def select(variants: list[VariantScore], base: str, max_drop: float) -> Selection:
-    """The fastest ONNX variant within ``max_drop`` mAP50-95 of ``base`` (None if none is)."""
+def select(
+    variants: list[VariantScore], base: str, max_drop: float, min_base_map: float = 0.0
+) -> Selection:
+    """The fastest ONNX variant within ``max_drop`` mAP50-95 of ``base`` (None if none is);
+    ``min_base_map`` is carried for the held-out verdict's floor."""
     by_name = {v.name: v for v in variants}
     base_map = by_name[base].map50_95
     timed = [v for v in variants if v.p50_ms is not None]
@@ -143,6 +146,7 @@ def select(variants: list[VariantScore], base: str, max_drop: float) -> Selectio
             selected=None,
             base_map50_95=base_map,
             max_map_drop=max_drop,
+            min_base_map=min_base_map,
             reason=reason,
             variants=variants,
         )
@@ -155,6 +159,7 @@ def select(variants: list[VariantScore], base: str, max_drop: float) -> Selectio
         selected=pick.name,
         base_map50_95=base_map,
         max_map_drop=max_drop,
+        min_base_map=min_base_map,
         reason=reason,
         variants=variants,
     )
