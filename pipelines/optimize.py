@@ -48,18 +48,32 @@ def optimize_pipeline(
             data_version, dataset, train, model
         )
 
-    def score(model_dir: Any, filename: str, name: str, head: str = optimize.head) -> Any:
+    def score(
+        model_dir: Any, filename: str, name: str, head: str = optimize.head, size: int = imgsz
+    ) -> Any:
         return score_variant(
             model_dir,
             filename,
             dataset,
             eval_cfg,
-            imgsz,
+            size,
             name,
             train.device,
             head,
             id=f"score_{name}",
         )
+
+    def int8_at(onnx_dir: Any, prefix: str, size: int, suffix: str = "") -> tuple[Any, Any]:
+        int8_dir, trials = quantize_int8(
+            onnx_dir,
+            dataset,
+            eval_cfg,
+            size,
+            optimize,
+            prefix + suffix,
+            id=f"quantize_{prefix}{suffix}",
+        )
+        return score(int8_dir, MODEL_FILE, f"{prefix}_int8{suffix}", size=size), trials
 
     def onnx_variants(model_dir: Any, prefix: str) -> tuple[Any, Any, Any]:
         onnx_dir, _ = export_model(
@@ -70,11 +84,20 @@ def optimize_pipeline(
         fp32 = score(onnx_dir, MODEL_FILE, f"{prefix}_fp32", head)
         int8 = trials = None
         if optimize.quant.enabled:
-            int8_dir, trials = quantize_int8(
-                onnx_dir, dataset, eval_cfg, imgsz, optimize, prefix, id=f"quantize_{prefix}"
-            )
-            int8 = score(int8_dir, MODEL_FILE, f"{prefix}_int8")
+            int8, trials = int8_at(onnx_dir, prefix, imgsz)
+            for size in optimize.sizes_below(imgsz):  # the size axis: INT8 at smaller inputs
+                sized_dir, _ = export_model(
+                    model_dir,
+                    dataset,
+                    size,
+                    optimize,
+                    f"{prefix}_{size}",
+                    id=f"export_{prefix}_{size}",
+                )
+                sized.append(int8_at(sized_dir, prefix, size, f"_{size}")[0])
         return fp32, int8, trials
+
+    sized: list[Any] = []
 
     base_pt = score(weights_dir, "best.pt", "base_pt")
     base_fp32, base_int8, base_trials = onnx_variants(weights_dir, "base")
@@ -95,6 +118,7 @@ def optimize_pipeline(
         pruned_int8=pruned_int8,
         prune_summary=prune_summary,
         base_ft=base_ft,
+        **({"sized": sized} if sized else {}),  # artifacts, or the step's default
     )
     selection = score_held_out(chosen, dataset, eval_cfg, imgsz, train.device)
     config = {  # plain values for the report

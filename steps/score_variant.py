@@ -45,6 +45,7 @@ def score_variant(
         precision="int8" if recipe else "fp32",
         pruned=name.startswith("pruned"),
         head=head if path.suffix == ".onnx" else "graph",
+        imgsz=imgsz,
         map50=res.map50,
         map50_95=res.map50_95,
         precision_=res.precision,

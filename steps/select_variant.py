@@ -36,16 +36,23 @@ def select_variant(
     pruned_int8: VariantScore | None = None,
     prune_summary: PruneSummary | None = None,
     base_ft: VariantScore | None = None,
+    sized: tuple[VariantScore, ...] = (),  # ZenML loads a list of artifacts into a collection
 ) -> Outputs:
     """Write the variants table (JSON + Markdown) and pick. No qualifying variant is not an
-    error here: the report step writes the report first, then fails the run."""
+    error here: the report step writes the report first, then fails the run. ``sized``: the
+    INT8 variants of the size axis (``optimize.sizes``)."""
 
     variants = [v for v in (base_pt, base_ft, base_fp32, base_int8, pruned_fp32, pruned_int8) if v]
+    variants += sized  # the size axis: INT8 variants at smaller inputs
     if prune_summary:
         for v in variants:
             before = not v.pruned
             v.params = prune_summary.params_before if before else prune_summary.params_after
-            v.macs = prune_summary.macs_before if before else prune_summary.macs_after
+            macs = prune_summary.macs_before if before else prune_summary.macs_after
+            # counted at the base's size; MACs scale with the input's area
+            v.macs = (
+                round(macs * (v.imgsz / base_pt.imgsz) ** 2) if v.imgsz and base_pt.imgsz else macs
+            )
     lat = optimize.latency
     (image,) = busiest_images(Path(dataset), "val", 1)
     timing = time_interleaved(

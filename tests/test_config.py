@@ -70,3 +70,22 @@ def test_an_imported_model_is_judged_at_the_size_it_was_trained_at(trained_model
     assert size(f"optimize.base_model={trained_model}", "train.imgsz=128") == (128, None)
     with pytest.raises(ConfigError, match=r"optimize\.imgsz: Input should be a multiple of 32"):
         RunConfig.parse(compose_config(["optimize.imgsz=100"]))
+
+
+def test_the_size_axis_is_refused_at_the_cli_when_it_cannot_run(trained_model: Path) -> None:
+    """optimize.sizes: distinct multiples of 32, below the size the base is judged at."""
+    from yeo.cli import optimize_imgsz
+
+    def parse(*overrides: str) -> RunConfig:
+        return RunConfig.parse(compose_config(list(overrides)))
+
+    assert parse().optimize.sizes == []  # off by default: the default run's cost stays put
+    cfg = parse("optimize.sizes=[192,224]")
+    assert cfg.optimize.sizes_below(optimize_imgsz(cfg)[0]) == [224, 192]  # largest first
+    for bad in ("[200]", "[224,224]", "[0]"):
+        with pytest.raises(ConfigError, match=r"optimize\.sizes: .*distinct multiples of 32"):
+            parse(f"optimize.sizes={bad}")
+    # the imported model is judged at 128 px: 160 is not a smaller input
+    cfg = parse(f"optimize.base_model={trained_model}", "optimize.sizes=[160,96]")
+    with pytest.raises(ConfigError, match=r"\[160\] not below the 128 px the base is judged at"):
+        cfg.optimize.sizes_below(optimize_imgsz(cfg)[0])

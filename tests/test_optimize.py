@@ -13,7 +13,7 @@ from tests.conftest import TINY_TRAIN
 from yeo.evaluation import EvalSettings, evaluate
 from yeo.optimize.blocks import C2fSplitFree, replace_c2f
 from yeo.optimize.prune import PruneConfig, footprint, prune_and_finetune
-from yeo.optimize.variants import VariantScore, select
+from yeo.optimize.variants import VariantScore, pareto, select
 from yeo.train.config import TrainConfig
 
 
@@ -64,6 +64,15 @@ def test_selection_picks_the_fastest_within_budget() -> None:
     none = select(variants, "base_pt", 0.001)
     assert none.selected == "base_fp32"  # only the lossless export qualifies
     assert select(variants, "base_pt", -0.1).selected is None
+    # the latency/accuracy front: base_int8 (6 ms, 0.495) is beaten by pruned_fp32 on neither
+    assert [v.name for v in pareto(variants)] == [
+        "pruned_int8",
+        "pruned_fp32",
+        "base_int8",
+        "base_fp32",
+    ]
+    variants[2].map50_95 = 0.490  # now pruned_fp32 is faster and more accurate
+    assert [v.name for v in pareto(variants)] == ["pruned_int8", "pruned_fp32", "base_fp32"]
 
 
 def test_pruning_shrinks_keeps_architecture_and_exports(

@@ -46,6 +46,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
         "optimize",
         *TINY,
         *distill,
+        "optimize.sizes=[96]",  # the size axis: both INT8 variants at 96 px too
         "optimize.max_map_drop=1.0",
         env_extra=env,
         guard=guard,
@@ -56,13 +57,20 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert str(root) not in table.read_text()  # the selection artifact holds no local path
     sel = json.loads(table.read_text())
     names = [v["name"] for v in sel["variants"]]
-    assert names == ["base_pt", "base_ft", "base_fp32", "base_int8", "pruned_fp32", "pruned_int8"]
+    assert names == [
+        *("base_pt", "base_ft", "base_fp32", "base_int8", "pruned_fp32", "pruned_int8"),
+        *("base_int8_96", "pruned_int8_96"),
+    ]
     fast = min((v for v in sel["variants"] if v["p50_ms"]), key=lambda v: v["p50_ms"])
     assert sel["selected"] == fast["name"]  # a budget of 1.0 lets every variant qualify
     by = {v["name"]: v for v in sel["variants"]}
     assert by["pruned_fp32"]["params"] < by["base_fp32"]["params"]
     assert by["base_int8"]["precision"] == "int8" and by["base_int8"]["recipe"]["exclude"]
     assert by["base_int8"]["size_bytes"] < 0.5 * by["base_fp32"]["size_bytes"]
+    sizes = {n: v["imgsz"] for n, v in by.items()}
+    assert sizes == {n: 96 if n.endswith("_96") else 128 for n in names}
+    assert by["pruned_int8_96"]["macs"] == round(by["pruned_int8"]["macs"] * (96 / 128) ** 2)
+    assert by["base_int8_96"]["recipe"]["exclude"] and by["pruned_int8_96"]["pruned"]
     # head raw (default): every ONNX variant but the reference ends at the head's convs
     heads = {n: v["head"] for n, v in by.items() if v["format"] == "onnx"}
     assert heads == {
@@ -70,6 +78,8 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
         "base_int8": "raw",
         "pruned_fp32": "raw",
         "pruned_int8": "raw",
+        "base_int8_96": "raw",
+        "pruned_int8_96": "raw",
     }
     assert sel["timing"]["end_to_end"].startswith("model + decode + NMS at conf 0.25, on ")
     import onnx
@@ -94,7 +104,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert held["verdict"].startswith("vacuous: the base did not learn enough")
     assert f". {sel['selected']} on test: " in held["verdict"]
     onnx = [v for v in sel["variants"] if v["format"] == "onnx"]
-    assert sel["timing"]["interleaved"] and len(onnx) == 4 and all(v["p25_ms"] for v in onnx)
+    assert sel["timing"]["interleaved"] and len(onnx) == 6 and all(v["p25_ms"] for v in onnx)
     by_name = {v["name"]: v["held_out"] for v in sel["variants"]}
     assert by_name["base_pt"]["drop"] == 0 and by_name["base_pt"]["drop_ci95"] == [0.0, 0.0]
     # known values: the FP32 export scores as its .pt on the same test images, to the decimal
@@ -105,6 +115,8 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert bundle.with_name("yolov8n-synthetic-v1.tar.gz").is_file()
     meta = json.loads((bundle / "metadata.json").read_text())
     assert meta["model"]["variant"] == sel["selected"]
+    chosen = by[sel["selected"]]  # the bundle declares the size its variant was chosen at
+    assert meta["input"]["shape"][-2:] == [chosen["imgsz"]] * 2
     if heads[sel["selected"]] == "raw":
         assert meta["output"]["layout"] == "raw_head" and len(meta["output"]["tensors"]) == 6
         assert (bundle / "golden" / "000.output.npz").is_file()

@@ -246,8 +246,9 @@ def compare(
     if imgsz == run_size:
         paths = {n: local[n] for n, v in variants.items() if v["format"] == "onnx"}
         maps = {n: (v.get("held_out") or v)["map50_95"] for n, v in variants.items()}
-    else:
-        paths = variants_at(run, variants, imgsz, out, rep)
+    else:  # the size axis' variants are their full-size rows at other inputs: rebuilt once
+        same = {n: v for n, v in variants.items() if v.get("imgsz") in (None, run_size)}
+        paths = variants_at(run, same, imgsz, out, rep)
         maps = {
             n: evaluate(p, data_yaml, settings).map50_95
             for n, p in [("base_pt", base_pt), *paths.items()]

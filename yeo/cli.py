@@ -186,6 +186,7 @@ def run_optimize(cfg: RunConfig) -> Any:
     imgsz, note = optimize_imgsz(cfg)
     if note:
         log.warning(note)
+    opt.sizes_below(imgsz)  # a size axis that cannot run is refused before any work
     steps = ("prune_model",) if opt.prune.enabled else ()
     steps += () if opt.base_model else ("train_model",)
     # a ZenML Model version per run: the bundle and every variant linked to it, by name

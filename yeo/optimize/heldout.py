@@ -132,8 +132,9 @@ def score_held_out(
     split = held_out_split(data_yaml, settings.held_out)
     ev = settings.model_copy(update={"split": split})
     results, stats = {}, {}
-    for v in sel.variants:
-        results[v.name], stats[v.name] = evaluate_images(models[v.name], data_yaml, ev)
+    for v in sel.variants:  # each at the size it was judged at (the size axis)
+        at = ev.model_copy(update={"imgsz": v.imgsz}) if v.imgsz else ev
+        results[v.name], stats[v.name] = evaluate_images(models[v.name], data_yaml, at)
     intervals = bootstrap(stats, BASE, settings.bootstrap, seed)
     base_map = results[BASE].map50_95
     out = sel.model_copy(deep=True)

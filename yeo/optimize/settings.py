@@ -101,6 +101,9 @@ class OptimizeConfig(Group):
     # the size every variant is judged, pruned, exported and bundled at; None: the imported
     # base model's own training size (its checkpoint's train_args), else train.imgsz
     imgsz: int | None = Field(None, ge=32, multiple_of=32)
+    # the input size axis: smaller sizes each INT8 variant is also exported, calibrated and
+    # judged at (no retraining); the bundle declares the size its variant was chosen at
+    sizes: list[int] = Field(default_factory=list)
     max_map_drop: float = Field(0.01, ge=0, le=1)  # absolute mAP50-95 below the base .pt
     # the floor under the budget: a base whose held-out mAP50-95 is under this, or whose
     # interval reaches down to the budget (a model detecting nothing would pass), gives a
@@ -116,6 +119,25 @@ class OptimizeConfig(Group):
     prune: PruneConfig = PruneConfig()
     quant: QuantConfig = QuantConfig()
     bundle: BundleConfig = BundleConfig()
+
+    def model_post_init(self, _: Any) -> None:
+        bad = [s for s in self.sizes if s < 32 or s % 32]
+        if bad or len(set(self.sizes)) != len(self.sizes):
+            raise ConfigError(
+                f"optimize.sizes: {self.sizes}: distinct multiples of 32 (the model's largest "
+                f"stride), at least 32, required{f'; not {bad}' if bad else ''}"
+            )
+
+    def sizes_below(self, imgsz: int) -> list[int]:
+        """The size axis at ``imgsz``: the ``sizes`` under it, largest first; a size at or over
+        it is a config error (the variants are judged at ``imgsz``, and no larger)."""
+        over = [s for s in self.sizes if s >= imgsz]
+        if over:
+            raise ConfigError(
+                f"optimize.sizes={self.sizes}: {over} not below the {imgsz} px the base is "
+                "judged at (the axis tries smaller inputs)"
+            )
+        return sorted(self.sizes, reverse=True)
 
 
 def check(cfg: OptimizeConfig) -> None:

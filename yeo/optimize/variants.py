@@ -54,13 +54,14 @@ class HeldOut(BaseModel):
 
 
 class VariantScore(BaseModel):
-    name: str  # base_pt, base_fp32, base_int8, pruned_fp32, pruned_int8
+    name: str  # base_pt, base_fp32, base_int8, pruned_fp32, pruned_int8 (+ _<px>: size axis)
     file: str  # the model's file name: in the artifact, and in the run's variants/ folder
     artifact: str | None = None  # the ZenML artifact version (a folder) that holds the file
     format: str  # pt | onnx
     precision: str  # fp32 | int8
     pruned: bool
     head: str = "graph"  # graph: decodes in the model; raw: cut at the head, decoded on the host
+    imgsz: int | None = None  # the square input it was judged, timed and would be bundled at
     map50: float
     map50_95: float
     precision_: float
@@ -165,6 +166,20 @@ def select(
     )
 
 
+def pareto(variants: list[VariantScore]) -> list[VariantScore]:
+    """The timed variants no other is both faster than and at least as accurate as (held-out
+    mAP50-95 where scored, else val), fastest first: the latency/accuracy front."""
+
+    def acc(v: VariantScore) -> float:
+        return v.held_out.map50_95 if v.held_out else v.map50_95
+
+    front: list[VariantScore] = []
+    for v in sorted((v for v in variants if v.p50_ms is not None), key=lambda v: v.p50_ms):
+        if not front or acc(v) > acc(front[-1]):
+            front.append(v)
+    return front
+
+
 def _ms(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else "-"
 
@@ -194,10 +209,12 @@ def table_cells(sel: Selection) -> list[dict[str, str]]:
     base_fp32 from the same interleaved timing."""
     ref = next((v.p50_ms for v in sel.variants if v.name == "base_fp32"), None)
     split = sel.held_out.split if sel.held_out else "test"
+    front = {v.name for v in pareto(sel.variants)}
     return [
         {
             "variant": v.name,
             "head": v.head if v.format == "onnx" else "-",
+            "px": str(v.imgsz or "-"),
             "val mAP50-95": f"{v.map50_95:.4f}",
             "Δ val": f"{v.map50_95 - sel.base_map50_95:+.4f}",
             **_held_out_cells(v, split),
@@ -207,6 +224,7 @@ def table_cells(sel: Selection) -> list[dict[str, str]]:
             "size MB": f"{v.size_bytes / 1e6:.2f}",
             "params": f"{v.params / 1e6:.2f}M" if v.params else "-",
             "GMACs": f"{v.macs / 1e9:.3f}" if v.macs else "-",
+            "front": "yes" if v.name in front else "",
         }
         for v in sel.variants
     ]
@@ -252,7 +270,11 @@ def table_notes(sel: Selection) -> str:
             "(the same resamples for the variant and base_pt)."
         )
     control = f" {h.control}." if h is not None and h.control else ""
-    return f"{timing} {acc}{control}"
+    front = (
+        " front: on the latency/accuracy Pareto front (no other variant is both faster and "
+        f"at least as accurate on {h.split if h else 'val'})."
+    )
+    return f"{timing} {acc}{control}{front}"
 
 
 def write_tables(sel: Selection, folder: Path) -> tuple[Path, Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from yeo.optimize.variants import Selection, VariantScore
+from yeo.optimize.variants import Selection, VariantScore, pareto
 
 COLORS = {"fp32": "#4C72B0", "int8": "#DD8452"}
 
@@ -78,6 +78,11 @@ def accuracy_vs_latency(sel: Selection, path: Path) -> Path:
         if v.held_out:
             ax.scatter(v.p50_ms, v.map50_95, s=30, facecolors="none", edgecolors="grey", zorder=3)
         ax.annotate(v.name, (v.p50_ms, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    front = pareto(sel.variants)
+    if len(front) > 1:
+        xs = [v.p50_ms for v in front]
+        ys = [_reported(v)[0] for v in front]
+        ax.step(xs, ys, where="post", color="grey", lw=1, ls=":", label="Pareto front")
     chosen = next((v for v in timed if v.name == sel.selected), None)
     if chosen:
         ax.scatter(
