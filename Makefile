@@ -50,7 +50,7 @@ serve: $(STAMP) ## FastAPI over the newest edge bundle on 127.0.0.1:8000
 	$(BIN)/python run.py --pipeline serve
 
 test: $(STAMP) ## the test suite (offline, tiny configs)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## the fast tier for iteration: unit and light integration tests (no pipeline runs)
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -3,7 +3,8 @@ and a SHA-256 manifest over every file; published atomically as a folder and a .
 
 Layout (``FORMAT``)::
 
-    model.onnx  model.ort  required_operators.config  metadata.json  labels.txt  MODEL_CARD.md
+    model.onnx  model.ort  required_operators.config  model.arm.ort  required_operators.arm.config
+    metadata.json  labels.txt  MODEL_CARD.md
     benchmark.json  MANIFEST.sha256
     golden/golden.json  golden/NNN.jpg|png  golden/NNN.rgb.npy (the decoded image)
     golden/NNN.input.npy
@@ -15,6 +16,7 @@ Layout (``FORMAT``)::
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -186,14 +188,15 @@ def other_runtimes(
     detector: Detector, inputs: list[np.ndarray], golden: list[np.ndarray | list[np.ndarray]]
 ) -> dict[str, dict[str, float] | str]:
     """Largest box (px) and score differences from the golden outputs, over the anchors
-    decoding keeps, of: onnxruntime on one thread, the ORT-format model (when written) and
-    OpenVINO (when installed)."""
+    decoding keeps, of: onnxruntime on one thread, the ORT-format models (when written; the Arm
+    one run here, on this CPU) and OpenVINO (when installed)."""
     from edge.engine import load
 
     model = Path(detector.model_path)
     runs = {"onnxruntime_1_thread": load(model, "onnxruntime", 1).run_all}
-    if model.with_suffix(".ort").is_file():
-        runs["ort_format"] = load(model.with_suffix(".ort"), "onnxruntime", 1).run_all
+    for ort_file, name in ((model.with_suffix(".ort"), "ort_format"), *ARM_ORT):
+        if (model.parent / ort_file).is_file():
+            runs[name] = load(model.parent / ort_file, "onnxruntime", 1).run_all
     out: dict[str, dict[str, float] | str] = {}
     try:
         runs["openvino"] = load(model, "openvino", 1, precision="f32").run_all
@@ -211,6 +214,11 @@ def other_runtimes(
     return out
 
 
+# another machine's run of the finished bundle folder: what it saw, recorded in golden.json's
+# "observed" (it raises when the bundle fails there), or why it did not run
+Observer = Callable[[Path], "dict | str"]
+
+
 def build(
     model: Path,
     dest: Path,
@@ -219,12 +227,15 @@ def build(
     card: Callable[[dict], str] | None = None,
     benchmark_runs: int = 100,
     threads: int = 2,
+    observers: dict[str, Observer] | None = None,
 ) -> tuple[Path, Path]:
     """Write the bundle to ``dest`` and ``dest``.tar.gz; nothing is left behind on failure.
 
     ``metadata`` must hold ``name``, ``version``, ``classes`` (id -> name), ``thresholds``
     (conf, iou) and ``precision``; input/output specs are read from the model. ``card`` makes
-    MODEL_CARD.md from the final metadata.
+    MODEL_CARD.md from the final metadata. ``observers`` (name -> run) check the finished
+    folder elsewhere (an emulated Arm64 CPU, :mod:`yeo.arm64`); each result goes into
+    golden.json's ``observed`` under its name before the manifest is sealed.
     """
     dest = Path(dest)
     archive = dest.with_name(dest.name + ".tar.gz")
@@ -233,6 +244,8 @@ def build(
         with atomic_dir(dest) as tmp:
             tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is for sharing
             _assemble(tmp, model, metadata, golden_images, card, benchmark_runs, threads)
+            if observers:
+                observe(tmp, observers)
             with tarfile.open(tar_tmp, "w:gz") as tar:
                 tar.add(tmp, arcname=dest.name, filter=_no_cache)
         tar_tmp.replace(archive)
@@ -240,6 +253,17 @@ def build(
         tar_tmp.unlink(missing_ok=True)
         raise
     return dest, archive
+
+
+def observe(folder: Path, observers: dict[str, Observer]) -> None:
+    """Run each observer on the sealed ``folder``, record what it saw in golden.json's
+    ``observed``, and seal the manifest again."""
+    path = folder / "golden" / "golden.json"
+    golden = json.loads(path.read_text())
+    for name, run in observers.items():
+        golden["observed"][name] = run(folder)
+    write_json(path, golden)
+    write_manifest(folder)
 
 
 def _assemble(
@@ -270,6 +294,14 @@ def _assemble(
             "sha256": sha256(tmp / "model.ort"),
             "required_operators": "required_operators.config",
             "optimization_style": "Fixed",
+            "target_platform": "any (no x86-only NCHWc layout)",
+            "arm": {  # optimized for Arm CPUs: for Raspberry Pi, Jetson, i.MX, Rockchip
+                "file": "model.arm.ort",
+                "sha256": sha256(tmp / "model.arm.ort"),
+                "required_operators": "required_operators.arm.config",
+                "optimization_style": "Fixed",
+                "target_platform": "arm",
+            },
         },
     }
     write_json(tmp / "metadata.json", meta)
@@ -283,30 +315,40 @@ def _assemble(
     write_manifest(tmp)
 
 
+# the Arm ORT-format model beside the x86 one: (file, name in golden.json's observed)
+ARM_ORT = (("model.arm.ort", "ort_format_arm"),)
+
+
 def ort_format(onnx_file: Path) -> Path:
     """``model.ort`` and ``required_operators.config`` beside ``onnx_file``, by onnxruntime's
-    own converter, for minimal and mobile builds (``--include_ops_by_config``). 'Fixed'
-    optimization style, onnxruntime's advice for the CPU provider: optimizations for the
-    building machine's platform family (x86-64 or Arm) are baked in."""
+    own converter, for minimal and mobile builds (``--include_ops_by_config``), and their Arm
+    twins ``model.arm.ort`` and ``required_operators.arm.config`` (``--target_platform arm``:
+    int8 QDQ kernels Arm prefers). 'Fixed' optimization style, onnxruntime's advice for the CPU
+    provider: optimizations are baked in; the first file leaves out the x86-only layout
+    (NCHWc), so both run on any CPU."""
     folder = onnx_file.parent
-    with tempfile.TemporaryDirectory(dir=folder) as work:
-        src = Path(work) / "model.onnx"
-        shutil.copy(onnx_file, src)
-        cmd = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(src)]
-        res = subprocess.run(
-            [*cmd, "--output_dir", work, "--optimization_style", "Fixed"],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        ort_file = Path(work) / "model.ort"
-        if res.returncode or not ort_file.is_file():
-            last = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise PortabilityError(f"{onnx_file.name}: ORT-format conversion failed: {last[0]}")
-        ort_file.replace(folder / "model.ort")
-        (Path(work) / "model.required_operators.config").replace(
-            folder / "required_operators.config"
-        )
+    for platform, stem in ((None, "model"), ("arm", "model.arm")):
+        with tempfile.TemporaryDirectory(dir=folder) as work:
+            src = Path(work) / "model.onnx"
+            shutil.copy(onnx_file, src)
+            cmd = [sys.executable, "-m", "onnxruntime.tools.convert_onnx_models_to_ort", str(src)]
+            res = subprocess.run(
+                [*cmd, "--output_dir", work, "--optimization_style", "Fixed"]
+                + (["--target_platform", platform] if platform else []),
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            ort_file = Path(work) / "model.ort"
+            if res.returncode or not ort_file.is_file():
+                last = (res.stderr or res.stdout).strip().splitlines()[-1:] or ["no output"]
+                raise PortabilityError(
+                    f"{onnx_file.name}: ORT-format conversion ({platform or 'any'}) failed: "
+                    f"{last[0]}"
+                )
+            ort_file.replace(folder / f"{stem}.ort")
+            ops = "required_operators" + stem.removeprefix("model")
+            (Path(work) / "model.required_operators.config").replace(folder / f"{ops}.config")
     return folder / "model.ort"
 
 

@@ -2,6 +2,7 @@
 
     python -m edge.verify BUNDLE_DIR_OR_TAR_GZ
     python -m edge.verify BUNDLE --port DIR
+    python -m edge.verify BUNDLE --report FILE
 
 Exit 0 with one ``OK`` line, or exit 1 with one line per fault, each naming the file and
 what is wrong: a changed byte, a missing or unlisted file, a model that does not load, or
@@ -12,6 +13,9 @@ case ``NNN``, ``DIR/NNN.input.npy`` (its preprocessing, from ``golden/NNN.rgb.np
 decode of ``golden/NNN.jpg``), ``DIR/NNN.output.npy`` or ``.npz`` (its model outputs) and
 ``DIR/NNN.detections.json`` (its decode + NMS), with the golden files' names, layouts and
 tolerances. Each fault names the case and the stage (input, output, detections).
+
+``--report FILE`` also writes the verdict as JSON, with each model file's largest errors and
+the machine and onnxruntime version it ran on (how :mod:`yeo.arm64` reads an emulated Arm run).
 
 Raw outputs (a raw head's made dense first, :func:`edge.postprocess.raw_head_dense`) are
 compared only on the anchors that matter: those whose best class score reaches
@@ -32,7 +36,7 @@ import numpy as np
 
 from edge.bundle_format import MANIFEST, bundle_files, extract, load_output
 from edge.compare import kept_anchors, output_errors
-from edge.fileio import sha256
+from edge.fileio import sha256, write_json
 from edge.metadata import MetadataError, read_metadata
 from edge.postprocess import in_graph_layout
 from edge.preprocess import load_image, preprocess
@@ -102,12 +106,13 @@ def check_detections(
     return None
 
 
-MODEL_FILES = ("model.onnx", "model.ort")  # the ONNX model and its ORT-format twin
+# the ONNX model and its ORT-format twins (x86, Arm: each runs on any CPU, optimized for one)
+MODEL_FILES = ("model.onnx", "model.ort", "model.arm.ort")
 
 
-def check_golden(root: Path) -> tuple[list[str], str]:
+def check_golden(root: Path, errors: dict | None = None) -> tuple[list[str], str]:
     """Faults of every model file against the golden cases, and a one-line summary of the
-    errors (the worst over the model files)."""
+    errors (the worst over the model files); ``errors`` receives each file's largest."""
     faults: list[str] = []
     worst = {"input": 0.0, "box": 0.0, "score": 0.0, "anchors": 0}
     golden = json.loads((root / "golden" / "golden.json").read_text())
@@ -115,6 +120,8 @@ def check_golden(root: Path) -> tuple[list[str], str]:
     for model_file in checked:
         found, errs = _check_model(root, model_file, golden)
         faults += found
+        if errors is not None:
+            errors[model_file] = errs
         worst = {k: max(worst[k], errs[k]) for k in worst}
     summary = (
         f"{len(golden['cases'])} golden cases x {' + '.join(checked)}, max error: input "
@@ -196,8 +203,9 @@ def check_metadata(root: Path) -> list[str]:
     return [] if labels == names else ["labels.txt: does not match the classes in metadata.json"]
 
 
-def verify(root: Path) -> tuple[list[str], str]:
-    """(faults, summary) of the bundle at ``root``; no faults means it passes."""
+def verify(root: Path, errors: dict | None = None) -> tuple[list[str], str]:
+    """(faults, summary) of the bundle at ``root``; no faults means it passes. ``errors``
+    receives each model file's largest input, box and score errors."""
     root = Path(root)
     if not root.is_dir():
         return [f"{root}: not a bundle directory"], ""
@@ -207,7 +215,25 @@ def verify(root: Path) -> tuple[list[str], str]:
     faults = check_metadata(root)
     if faults:
         return faults, ""
-    return check_golden(root)
+    return check_golden(root, errors)
+
+
+def report(faults: list[str], summary: str, errors: dict) -> dict:
+    """What ``--report`` writes: the verdict, each model file's largest errors, and the
+    machine and onnxruntime it ran on (no timing: see ``edge.benchmark``)."""
+    import platform
+
+    import onnxruntime
+
+    return {
+        "ok": not faults,
+        "faults": faults,
+        "summary": summary,
+        "errors": errors,
+        "onnxruntime": onnxruntime.__version__,
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+    }
 
 
 def check_port(root: Path, port: Path) -> tuple[list[str], str]:
@@ -280,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("bundle", type=Path, help="bundle folder or .tar.gz")
     parser.add_argument("--port", type=Path, help="a port's dumps, named as golden/'s files")
+    parser.add_argument(
+        "--report", type=Path, help="also write the verdict and each model file's errors (JSON)"
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     target = args.bundle
     with tempfile.TemporaryDirectory() as tmp:
@@ -288,12 +317,15 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError, tarfile.TarError) as e:
             print(f"edge.verify: FAIL {target}: {e}", file=sys.stderr)
             return 1
-        faults, summary = verify(root)
+        errors: dict = {}
+        faults, summary = verify(root, errors)
         if not faults and args.port is not None:
             if not args.port.is_dir():
                 faults = [f"{args.port}: no such folder (--port)"]
             else:
                 faults, summary = check_port(root, args.port)
+    if args.report is not None:
+        write_json(args.report, report(faults, summary, errors))
     for fault in faults:
         print(f"edge.verify: FAIL {target}: {fault}", file=sys.stderr)
     if faults:

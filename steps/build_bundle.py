@@ -51,12 +51,19 @@ def build_bundle(
             cfg.golden_images,
             cfg.benchmark_runs,
             optimize.threads,
+            cfg.arm64,
         )
         mlflow.log_artifact(str(ws.root / info.archive), "bundle")
         mlflow.log_metrics(
             {"bundle/p50_ms": info.benchmark_p50_ms, "bundle/e2e_p50_ms": info.end_to_end_p50_ms}
         )
-        mlflow.set_tags({"bundle.path": info.path, "bundle.version": info.version})
+        mlflow.set_tags(
+            {
+                "bundle.path": info.path,
+                "bundle.version": info.version,
+                "bundle.arm64": (info.arm64 or "off")[:5000],
+            }
+        )
         held = selection.held_out
         score = next(v for v in selection.variants if v.name == selection.selected)
         cpu = describe()

@@ -33,6 +33,8 @@ def test_bundle_layout_and_self_contained_verify(built: Path) -> None:
         "model.onnx",
         "model.ort",
         "required_operators.config",
+        "model.arm.ort",
+        "required_operators.arm.config",
         "edge/PORTING.md",
         "labels.txt",
         "metadata.json",
@@ -56,7 +58,7 @@ def test_bundle_layout_and_self_contained_verify(built: Path) -> None:
     golden = json.loads((built / "golden" / "golden.json").read_text())
     assert sum(c["detections"] for c in golden["cases"]) > 0  # the cases exercise NMS
     tol = golden["tolerance"]  # measured beside it: other ways to run the same model
-    for other in ("unfused_reference", "onnxruntime_1_thread", "ort_format"):
+    for other in ("unfused_reference", "onnxruntime_1_thread", "ort_format", "ort_format_arm"):
         seen = golden["observed"][other]
         assert seen["box_px"] <= tol["box_atol_px"] and seen["score"] <= tol["score_atol"]
     assert (
@@ -66,7 +68,8 @@ def test_bundle_layout_and_self_contained_verify(built: Path) -> None:
     out = _edge("edge.verify", ".", cwd=built)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("edge.verify: OK") and "8 golden cases" in out.stdout
-    assert "x model.onnx + model.ort" in out.stdout  # both checked against the golden cases
+    # all three checked against the golden cases (the Arm ORT model runs on x86 too)
+    assert "x model.onnx + model.ort + model.arm.ort" in out.stdout
     out = _edge("edge.verify", str(built.with_name("tiny-v1.tar.gz")))
     assert out.returncode == 0, out.stderr
 

@@ -35,6 +35,7 @@ class BundleInfo(BaseModel):
     benchmark_p50_ms: float
     end_to_end_p50_ms: float
     registered: str | None = None  # models:/NAME/VERSION in MLflow's registry
+    arm64: str | None = None  # the emulated Arm64 check: what it saw, or why it did not run
 
 
 def git_commit() -> str:
@@ -314,10 +315,12 @@ def build(
     n_golden: int,
     benchmark_runs: int,
     threads: int,
+    arm64: str = "off",
 ) -> BundleInfo:
     """Build ``parent/<name>-vN`` (+ .tar.gz) from the selected variant (its local file:
     ``model``, None when nothing was selected; golden images from ``dataset``, the processed
-    folder), then verify it."""
+    folder), then verify it. ``arm64``: the emulated Arm64 check (:func:`yeo.arm64.observer`)."""
+    from yeo.arm64 import observer
     from yeo.optimize.dataset import busiest_images
 
     by = {v.name: v for v in sel.variants}
@@ -340,6 +343,7 @@ def build(
             ),
             benchmark_runs=benchmark_runs,
             threads=threads,
+            observers=observer(arm64),
         )
     except edge_bundle.PortabilityError as e:
         raise UserError(str(e)) from None
@@ -348,6 +352,12 @@ def build(
         raise UserError(f"{dest}: the new bundle fails edge.verify: {faults[0]}")
 
     bench = bundle_format.read_json(dest / "benchmark.json")
+    arm = bundle_format.read_json(dest / "golden" / "golden.json")["observed"].get("arm64_emulated")
+    if isinstance(arm, dict):
+        arm = (
+            f"{arm['cpu']}, onnxruntime {arm['onnxruntime']}: box {arm['box_px']:.3f} px, "
+            f"score {arm['score']:.5f} off the golden outputs"
+        )
     return BundleInfo(
         name=name,
         version=version,
@@ -357,4 +367,5 @@ def build(
         verify=summary,
         benchmark_p50_ms=bench["model_ms"]["p50_ms"],
         end_to_end_p50_ms=bench["end_to_end_ms"]["p50_ms"],
+        arm64=arm,
     )

@@ -308,6 +308,8 @@ def summarize_optimize(run: Any) -> str:
             f"edge         model p50 {b.benchmark_p50_ms:.2f} ms, end to end "
             f"{b.end_to_end_p50_ms:.2f} ms (python -m edge.benchmark {path})",
         ]
+        if b.arm64:
+            lines.append(f"arm64        {b.arm64}")
     return "\n".join(lines)
 
 
