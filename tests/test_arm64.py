@@ -92,10 +92,8 @@ def test_verify_passes_on_a_second_arm_cpu_and_fails_on_a_changed_output(
     arrays["arr_1"] = arrays["arr_1"] + 3.0  # every class logit of level 0 up by 3
     np.savez(path, **arrays)
     bundle_format.write_manifest(bad)
-    rep = arm64.verify(bad, "cortex-a72", arm_env)
-    assert not rep["ok"]
-    assert any("golden/000.output: model output off tolerance" in f for f in rep["faults"])
-    with pytest.raises(bundle.PortabilityError, match="fails on Arm64 \\(emulated cortex-a72"):
+    why = r"fails on Arm64 \(emulated cortex-a72, .*golden/000.output: model output off tolerance"
+    with pytest.raises(bundle.PortabilityError, match=why):
         arm64.observed(bad, env=arm_env)
 
 
