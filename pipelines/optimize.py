@@ -103,7 +103,7 @@ def optimize_pipeline(
     base_fp32, base_int8, base_trials = onnx_variants(weights_dir, "base")
     pruned_fp32 = pruned_int8 = pruned_trials = prune_summary = base_ft = None
     if optimize.prune.enabled:
-        prune_summary, pruned_dir = prune_model(weights_dir, dataset, train, optimize)
+        prune_summary, pruned_dir = prune_model(weights_dir, dataset, train, optimize, eval_cfg)
         pruned_fp32, pruned_int8, pruned_trials = onnx_variants(pruned_dir, "pruned")
         if optimize.prune.control and optimize.prune.finetune_epochs > 0:
             base_ft_dir = finetune_base(weights_dir, dataset, train, optimize)

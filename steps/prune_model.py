@@ -9,6 +9,7 @@ from typing import Annotated
 from zenml import step
 
 from yeo.env import workspace
+from yeo.evaluation import EvalConfig, evaluate
 from yeo.optimize.model import PruneSummary
 from yeo.optimize.prune import footprint, prune_and_finetune
 from yeo.optimize.settings import OptimizeConfig
@@ -19,14 +20,25 @@ from yeo.train.config import TrainConfig
 
 @step(enable_cache=False)
 def prune_model(
-    weights_dir: Path, dataset: Path, train: TrainConfig, optimize: OptimizeConfig
+    weights_dir: Path,
+    dataset: Path,
+    train: TrainConfig,
+    optimize: OptimizeConfig,
+    eval_cfg: EvalConfig,
 ) -> tuple[Annotated[PruneSummary, "prune_summary"], Annotated[Path, "pruned_dir"]]:
-    """Prune the base weights; the pruned dir holds ``best.pt`` (the pruned architecture)."""
+    """Prune the base weights; the pruned dir holds ``best.pt`` (the pruned architecture):
+    the last step within the budget on val (``optimize.prune.stop_at_budget``)."""
     import mlflow
 
     from yeo.optimize.finetune import load_module
 
     cfg, train_cfg = optimize.prune, train
+    data_yaml = Path(dataset) / "data.yaml"
+    settings = eval_cfg.settings(train_cfg.imgsz, train_cfg.device)
+
+    def judge(weights: Path) -> float:
+        return evaluate(weights, data_yaml, settings).map50_95
+
     out = workspace().outputs / "optimize" / run_name() / "prune"
     with mlflow_run("prune"):
         mlflow.log_params({f"prune.{k}": v for k, v in cfg.model_dump().items()})
@@ -37,6 +49,8 @@ def prune_model(
             train_cfg,
             out,
             on_epoch_end=[tracking.log_epoch("prune/")],
+            judge=judge if cfg.stop_at_budget else None,
+            budget=optimize.max_map_drop,
         )
         summary = PruneSummary(
             enabled=True,
@@ -50,6 +64,8 @@ def prune_model(
             imgsz=train_cfg.imgsz,
             activation=cfg.activation,
             distill=cfg.distill,
+            kept=res.kept,
+            stopped=res.stopped,
         )
         mlflow.log_metrics(
             {

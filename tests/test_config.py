@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CODE_ROOT, run_cli
+from tests.conftest import CODE_ROOT, run_cli, yaml_load
 from yeo.cli import compose_config
 from yeo.config import RunConfig
 from yeo.errors import ConfigError
@@ -89,3 +89,23 @@ def test_the_size_axis_is_refused_at_the_cli_when_it_cannot_run(trained_model: P
     cfg = parse(f"optimize.base_model={trained_model}", "optimize.sizes=[160,96]")
     with pytest.raises(ConfigError, match=r"\[160\] not below the 128 px the base is judged at"):
         cfg.optimize.sizes_below(optimize_imgsz(cfg)[0])
+
+
+def test_every_optimize_setting_can_be_overridden_from_the_cli() -> None:
+    """Hydra refuses an override of a key its yaml lacks: every typed field is in the yaml."""
+    from yeo.group import Group
+    from yeo.optimize.settings import OptimizeConfig
+
+    def missing(model: type[Group], yaml: dict, prefix: str) -> list[str]:
+        out = []
+        for name, field in model.model_fields.items():
+            if name not in yaml:
+                out.append(prefix + name)
+            elif isinstance(field.annotation, type) and issubclass(field.annotation, Group):
+                out += missing(field.annotation, yaml[name], f"{prefix}{name}.")
+        return out
+
+    conf = yaml_load(CODE_ROOT / "conf" / "optimize" / "default.yaml")
+    assert missing(OptimizeConfig, conf, "optimize.") == []
+    cfg = RunConfig.parse(compose_config(["optimize.prune.control=false", "optimize.sizes=[224]"]))
+    assert cfg.optimize.prune.control is False and cfg.optimize.sizes == [224]

@@ -8,6 +8,7 @@ Pruning is iterative: ``steps`` rounds of pruning, each followed by fine-tuning.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,11 @@ def prune_step(pruner: Any, model: nn.Module) -> None:
 class PruneOutcome:
     weights: Path  # the final pruned (and fine-tuned) checkpoint
     before: Footprint
-    after: Footprint
+    after: Footprint  # of ``weights``
     steps: list[dict[str, Any]]
     seconds: float
+    kept: int = 0  # the step whose model ``weights`` is (1-based; 0: no step ran)
+    stopped: str | None = None  # why the steps stopped before ``cfg.steps``
 
 
 def finetune_schedule(cfg: PruneConfig, train_cfg: TrainConfig) -> TrainConfig:
@@ -163,8 +166,15 @@ def prune_and_finetune(
     train_cfg: TrainConfig,
     out_dir: Path,
     on_epoch_end: list[Callback] | None = None,
+    judge: Callable[[Path], float] | None = None,
+    budget: float | None = None,
 ) -> PruneOutcome:
     """Prune ``base_weights`` to ``cfg.ratio`` in ``cfg.steps`` steps, fine-tuning after each.
+
+    ``judge`` (a checkpoint -> val mAP50-95, the project's evaluator) and ``budget``: each
+    fine-tuned step is scored against the base; the first step more than ``budget`` below it
+    ends the pruning (more pruning only costs more), and the last step within the budget is
+    the result (the first step when none is: the least pruned model tried).
 
     ``cfg.activation`` other than silu swaps the activations first
     (:func:`yeo.optimize.activation.swap_activation`); ``cfg.distill`` > 0 fine-tunes with
@@ -195,6 +205,9 @@ def prune_and_finetune(
     ft_cfg = finetune_schedule(cfg, train_cfg)
     steps: list[dict[str, Any]] = []
     weights = None
+    base_map = judge(Path(base_weights)) if judge and budget is not None else None
+    kept: tuple[int, Path | None, Footprint] | None = None
+    stopped = None
     for i in range(cfg.steps):
         prune_step(pruner, model)
         fp = footprint(model, imgsz)
@@ -207,13 +220,36 @@ def prune_and_finetune(
             record |= done
         steps.append(record)
         log.info("prune step %d/%d: %s", i + 1, cfg.steps, record)
+        if base_map is None or weights is None or judge is None:
+            kept = (i + 1, weights, fp)
+            continue
+        m = judge(Path(weights))
+        record |= {"val_mAP50-95": m, "drop": base_map - m, "within_budget": base_map - m <= budget}
+        if record["within_budget"] or kept is None:
+            kept = (i + 1, weights, fp)
+        if not record["within_budget"]:
+            stopped = (
+                f"step {i + 1} is {base_map - m:.4f} below the base on val ({m:.4f} vs "
+                f"{base_map:.4f}; budget {budget}): "
+                + (
+                    f"kept step {kept[0]}, the last within it"
+                    if kept[0] != i + 1
+                    else "none is within it; kept step 1, the least pruned"
+                )
+                + ("; the remaining steps would prune more" if i + 1 < cfg.steps else "")
+            )
+            log.info("pruning: %s", stopped)
+            break
+    assert kept is not None  # steps >= 1
+    step, weights, after = kept
     if weights is None:  # no fine-tuning: save the pruned module itself
         weights = save_checkpoint(model, out_dir / "pruned.pt", dict(vars(ft_cfg)))
-    after = footprint(model, imgsz)
     return PruneOutcome(
         weights=Path(weights),
         before=before,
         after=after,
         steps=steps,
         seconds=time.perf_counter() - start,
+        kept=step,
+        stopped=stopped,
     )
