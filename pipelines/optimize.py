@@ -48,6 +48,8 @@ def optimize_pipeline(
             data_version, dataset, train, model
         )
 
+    sized: list[Any] = []  # the size axis' INT8 variants, for the select step
+
     def score(
         model_dir: Any, filename: str, name: str, head: str = optimize.head, size: int = imgsz
     ) -> Any:
@@ -97,13 +99,13 @@ def optimize_pipeline(
                 sized.append(int8_at(sized_dir, prefix, size, f"_{size}")[0])
         return fp32, int8, trials
 
-    sized: list[Any] = []
-
     base_pt = score(weights_dir, "best.pt", "base_pt")
     base_fp32, base_int8, base_trials = onnx_variants(weights_dir, "base")
     pruned_fp32 = pruned_int8 = pruned_trials = prune_summary = base_ft = None
     if optimize.prune.enabled:
-        prune_summary, pruned_dir = prune_model(weights_dir, dataset, train, optimize, eval_cfg)
+        prune_summary, pruned_dir = prune_model(
+            weights_dir, dataset, train, optimize, eval_cfg, base_pt
+        )
         pruned_fp32, pruned_int8, pruned_trials = onnx_variants(pruned_dir, "pruned")
         if optimize.prune.control and optimize.prune.finetune_epochs > 0:
             base_ft_dir = finetune_base(weights_dir, dataset, train, optimize)

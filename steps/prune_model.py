@@ -13,6 +13,7 @@ from yeo.evaluation import EvalConfig, evaluate
 from yeo.optimize.model import PruneSummary
 from yeo.optimize.prune import footprint, prune_and_finetune
 from yeo.optimize.settings import OptimizeConfig
+from yeo.optimize.variants import VariantScore
 from yeo.tracking import mlflow_run, run_name, step_metadata
 from yeo.train import tracking
 from yeo.train.config import TrainConfig
@@ -25,9 +26,11 @@ def prune_model(
     train: TrainConfig,
     optimize: OptimizeConfig,
     eval_cfg: EvalConfig,
+    base_pt: VariantScore,
 ) -> tuple[Annotated[PruneSummary, "prune_summary"], Annotated[Path, "pruned_dir"]]:
     """Prune the base weights; the pruned dir holds ``best.pt`` (the pruned architecture):
-    the last step within the budget on val (``optimize.prune.stop_at_budget``)."""
+    the last step within the budget of ``base_pt``'s val score, by the same evaluator
+    (``optimize.prune.stop_at_budget``)."""
     import mlflow
 
     from yeo.optimize.finetune import load_module
@@ -51,6 +54,7 @@ def prune_model(
             on_epoch_end=[tracking.log_epoch("prune/")],
             judge=judge if cfg.stop_at_budget else None,
             budget=optimize.max_map_drop,
+            base_map=base_pt.map50_95,
         )
         summary = PruneSummary(
             enabled=True,

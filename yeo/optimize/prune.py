@@ -168,13 +168,15 @@ def prune_and_finetune(
     on_epoch_end: list[Callback] | None = None,
     judge: Callable[[Path], float] | None = None,
     budget: float | None = None,
+    base_map: float | None = None,
 ) -> PruneOutcome:
     """Prune ``base_weights`` to ``cfg.ratio`` in ``cfg.steps`` steps, fine-tuning after each.
 
     ``judge`` (a checkpoint -> val mAP50-95, the project's evaluator) and ``budget``: each
     fine-tuned step is scored against the base; the first step more than ``budget`` below it
     ends the pruning (more pruning only costs more), and the last step within the budget is
-    the result (the first step when none is: the least pruned model tried).
+    the result (the first step when none is: the least pruned model tried). ``base_map``: the
+    base's val score when already known (else ``judge`` scores it).
 
     ``cfg.activation`` other than silu swaps the activations first
     (:func:`yeo.optimize.activation.swap_activation`); ``cfg.distill`` > 0 fine-tunes with
@@ -205,7 +207,10 @@ def prune_and_finetune(
     ft_cfg = finetune_schedule(cfg, train_cfg)
     steps: list[dict[str, Any]] = []
     weights = None
-    base_map = judge(Path(base_weights)) if judge and budget is not None else None
+    if judge is None or budget is None:
+        base_map = None
+    elif base_map is None:
+        base_map = judge(Path(base_weights))
     kept: tuple[int, Path | None, Footprint] | None = None
     stopped = None
     for i in range(cfg.steps):
