@@ -30,7 +30,7 @@ def prune_model(
 ) -> tuple[Annotated[PruneSummary, "prune_summary"], Annotated[Path, "pruned_dir"]]:
     """Prune the base weights; the pruned dir holds ``best.pt`` (the pruned architecture):
     the last step within the budget of ``base_pt``'s val score, by the same evaluator
-    (``optimize.prune.stop_at_budget``)."""
+    (``optimize.prune.keep_within_budget``)."""
     import mlflow
 
     from yeo.optimize.finetune import load_module
@@ -52,7 +52,7 @@ def prune_model(
             train_cfg,
             out,
             on_epoch_end=[tracking.log_epoch("prune/")],
-            judge=judge if cfg.stop_at_budget else None,
+            judge=judge if cfg.keep_within_budget else None,
             budget=optimize.max_map_drop,
             base_map=base_pt.map50_95,
         )

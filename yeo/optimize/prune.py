@@ -94,8 +94,8 @@ class PruneOutcome:
     after: Footprint  # of ``weights``
     steps: list[dict[str, Any]]
     seconds: float
-    kept: int = 0  # the step whose model ``weights`` is (1-based; 0: no step ran)
-    stopped: str | None = None  # why the steps stopped before ``cfg.steps``
+    kept: int = 0  # the step whose model ``weights`` is (1-based)
+    stopped: str | None = None  # why an earlier step than the final one was kept
 
 
 def finetune_schedule(cfg: PruneConfig, train_cfg: TrainConfig) -> TrainConfig:
@@ -173,10 +173,10 @@ def prune_and_finetune(
     """Prune ``base_weights`` to ``cfg.ratio`` in ``cfg.steps`` steps, fine-tuning after each.
 
     ``judge`` (a checkpoint -> val mAP50-95, the project's evaluator) and ``budget``: each
-    fine-tuned step is scored against the base; the first step more than ``budget`` below it
-    ends the pruning (more pruning only costs more), and the last step within the budget is
-    the result (the first step when none is: the least pruned model tried). ``base_map``: the
-    base's val score when already known (else ``judge`` scores it).
+    fine-tuned step is scored against the base, and the last step within the budget is the
+    result (the final step when none is). Every step runs: a later fine-tune can recover
+    what an earlier step lost (an under-trained base gains from the extra epochs).
+    ``base_map``: the base's val score when already known (else ``judge`` scores it).
 
     ``cfg.activation`` other than silu swaps the activations first
     (:func:`yeo.optimize.activation.swap_activation`); ``cfg.distill`` > 0 fine-tunes with
@@ -211,8 +211,7 @@ def prune_and_finetune(
         base_map = None
     elif base_map is None:
         base_map = judge(Path(base_weights))
-    kept: tuple[int, Path | None, Footprint] | None = None
-    stopped = None
+    kept: tuple[int, Path | None, Footprint] | None = None  # the last step within the budget
     for i in range(cfg.steps):
         prune_step(pruner, model)
         fp = footprint(model, imgsz)
@@ -223,30 +222,25 @@ def prune_and_finetune(
                 model, Path(data_yaml), ft_cfg, save, on_epoch_end, teacher, cfg.distill
             )
             record |= done
+        final = (i + 1, weights, fp)
+        if base_map is not None and judge is not None and weights is not None:
+            m = judge(Path(weights))
+            within = base_map - m <= budget
+            record |= {"val_mAP50-95": m, "drop": base_map - m, "within_budget": within}
+            if within:
+                kept = final
         steps.append(record)
         log.info("prune step %d/%d: %s", i + 1, cfg.steps, record)
-        if base_map is None or weights is None or judge is None:
-            kept = (i + 1, weights, fp)
-            continue
-        m = judge(Path(weights))
-        record |= {"val_mAP50-95": m, "drop": base_map - m, "within_budget": base_map - m <= budget}
-        if record["within_budget"] or kept is None:
-            kept = (i + 1, weights, fp)
-        if not record["within_budget"]:
-            stopped = (
-                f"step {i + 1} is {base_map - m:.4f} below the base on val ({m:.4f} vs "
-                f"{base_map:.4f}; budget {budget}): "
-                + (
-                    f"kept step {kept[0]}, the last within it"
-                    if kept[0] != i + 1
-                    else "none is within it; kept step 1, the least pruned"
-                )
-                + ("; the remaining steps would prune more" if i + 1 < cfg.steps else "")
-            )
-            log.info("pruning: %s", stopped)
-            break
-    assert kept is not None  # steps >= 1
-    step, weights, after = kept
+    stopped = None
+    if kept is not None and kept[0] != final[0]:
+        last = steps[-1]
+        stopped = (
+            f"kept step {kept[0]}, the last within the {budget} budget on val: step "
+            f"{final[0]} is {last['drop']:.4f} below the base ({last['val_mAP50-95']:.4f} vs "
+            f"{base_map:.4f})"
+        )
+        log.info("pruning: %s", stopped)
+    step, weights, after = kept or final
     if weights is None:  # no fine-tuning: save the pruned module itself
         weights = save_checkpoint(model, out_dir / "pruned.pt", dict(vars(ft_cfg)))
     return PruneOutcome(

@@ -35,9 +35,9 @@ class PruneConfig(Group):
     activation: str = "relu"  # swapped before pruning, recovered by the fine-tune
     distill: float = 0.0  # >0: fine-tune with distillation from the unpruned model (weight)
     control: bool = True  # base_ft: the unpruned base fine-tuned on the same schedule
-    # score each fine-tuned step on val: the first beyond the budget (optimize.max_map_drop)
-    # ends the pruning, and the last step within it is the pruned variant
-    stop_at_budget: bool = True
+    # score each fine-tuned step on val: the last step within optimize.max_map_drop of the
+    # base is the pruned variant (the final step when none is)
+    keep_within_budget: bool = True
 
     def model_post_init(self, _: Any) -> None:
         if not 0 < self.ratio < 0.95:
