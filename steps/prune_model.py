@@ -69,7 +69,7 @@ def prune_model(
             activation=cfg.activation,
             distill=cfg.distill,
             kept=res.kept,
-            stopped=res.stopped,
+            kept_why=res.kept_why,
         )
         mlflow.log_metrics(
             {

@@ -132,7 +132,7 @@ def test_pruning_keeps_the_last_step_within_the_budget(
     assert res.after.params == res.steps[1]["params"] > res.steps[2]["params"]
     assert [s["within_budget"] for s in res.steps] == [False, True, False]
     assert res.steps[2]["drop"] == pytest.approx(0.04)
-    assert res.stopped == (
+    assert res.kept_why == (
         "kept step 2, the last within the 0.01 budget on val: step 3 is 0.0400 below the base "
         "(0.4600 vs 0.5000)"
     )

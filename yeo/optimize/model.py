@@ -20,7 +20,7 @@ class PruneSummary(BaseModel):
     activation: str = "silu"  # of the pruned model (swapped before pruning)
     distill: float = 0.0  # distillation weight from the unpruned model in fine-tuning (0: off)
     kept: int | None = None  # the step whose model is the pruned variant (the last within budget)
-    stopped: str | None = None  # why an earlier step than the final one was kept
+    kept_why: str | None = None  # why an earlier step than the final one was kept
 
 
 class ExportSummary(BaseModel):

@@ -95,7 +95,7 @@ class PruneOutcome:
     steps: list[dict[str, Any]]
     seconds: float
     kept: int = 0  # the step whose model ``weights`` is (1-based)
-    stopped: str | None = None  # why an earlier step than the final one was kept
+    kept_why: str | None = None  # why an earlier step than the final one was kept
 
 
 def finetune_schedule(cfg: PruneConfig, train_cfg: TrainConfig) -> TrainConfig:
@@ -231,15 +231,15 @@ def prune_and_finetune(
                 kept = final
         steps.append(record)
         log.info("prune step %d/%d: %s", i + 1, cfg.steps, record)
-    stopped = None
+    kept_why = None
     if kept is not None and kept[0] != final[0]:
         last = steps[-1]
-        stopped = (
+        kept_why = (
             f"kept step {kept[0]}, the last within the {budget} budget on val: step "
             f"{final[0]} is {last['drop']:.4f} below the base ({last['val_mAP50-95']:.4f} vs "
             f"{base_map:.4f})"
         )
-        log.info("pruning: %s", stopped)
+        log.info("pruning: %s", kept_why)
     step, weights, after = kept or final
     if weights is None:  # no fine-tuning: save the pruned module itself
         weights = save_checkpoint(model, out_dir / "pruned.pt", dict(vars(ft_cfg)))
@@ -250,5 +250,5 @@ def prune_and_finetune(
         steps=steps,
         seconds=time.perf_counter() - start,
         kept=step,
-        stopped=stopped,
+        kept_why=kept_why,
     )

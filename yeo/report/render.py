@@ -140,7 +140,7 @@ def report_data(
         "variants": [v.model_dump() for v in sel.variants],
         "int8_trials": trial_rows(how),
         "prune_steps": how.prune.steps if how.prune else [],
-        "prune_stopped": how.prune.stopped if how.prune else None,
+        "prune_kept": how.prune.kept_why if how.prune else None,
         "data": data,
         "config": config,
         "environment": environment(),
@@ -170,8 +170,8 @@ def markdown(rep: dict[str, Any], sel: Selection) -> str:
         table_notes(sel),
         "",
     ]
-    if rep.get("prune_stopped"):
-        lines += [f"Pruning: {rep['prune_stopped']}.", ""]
+    if rep.get("prune_kept"):
+        lines += [f"Pruning: {rep['prune_kept']}.", ""]
     if rep["int8_trials"]:
         lines += ["## INT8 trials", "", _md_rows(rep["int8_trials"]), "", TRIALS_NOTE, ""]
     lines += ["## Plots", ""]
@@ -248,8 +248,8 @@ def html_page(rep: dict[str, Any], sel: Selection, plot_files: dict[str, Path]) 
         if rep["int8_trials"]
         else ""
     )
-    why = rep.get("prune_stopped")
-    stopped = f"<p>Pruning: {html.escape(why)}.</p>" if why else ""
+    why = rep.get("prune_kept")
+    kept = f"<p>Pruning: {html.escape(why)}.</p>" if why else ""
     return (
         f'<!doctype html><html><head><meta charset="utf-8"><title>Optimize report '
         f"{html.escape(rep['run'])}</title><style>{CSS}</style></head><body>"
@@ -258,7 +258,7 @@ def html_page(rep: dict[str, Any], sel: Selection, plot_files: dict[str, Path]) 
         f"<p>Selected on val: <b>{html.escape(str(rep['selected']))}</b>: "
         f"{html.escape(rep['reason'])}</p><p>Held out: <b>{html.escape(_verdict(sel))}</b></p>"
         f"<h2>Variants</h2>{_html_rows(table_cells(sel), 'variants', sel.selected)}"
-        f"<p>{html.escape(table_notes(sel))}</p>{stopped}{trials}<h2>Plots</h2>{imgs}"
+        f"<p>{html.escape(table_notes(sel))}</p>{kept}{trials}<h2>Plots</h2>{imgs}"
         f"<h2>Data</h2><p>{html.escape(str(data.get('name')))}: {data.get('n_images')} images, "
         f"{data.get('n_boxes')} boxes, DVC <code>{html.escape(str(data.get('dvc_hash')))}</code>"
         f"</p><h2>Environment</h2><p>{html.escape(_md_env(env))}</p>"
