@@ -245,8 +245,10 @@ def test_benchmark_cli_and_merge(built: Path, tmp_path: Path) -> None:
     assert rep["schema"] == "yeo-edge-benchmark/1" and rep["model_ms"]["runs"] == 5
     # end to end = letterbox + model + decode/NMS of each run: never faster than its parts
     e2e, pre, post = rep["end_to_end_ms"], rep["preprocess_ms"], rep["postprocess_ms"]
-    assert e2e["min_ms"] >= pre["min_ms"] + post["min_ms"] and pre["min_ms"] > 0
-    assert e2e["p50_ms"] >= 0.8 * rep["model_ms"]["p50_ms"] + pre["p50_ms"]
+    # (fastest runs: a neighbour, such as a second test worker, only slows a run down, and
+    # the model-only loop is timed apart from the end-to-end one)
+    assert pre["min_ms"] > 0 and post["min_ms"] > 0
+    assert e2e["min_ms"] >= pre["min_ms"] + post["min_ms"] + 0.5 * rep["model_ms"]["min_ms"]
     assert rep["device"]["usable_cores"] >= 1 and rep["device"]["runtimes"]["onnxruntime"]
     assert rep["settings"]["images"].startswith("8 golden")
     out = _edge(
