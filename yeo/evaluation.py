@@ -137,8 +137,12 @@ def map50_95_resamples(stats: ImageStats, draws: np.ndarray, cells: int = 20_000
     Only two points per true positive reach ``compute_ap``'s envelope and 101-point
     interpolation: the true positive, and the false positives just before it, which stand at
     the previous recall with no higher an envelope than the true positive's (false positives
-    lower precision). Predictions after a class's last true positive cannot raise an envelope
-    and are dropped. ``cells`` bounds the work arrays (resamples are taken in chunks)."""
+    lower precision). So a resample needs, per class, only how many predictions it drew up to
+    each true positive: its image weights times a fixed (images x true positives) table of
+    per-image counts, one matrix product for all resamples (exact: integers in float32 up to
+    2**24), never a pass over every prediction per resample. Predictions after a class's
+    last true positive cannot raise an envelope and are dropped. ``cells`` bounds the work
+    arrays (resamples are taken in chunks)."""
     n = len(stats.images)
     if not sum(len(t) for t in stats.target_cls):
         return np.zeros(len(draws))
@@ -151,41 +155,50 @@ def map50_95_resamples(stats: ImageStats, draws: np.ndarray, cells: int = 20_000
     classes = []
     for c in np.unique(tcls):
         hits, where = tp[cls == c], img[cls == c]
-        last = np.flatnonzero(hits.any(1))
-        keep = last[-1] + 1 if len(last) else 0  # no true positive at any threshold: AP 0
-        rows = [np.flatnonzero(hits[:keep, j]) for j in range(hits.shape[1])]
-        classes.append((where[:keep], rows, timg[tcls == c]))
-    widest = max((len(w) for w, _, _ in classes), default=1)
-    step = max(1, cells // max(1, widest))
+        pos = np.flatnonzero(hits.any(1))  # a true positive at some IoU threshold
+        rows = [np.flatnonzero(hits[pos, j]) for j in range(hits.shape[1])]  # indices into pos
+        classes.append((_counts_up_to(where, pos, n), where[pos], rows, timg[tcls == c]))
+    widest = max((len(t) for _, t, _, _ in classes), default=1)
+    step = max(1, cells // max(1, widest, n))
     out = np.empty(len(draws))
     for s in range(0, len(draws), step):
         d = draws[s : s + step]
         r = len(d)
         w = np.bincount((d + n * np.arange(r)[:, None]).ravel(), minlength=r * n).reshape(r, n)
+        w32 = w.astype(np.float32)
         total, present = np.zeros(r), np.zeros(r)
-        for where, rows, targets in classes:
+        for counts, tp_img, rows, targets in classes:
             n_l = w[:, targets].sum(1).astype(np.float64)
             present += n_l > 0
-            ww = w[:, where].astype(np.float64)
-            seen = np.cumsum(ww, axis=1)
+            seen = (w32 @ counts).astype(np.float64)  # drawn predictions up to each TP
+            wt = w[:, tp_img].astype(np.float64)  # each TP's weight: its image's draws
             ap = np.zeros(r)
             for tp_rows in rows:
                 if len(tp_rows):
-                    ap += _ap_101(*_tp_points(ww, seen, tp_rows, n_l))
+                    ap += _ap_101(*_tp_points(wt[:, tp_rows], seen[:, tp_rows], n_l))
             total += np.where(n_l > 0, ap / len(rows), 0.0)
         out[s : s + step] = np.divide(total, present, out=np.zeros(r), where=present > 0)
     return out
 
 
-def _tp_points(
-    ww: np.ndarray, seen: np.ndarray, tp_rows: np.ndarray, n_l: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _counts_up_to(where: np.ndarray, pos: np.ndarray, n: int) -> np.ndarray:
+    """(images x len(pos)) float32: how many of the predictions ranked 0..pos[k] came from
+    each image (``where``: each ranked prediction's image)."""
+    if not len(pos):
+        return np.zeros((n, 0), np.float32)
+    seg = np.searchsorted(pos, np.arange(pos[-1] + 1))  # the first TP at or after each
+    m = len(pos)
+    per = np.bincount(where[: pos[-1] + 1] * m + seg, minlength=n * m).reshape(n, m)
+    return np.cumsum(per, axis=1, dtype=np.float32)
+
+
+def _tp_points(wt: np.ndarray, at: np.ndarray, n_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Recall and precision (resamples x 2 points per true positive) of one class at one IoU
-    threshold: before each true positive, the last false positive at the previous recall
-    (given the true positive's precision: its envelope is the same), then the true positive.
+    threshold, from each true positive's weight ``wt`` and the drawn predictions up to it
+    ``at``: before each true positive, the last false positive at the previous recall (given
+    the true positive's precision: its envelope is the same), then the true positive.
     Where no false positive came between, that point repeats the one before it."""
-    tpc = np.cumsum(ww[:, tp_rows], axis=1)
-    at = seen[:, tp_rows]
+    tpc = np.cumsum(wt, axis=1)
     prec = np.divide(tpc, at, out=np.ones_like(tpc), where=at > 0)  # nothing drawn yet: 1
     rec = tpc / (np.where(n_l > 0, n_l, np.inf)[:, None] + 1e-16)  # absent class: 0, masked
     fp = at - tpc
