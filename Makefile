@@ -7,10 +7,12 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
-# pytest-xdist workers for `make test` and `make test-fast`, whole test files each (each
+# pytest-xdist workers for `make test`, whole test files each (each
 # worker's torch gets cores/workers threads: tests/conftest.py). Most of the suite is
 # single-threaded Python (imports, ZenML, Great Expectations, subprocesses), so 2 workers on 2
-# cores took 11m36s against 18m50s for one process (docs/results.md); 0: one process
+# cores took 11m36s against 18m50s for one process (docs/results.md); 0: one process.
+# `make test-fast` stays one process: two workers took 3m00s there, as one did (its time is
+# the session model's training, which the second worker waits for)
 TEST_WORKERS ?= 2
 STACK  ?= local
 
@@ -55,7 +57,7 @@ test: $(STAMP) ## the test suite (offline, tiny configs)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## the fast tier for iteration: unit and light integration tests (no pipeline runs)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff lint + format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
