@@ -139,10 +139,10 @@ def map50_95_resamples(stats: ImageStats, draws: np.ndarray, cells: int = 20_000
     the previous recall with no higher an envelope than the true positive's (false positives
     lower precision). So a resample needs, per class, only how many predictions it drew up to
     each true positive: its image weights times a fixed (images x true positives) table of
-    per-image counts, one matrix product for all resamples (exact: integers in float32 up to
-    2**24), never a pass over every prediction per resample. Predictions after a class's
-    last true positive cannot raise an envelope and are dropped. ``cells`` bounds the work
-    arrays (resamples are taken in chunks)."""
+    per-image counts (in chunks of ``cells``), one matrix product for all resamples (exact:
+    integers in float32 up to 2**24), never a pass over every prediction per resample.
+    Predictions after a class's last true positive cannot raise an envelope and are dropped.
+    ``cells`` bounds the work arrays (resamples and count tables are taken in chunks)."""
     n = len(stats.images)
     if not sum(len(t) for t in stats.target_cls):
         return np.zeros(len(draws))
@@ -157,9 +157,10 @@ def map50_95_resamples(stats: ImageStats, draws: np.ndarray, cells: int = 20_000
         hits, where = tp[cls == c], img[cls == c]
         pos = np.flatnonzero(hits.any(1))  # a true positive at some IoU threshold
         rows = [np.flatnonzero(hits[pos, j]) for j in range(hits.shape[1])]  # indices into pos
-        classes.append((_counts_up_to(where, pos, n), where[pos], rows, timg[tcls == c]))
-    widest = max((len(t) for _, t, _, _ in classes), default=1)
+        classes.append((where, pos, rows, timg[tcls == c]))
+    widest = max((len(pos) for _, pos, _, _ in classes), default=1)
     step = max(1, cells // max(1, widest, n))
+    cols = max(1, cells // max(1, n))  # true positives per count table: n x cols cells
     out = np.empty(len(draws))
     for s in range(0, len(draws), step):
         d = draws[s : s + step]
@@ -167,11 +168,11 @@ def map50_95_resamples(stats: ImageStats, draws: np.ndarray, cells: int = 20_000
         w = np.bincount((d + n * np.arange(r)[:, None]).ravel(), minlength=r * n).reshape(r, n)
         w32 = w.astype(np.float32)
         total, present = np.zeros(r), np.zeros(r)
-        for counts, tp_img, rows, targets in classes:
+        for where, pos, rows, targets in classes:
             n_l = w[:, targets].sum(1).astype(np.float64)
             present += n_l > 0
-            seen = (w32 @ counts).astype(np.float64)  # drawn predictions up to each TP
-            wt = w[:, tp_img].astype(np.float64)  # each TP's weight: its image's draws
+            seen = _drawn_up_to(w32, where, pos, cols)  # drawn predictions up to each TP
+            wt = w[:, where[pos]].astype(np.float64)  # each TP's weight: its image's draws
             ap = np.zeros(r)
             for tp_rows in rows:
                 if len(tp_rows):
@@ -181,15 +182,23 @@ def map50_95_resamples(stats: ImageStats, draws: np.ndarray, cells: int = 20_000
     return out
 
 
-def _counts_up_to(where: np.ndarray, pos: np.ndarray, n: int) -> np.ndarray:
-    """(images x len(pos)) float32: how many of the predictions ranked 0..pos[k] came from
-    each image (``where``: each ranked prediction's image)."""
-    if not len(pos):
-        return np.zeros((n, 0), np.float32)
-    seg = np.searchsorted(pos, np.arange(pos[-1] + 1))  # the first TP at or after each
-    m = len(pos)
-    per = np.bincount(where[: pos[-1] + 1] * m + seg, minlength=n * m).reshape(n, m)
-    return np.cumsum(per, axis=1, dtype=np.float32)
+def _drawn_up_to(w32: np.ndarray, where: np.ndarray, pos: np.ndarray, cols: int) -> np.ndarray:
+    """(resamples x len(pos)): how many predictions each resample (image weights ``w32``) drew
+    among those ranked 0..pos[k] (``where``: each ranked prediction's image). Per chunk of
+    ``cols`` true positives, an (images x cols) table of per-image counts up to each, carried
+    over from the chunk before, times the weights."""
+    n = w32.shape[1]
+    out = np.empty((len(w32), len(pos)))
+    before, start = np.zeros(n, np.float32), 0
+    for a in range(0, len(pos), cols):
+        b = min(a + cols, len(pos))
+        upto = pos[b - 1] + 1
+        seg = np.searchsorted(pos[a:b], np.arange(start, upto))  # the first TP at or after
+        per = np.bincount(where[start:upto] * (b - a) + seg, minlength=n * (b - a))
+        table = before[:, None] + np.cumsum(per.reshape(n, b - a), axis=1, dtype=np.float32)
+        out[:, a:b] = w32 @ table
+        before, start = table[:, -1], upto
+    return out
 
 
 def _tp_points(wt: np.ndarray, at: np.ndarray, n_l: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
