@@ -66,19 +66,21 @@ def _stats(times: list[float], threads: int, backend: str) -> dict[str, float | 
 
 def run(
     target: Path,
-    backend: str = "onnxruntime",
+    backend: str | None = None,
     threads: int = 2,
     runs: int = 100,
     warmup: int = 10,
     precision: str | None = None,
     images: list[Path] | None = None,
 ) -> dict[str, object]:
-    """Benchmark ``target`` (bundle dir or .onnx) and return the versioned report."""
+    """Benchmark ``target`` (bundle dir or .onnx) and return the versioned report; ``backend``
+    None: the one a bundle declares (when installed), else onnxruntime."""
     target = Path(target)
     model_file = target / "model.onnx" if target.is_dir() else target
     if not model_file.is_file():
         raise FileNotFoundError(f"{model_file}: no such model file")
     det = Detector(target, threads, backend=backend, precision=precision)
+    backend = det.engine.backend
     imgs, source = _images(target, images or [])
     x, _ = preprocess(imgs[0], det.imgsz)
     print(
@@ -264,7 +266,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ap.add_argument("target", type=Path, help="bundle directory, bundle .tar.gz or .onnx file")
-    ap.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "openvino"))
+    ap.add_argument(
+        "--backend",
+        default=None,
+        choices=("onnxruntime", "openvino"),
+        help="default: the bundle's own (metadata.json runtime), else onnxruntime",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--warmup", type=int, default=10)

@@ -44,7 +44,18 @@ EDGE_SOURCE = Path(__file__).resolve().parent
 TOLERANCE = {
     "fp32": {"input_atol": 2 / 255, "box_atol_px": 0.5, "score_atol": 0.01},
     "int8": {"input_atol": 2 / 255, "box_atol_px": 2.0, "score_atol": 0.05},
+    # a bundle chosen on OpenVINO: its bf16 (and its own int8 kernels) against the onnxruntime
+    # golden outputs; measured up to 1.7 px / 0.045 on 20 val images of the default run
+    "openvino": {"input_atol": 2 / 255, "box_atol_px": 3.0, "score_atol": 0.08},
 }
+
+
+def tolerance(precision: str, backend: str = "onnxruntime") -> dict[str, float]:
+    """The golden tolerance of a bundle: its precision's, widened to what its backend needs."""
+    tol = TOLERANCE[precision]
+    if backend == "onnxruntime":
+        return tol
+    return {k: max(v, TOLERANCE[backend][k]) for k, v in tol.items()}
 
 
 class PortabilityError(ValueError):
@@ -123,8 +134,17 @@ def output_spec(detector: Detector) -> dict[str, object]:
     }
 
 
-def write_golden(folder: Path, detector: Detector, images: list[Path], precision: str) -> dict:
+def write_golden(
+    folder: Path,
+    detector: Detector,
+    images: list[Path],
+    precision: str,
+    backend: str = "onnxruntime",
+) -> dict:
     """Input tensors, raw outputs and final detections for ``images``, with tolerances.
+    ``detector`` runs onnxruntime (the reference every port checks against); ``backend`` is
+    what the bundle was chosen on: the tolerance covers it (:func:`tolerance`), and
+    ``edge.verify`` checks it too.
 
     Each case also runs through the model unfused (onnxruntime without graph optimizations:
     an INT8 QDQ model then computes DequantizeLinear -> float Conv -> QuantizeLinear, as a CPU
@@ -161,7 +181,7 @@ def write_golden(folder: Path, detector: Detector, images: list[Path], precision
                 "detections": len(dets),
             }
         )
-    tol = TOLERANCE[precision]
+    tol = tolerance(precision, backend)
     box_err, score_err = fused_vs_unfused(detector.model_path, inputs, detector.conf)
     observed = {"box_px": box_err, "score": score_err}
     if observed["box_px"] > tol["box_atol_px"] or observed["score"] > tol["score_atol"]:
@@ -200,8 +220,9 @@ def other_runtimes(
     out: dict[str, dict[str, float] | str] = {}
     try:
         runs["openvino"] = load(model, "openvino", 1, precision="f32").run_all
+        runs["openvino_default"] = load(model, "openvino", 1).run_all  # bf16 where the CPU has it
     except ImportError:
-        out["openvino"] = "not installed (pip install '.[bench]')"
+        out["openvino"] = "not installed (pip install openvino)"
     for name, run in runs.items():
         errs = [
             output_errors(detector.dense(g), detector.dense(run(x)), detector.conf)
@@ -283,7 +304,7 @@ def _assemble(
     write_text(tmp / "labels.txt", "\n".join(labels) + "\n")
     meta = {"format": FORMAT, **metadata, "classes": classes}
     write_json(tmp / "metadata.json", meta)  # thresholds must be readable by the Detector
-    detector = Detector(tmp, threads)
+    detector = Detector(tmp, threads, backend="onnxruntime")  # the golden outputs' reference
     meta |= io_spec(detector)
     meta["model"] = {
         **meta.get("model", {}),
@@ -305,7 +326,8 @@ def _assemble(
         },
     }
     write_json(tmp / "metadata.json", meta)
-    write_golden(tmp / "golden", detector, golden_images, metadata["precision"])
+    backend = metadata.get("runtime", {}).get("backend", "onnxruntime")
+    write_golden(tmp / "golden", detector, golden_images, metadata["precision"], backend)
     shutil.copytree(
         EDGE_SOURCE, tmp / "edge", ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "bundles")
     )

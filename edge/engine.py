@@ -50,6 +50,7 @@ class Engine:
     metadata: dict[str, str]  # the ONNX model's metadata_props (onnxruntime only)
     input_name: str = "images"
     outputs: dict[str, tuple[int, ...]] = field(default_factory=dict)  # name -> shape
+    runs: str = "as stored"  # what it computes in (OpenVINO: bf16 or f32, the device's choice)
 
     @property
     def output_name(self) -> str:
@@ -58,6 +59,13 @@ class Engine:
     @property
     def output_shape(self) -> tuple[int, ...]:
         return next(iter(self.outputs.values()), ())
+
+
+def installed(backend: str) -> bool:
+    """Whether ``backend``'s Python package is importable here."""
+    import importlib.util
+
+    return importlib.util.find_spec(backend) is not None
 
 
 class ModelLoadError(ValueError):
@@ -122,4 +130,5 @@ def _load(model: Path, backend: str, threads: int, precision: str | None) -> Eng
         backend,
         f"{precision or 'default'} (runs {hint})",
         {},
+        runs=hint,
     )

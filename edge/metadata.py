@@ -56,6 +56,12 @@ def check_metadata_doc(meta: Any) -> list[str]:
         return fault(f"thresholds.conf must be a number in [0, 1], got {th.get('conf')!r}")
     if not (_number(th.get("iou")) and 0 < th["iou"] <= 1):
         return fault(f"thresholds.iou must be a number in (0, 1], got {th.get('iou')!r}")
+    runtime = meta.get("runtime", {})
+    if not isinstance(runtime, dict) or runtime.get("backend", "onnxruntime") not in (
+        "onnxruntime",
+        "openvino",
+    ):
+        return fault(f"runtime.backend must be onnxruntime or openvino, got {runtime!r}")
     if "input" in meta:
         shape = meta["input"].get("shape") if isinstance(meta["input"], dict) else None
         ok = isinstance(shape, list) and len(shape) == 4

@@ -7,14 +7,16 @@ or the bundle's ``metadata.json``, so it needs no other side files.
 from __future__ import annotations
 
 import ast
+import json
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from edge.engine import load
+from edge.engine import BACKENDS, installed, load
 from edge.metadata import read_metadata
 from edge.postprocess import decode, decode_raw_head, in_graph_layout, raw_head_strides, to_original
 from edge.preprocess import Letterbox, load_image, preprocess
@@ -53,10 +55,31 @@ def model_info(path: Path, onnx_meta: dict[str, str]) -> dict[str, object]:
     return info
 
 
+def bundle_backend(path: Path) -> str:
+    """The backend a bundle directory declares (``metadata.json`` ``runtime.backend``: what
+    it was chosen on) when installed here; else, or for a model file, onnxruntime."""
+    meta = Path(path) / "metadata.json"
+    try:
+        wanted = json.loads(meta.read_text()).get("runtime", {}).get("backend", "onnxruntime")
+    except (OSError, ValueError, AttributeError):
+        return "onnxruntime"  # a model file, or a metadata.json model_info reports on
+    if wanted not in BACKENDS or wanted == "onnxruntime":
+        return "onnxruntime"
+    if not installed(wanted):
+        warnings.warn(
+            f"{meta}: the bundle was chosen on {wanted}, not installed here (pip install "
+            f"{wanted}): running it on onnxruntime, whose outputs the golden files hold",
+            stacklevel=3,
+        )
+        return "onnxruntime"
+    return wanted
+
+
 class Detector:
     """``Detector(path)(image)`` -> detections in original pixels. ``path``: a bundle
     directory (its model.onnx and metadata.json) or an ONNX file; ``conf``/``iou`` override
-    the thresholds the bundle was built with."""
+    the thresholds the bundle was built with; ``backend``: None runs a bundle on the backend
+    it declares (when installed), anything else on onnxruntime."""
 
     def __init__(
         self,
@@ -64,12 +87,13 @@ class Detector:
         threads: int = 2,
         conf: float | None = None,
         iou: float | None = None,
-        backend: str = "onnxruntime",
+        backend: str | None = None,
         precision: str | None = None,
     ):
         path = Path(model)
         onnx_file = path / "model.onnx" if path.is_dir() else path
         self.model_path = onnx_file
+        backend = backend or bundle_backend(path)
         self.engine = load(onnx_file, backend, threads, precision)
         meta = self.engine.metadata
         if not meta:  # OpenVINO does not expose ONNX metadata

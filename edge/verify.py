@@ -36,6 +36,7 @@ import numpy as np
 
 from edge.bundle_format import MANIFEST, bundle_files, extract, load_output
 from edge.compare import kept_anchors, output_errors
+from edge.engine import installed
 from edge.fileio import sha256, write_json
 from edge.metadata import MetadataError, read_metadata
 from edge.postprocess import in_graph_layout
@@ -116,34 +117,56 @@ def check_golden(root: Path, errors: dict | None = None) -> tuple[list[str], str
     faults: list[str] = []
     worst = {"input": 0.0, "box": 0.0, "score": 0.0, "anchors": 0}
     golden = json.loads((root / "golden" / "golden.json").read_text())
-    checked = [f for f in MODEL_FILES if (root / f).is_file()]
-    for model_file in checked:
-        found, errs = _check_model(root, model_file, golden)
+    runs = [(f, "onnxruntime") for f in MODEL_FILES if (root / f).is_file()]
+    backend = _declared_backend(root)
+    note = ""
+    if backend != "onnxruntime":  # what it was chosen on, as it will run
+        if installed(backend):
+            runs.append(("model.onnx", backend))
+        else:
+            note = f"; not checked on {backend}, the backend it was chosen on: not installed here"
+    checked = []
+    for model_file, on in runs:
+        label = model_file if on == "onnxruntime" else f"{model_file}@{on}"
+        found, errs = _check_model(root, model_file, golden, on)
         faults += found
         if errors is not None:
-            errors[model_file] = errs
+            errors[label] = errs
         worst = {k: max(worst[k], errs[k]) for k in worst}
+        checked.append(label)
     summary = (
         f"{len(golden['cases'])} golden cases x {' + '.join(checked)}, max error: input "
         f"{worst['input']:.4f}, box {worst['box']:.4f} px, score {worst['score']:.5f} (over "
-        f"{worst['anchors']} anchors scoring >= {golden['conf']})"
+        f"{worst['anchors']} anchors scoring >= {golden['conf']}){note}"
     )
     return faults, summary
 
 
-def _check_model(root: Path, model_file: str, golden: dict) -> tuple[list[str], dict]:
-    """Faults of one model file against the golden cases, and its largest errors."""
+def _declared_backend(root: Path) -> str:
+    """The backend ``metadata.json`` says the bundle was chosen on (onnxruntime if none)."""
+    runtime = json.loads((root / "metadata.json").read_text()).get("runtime") or {}
+    return runtime.get("backend", "onnxruntime")
+
+
+def _check_model(
+    root: Path, model_file: str, golden: dict, backend: str = "onnxruntime"
+) -> tuple[list[str], dict]:
+    """Faults of one model file on ``backend`` against the golden cases, and its largest
+    errors; a fault names the file and, off onnxruntime, the backend."""
+    name = model_file if backend == "onnxruntime" else f"{model_file}@{backend}"
     meta = json.loads((root / "metadata.json").read_text())
     tol = golden["tolerance"]
     worst = {"input": 0.0, "box": 0.0, "score": 0.0, "anchors": 0}
     th = meta["thresholds"]
     try:
-        det = Detector(root / model_file, threads=1, conf=th["conf"], iou=th["iou"])
+        det = Detector(
+            root / model_file, threads=1, conf=th["conf"], iou=th["iou"], backend=backend
+        )
     except Exception as e:  # onnxruntime raises its own exception types for a bad model
-        return [f"{model_file}: does not load ({' '.join(str(e).split())[:200]})"], worst
+        return [f"{name}: does not load ({' '.join(str(e).split())[:200]})"], worst
     if list(det.engine.input_shape) != list(meta["input"]["shape"]):
         return [
-            f"{model_file}: input shape {list(det.engine.input_shape)} but metadata.json "
+            f"{name}: input shape {list(det.engine.input_shape)} but metadata.json "
             f"says {meta['input']['shape']}"
         ], worst
     faults = []
@@ -168,8 +191,7 @@ def _check_model(root: Path, model_file: str, golden: dict) -> tuple[list[str], 
         out = det.dense(raw)
         if out.shape != expected.shape:
             faults.append(
-                f"{model_file}: golden/{stem}.output: shape {expected.shape}, model gives "
-                f"{out.shape}"
+                f"{name}: golden/{stem}.output: shape {expected.shape}, model gives {out.shape}"
             )
             continue
         box_err, score_err = output_errors(expected, out, golden["conf"])
@@ -177,7 +199,7 @@ def _check_model(root: Path, model_file: str, golden: dict) -> tuple[list[str], 
         worst["anchors"] += int(kept_anchors(expected, out, golden["conf"]).sum())
         if box_err > tol["box_atol_px"] or score_err > tol["score_atol"]:
             faults.append(
-                f"{model_file}: golden/{stem}.output: model output off tolerance on anchors "
+                f"{name}: golden/{stem}.output: model output off tolerance on anchors "
                 f"scoring >= {golden['conf']} (box {box_err:.3f} px > "
                 f"{tol['box_atol_px']} or score {score_err:.4f} > {tol['score_atol']})"
             )
@@ -186,7 +208,7 @@ def _check_model(root: Path, model_file: str, golden: dict) -> tuple[list[str], 
         want = json.loads((root / "golden" / f"{stem}.detections.json").read_text())
         problem = check_detections(want, got, golden["conf"], tol, case["letterbox_scale"])
         if problem:
-            faults.append(f"{model_file}: golden/{stem}.detections.json: {problem}")
+            faults.append(f"{name}: golden/{stem}.detections.json: {problem}")
     return faults, worst
 
 

@@ -24,7 +24,7 @@ from steps.train_model import train_model
 from yeo.data.settings import DataConfig
 from yeo.evaluation import EvalConfig
 from yeo.optimize.export import MODEL_FILE
-from yeo.optimize.settings import OptimizeConfig
+from yeo.optimize.settings import OptimizeConfig, use_openvino
 from yeo.tracking import mark_failed
 from yeo.train.config import ModelConfig, TrainConfig
 
@@ -49,21 +49,31 @@ def optimize_pipeline(
         )
 
     sized: list[Any] = []  # the size axis' INT8 variants, for the select step
+    # the backend axis: each ONNX variant's twin on OpenVINO (``<name>_ov``, the same file)
+    backends = ["onnxruntime", "openvino"] if use_openvino(optimize) else ["onnxruntime"]
+    twins: list[Any] = []
 
     def score(
         model_dir: Any, filename: str, name: str, head: str = optimize.head, size: int = imgsz
     ) -> Any:
-        return score_variant(
-            model_dir,
-            filename,
-            dataset,
-            eval_cfg,
-            size,
-            name,
-            train.device,
-            head,
-            id=f"score_{name}",
-        )
+        scores = [
+            score_variant(
+                model_dir,
+                filename,
+                dataset,
+                eval_cfg,
+                size,
+                name + suffix,
+                train.device,
+                head,
+                backend,
+                id=f"score_{name}{suffix}",
+            )
+            for backend, suffix in zip(backends, ("", "_ov"), strict=False)
+            if backend == "onnxruntime" or filename.endswith(".onnx")
+        ]
+        twins.extend(scores[1:])
+        return scores[0]
 
     def int8_at(onnx_dir: Any, prefix: str, size: int, suffix: str = "") -> tuple[Any, Any]:
         int8_dir, trials = quantize_int8(
@@ -121,6 +131,7 @@ def optimize_pipeline(
         prune_summary=prune_summary,
         base_ft=base_ft,
         **({"sized": sized} if sized else {}),  # artifacts, or the step's default
+        **({"openvino": twins} if twins else {}),
     )
     selection = score_held_out(chosen, dataset, eval_cfg, imgsz, train.device)
     config = {  # plain values for the report

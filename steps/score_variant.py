@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from zenml import step
 
+from edge.engine import load
 from yeo.env import workspace
 from yeo.evaluation import EvalConfig, evaluate
 from yeo.optimize.export import cut_head, onnx_metadata
@@ -28,15 +29,18 @@ def score_variant(
     name: str,
     device: str | int = "auto",
     head: str = "graph",
+    backend: str = "onnxruntime",
 ) -> Annotated[VariantScore, "variant_score"]:
     """Evaluate ``model_dir/filename`` on the val split; ``head="raw"``: an ONNX model is cut
-    at its head first and scored (and later timed and bundled) with the host decode. The
-    model travels on as an artifact of its own (``variant_<name>``), named in the score."""
+    at its head first and scored (and later timed and bundled) with the host decode;
+    ``backend``: what runs an ONNX model (openvino: the ``_ov`` twin). The model travels on
+    as an artifact of its own (``variant_<name>``), named in the score."""
 
     path = _keep(Path(model_dir) / filename, name, head)
     settings = eval_cfg.settings(imgsz, device)
-    res = evaluate(path, Path(dataset) / "data.yaml", settings)
+    res = evaluate(path, Path(dataset) / "data.yaml", settings, backend)
     recipe = _quant_recipe(path)
+    onnx = path.suffix == ".onnx"
     score = VariantScore(
         name=name,
         file=path.name,
@@ -44,7 +48,9 @@ def score_variant(
         format=path.suffix.lstrip("."),
         precision="int8" if recipe else "fp32",
         pruned=name.startswith("pruned"),
-        head=head if path.suffix == ".onnx" else "graph",
+        head=head if onnx else "graph",
+        backend=backend if onnx else "torch",
+        runs=load(path, backend, 1).runs if onnx and backend == "openvino" else None,
         imgsz=imgsz,
         map50=res.map50,
         map50_95=res.map50_95,

@@ -12,7 +12,7 @@ from zenml.types import MarkdownString
 from yeo.env import workspace
 from yeo.optimize.dataset import busiest_images
 from yeo.optimize.model import PruneSummary
-from yeo.optimize.settings import OptimizeConfig
+from yeo.optimize.settings import OptimizeConfig, backends_tried
 from yeo.optimize.variants import (
     Selection,
     VariantScore,
@@ -37,13 +37,16 @@ def select_variant(
     prune_summary: PruneSummary | None = None,
     base_ft: VariantScore | None = None,
     sized: tuple[VariantScore, ...] = (),  # ZenML loads a list of artifacts into a collection
+    openvino: tuple[VariantScore, ...] = (),
 ) -> Outputs:
     """Write the variants table (JSON + Markdown) and pick. No qualifying variant is not an
     error here: the report step writes the report first, then fails the run. ``sized``: the
-    INT8 variants of the size axis (``optimize.sizes``)."""
+    INT8 variants of the size axis (``optimize.sizes``); ``openvino``: every ONNX variant's
+    twin on OpenVINO (``optimize.openvino``)."""
 
     variants = [v for v in (base_pt, base_ft, base_fp32, base_int8, pruned_fp32, pruned_int8) if v]
     variants += sized  # the size axis: INT8 variants at smaller inputs
+    variants += openvino  # the backend axis
     if prune_summary:
         for v in variants:
             before = not v.pruned
@@ -68,6 +71,7 @@ def select_variant(
     )
     sel = select(variants, "base_pt", optimize.max_map_drop, optimize.min_base_map)
     sel.timing = timing
+    sel.backends = backends_tried(optimize, next((v.runs for v in openvino if v.runs), None))
     folder = workspace().outputs / "optimize" / run_name()
     js, md = write_tables(sel, folder)
     log_step(

@@ -335,3 +335,52 @@ def test_a_cpu_dependent_int8_model_is_refused_on_every_cpu(
     with pytest.raises(UserError, match=r"full.onnx: its outputs would depend on the CPU"):
         check_portable(model)
     check_portable(quantize(onnx_model, tmp_path / "safe.onnx", DEFAULT_RECIPES[0], calib, 128))
+
+
+def test_a_bundle_chosen_on_openvino_runs_and_verifies_there(
+    onnx_model: Path, tiny_data: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """The backend axis' bundle: metadata.json declares OpenVINO; the golden outputs stay
+    onnxruntime's (every port's reference) with a tolerance that covers OpenVINO's bf16;
+    edge.verify checks model.onnx on OpenVINO too, and the runtime and benchmark run it there
+    (falling back to onnxruntime, said, where OpenVINO is missing)."""
+    import edge.runtime
+    import edge.verify
+    from edge.runtime import Detector
+
+    images = sorted((tiny_data.parent / "images" / "train").glob("*.jpg"))[:3]
+    meta = META | {"runtime": {"backend": "openvino", "computes_in": "bf16"}}
+    dest, _ = bundle.build(onnx_model, tmp_path / "ov-v1", meta, images, benchmark_runs=2)
+    golden = json.loads((dest / "golden" / "golden.json").read_text())
+    tol = golden["tolerance"]
+    assert tol == bundle.tolerance("fp32", "openvino") and tol["box_atol_px"] == 3.0
+    assert bundle.tolerance("fp32") == bundle.TOLERANCE["fp32"]
+    seen = golden["observed"]["openvino_default"]  # what the bundle runs, off the golden files
+    assert seen["box_px"] <= tol["box_atol_px"] and seen["score"] <= tol["score_atol"]
+    faults, summary = verify(dest)
+    assert not faults, faults
+    assert "model.onnx + model.ort + model.arm.ort + model.onnx@openvino" in summary, summary
+    assert json.loads((dest / "benchmark.json").read_text())["settings"]["backend"] == "openvino"
+    assert Detector(dest).engine.backend == "openvino"
+    assert Detector(dest / "model.onnx").engine.backend == "onnxruntime"  # a file: no declaration
+    # a machine without OpenVINO: the runtime says so and runs onnxruntime; verify says what
+    # it could not check
+    monkeypatch.setattr(edge.runtime, "installed", lambda backend: False)
+    monkeypatch.setattr(edge.verify, "installed", lambda backend: False)
+    with pytest.warns(UserWarning, match="chosen on openvino, not installed here"):
+        assert Detector(dest).engine.backend == "onnxruntime"
+    faults, summary = verify(dest)
+    assert not faults and summary.endswith(
+        "not checked on openvino, the backend it was chosen on: not installed here"
+    )
+    # an unknown backend in metadata.json is one named fault
+    broken = tmp_path / "bad"
+    shutil.copytree(dest, broken)
+    meta_file = broken / "metadata.json"
+    meta_file.write_text(meta_file.read_text().replace('"openvino"', '"tensorrt"'))
+    bundle_format.write_manifest(broken)
+    faults, _ = verify(broken)
+    assert faults == [
+        f"{broken}/metadata.json: runtime.backend must be onnxruntime or openvino, got "
+        "{'backend': 'tensorrt', 'computes_in': 'bf16'}"
+    ]

@@ -86,3 +86,38 @@ def test_missing_model_file_is_named(tiny_data: Path, tmp_path: Path) -> None:
 
     with pytest.raises(DataError, match=r"nope\.onnx: model file not found"):
         evaluate(tmp_path / "nope.onnx", tiny_data, EvalSettings(imgsz=64))
+
+
+def test_openvino_twin_is_scored_on_openvino_as_the_edge_runtime_runs_it(
+    onnx_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """The backend axis: an ``_ov`` variant is scored through OpenVINO (ultralytics' backend
+    over the IR converted from the same file), and that IR computes what the edge runtime's
+    OpenVINO engine computes from the ONNX file itself: what chooses is what runs."""
+    import openvino as ov
+
+    from edge.engine import load
+    from yeo.evaluation import openvino_ir
+    from yeo.optimize.export import cut_head
+
+    settings = EvalSettings(imgsz=128, batch=4)
+    ort = evaluate(onnx_model, tiny_data, settings)
+    on_ov = evaluate(onnx_model, tiny_data, settings, "openvino")
+    assert on_ov.format == "openvino" and ort.format == "onnx"
+    assert on_ov.n_images == ort.n_images and on_ov.map50 > 0.05
+    assert abs(on_ov.map50_95 - ort.map50_95) < 0.02  # bf16 where the CPU has it, else f32
+    raw = tmp_path / "raw.onnx"
+    cut_head(onnx_model, raw)  # a raw head through the host decode, on OpenVINO too
+    raw_ov = evaluate(raw, tiny_data, settings, "openvino")
+    assert abs(raw_ov.map50_95 - on_ov.map50_95) < 0.02
+
+    folder = openvino_ir(onnx_model, tmp_path / "ir")
+    assert folder.name.endswith("_openvino_model") and (folder / "metadata.yaml").is_file()
+    x = np.random.default_rng(0).random((1, 3, 128, 128), dtype=np.float32)
+    compiled = ov.Core().compile_model(str(next(folder.glob("*.xml"))), "CPU")
+    from_ir = next(iter(compiled(x).values()))
+    edge = load(onnx_model, "openvino", 1).run(x)
+    np.testing.assert_allclose(from_ir, edge, rtol=0, atol=1e-3 * np.abs(edge).max())
+    (tmp_path / "x.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="OpenVINO scores ONNX files only"):
+        evaluate(tmp_path / "x.pt", tiny_data, settings, "openvino")

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ TINY = [
     "optimize.allow_vacuous=true",  # a 2-epoch base is under the floor (checked below)
     # tiny runs skip the emulated Arm64 check (tests/test_arm64.py; on in the run below)
     "optimize.bundle.arm64=off",
+    "optimize.openvino=off",  # and the backend axis (on in the run below)
 ]
 
 
@@ -45,12 +47,13 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     distill = ["optimize.prune.distill=6.0"]
     # the emulated Arm64 check as a user's run makes it once the environment is built
     arm = "auto" if not os.environ.get("CI") else "on"
-    tiny = [o for o in TINY if not o.startswith("optimize.bundle.arm64=")]
+    tiny = [o for o in TINY if not o.startswith(("optimize.bundle.arm64=", "optimize.openvino="))]
     out = run_cli(
         "--pipeline",
         "optimize",
         *tiny,
         f"optimize.bundle.arm64={arm}",
+        "optimize.openvino=on",  # the backend axis: every ONNX variant on OpenVINO too
         *distill,
         "optimize.sizes=[96]",  # the size axis: both INT8 variants at 96 px too
         "optimize.max_map_drop=1.0",
@@ -63,10 +66,10 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert str(root) not in table.read_text()  # the selection artifact holds no local path
     sel = json.loads(table.read_text())
     names = [v["name"] for v in sel["variants"]]
-    assert names == [
-        *("base_pt", "base_ft", "base_fp32", "base_int8", "pruned_fp32", "pruned_int8"),
-        *("base_int8_96", "pruned_int8_96"),
-    ]
+    onnx_names = ["base_fp32", "base_int8", "pruned_fp32", "pruned_int8"]
+    onnx_names += ["base_int8_96", "pruned_int8_96"]
+    assert names[:8] == ["base_pt", "base_ft", *onnx_names]
+    assert sorted(names[8:]) == sorted(f"{n}_ov" for n in onnx_names)  # the backend axis
     fast = min((v for v in sel["variants"] if v["p50_ms"]), key=lambda v: v["p50_ms"])
     assert sel["selected"] == fast["name"]  # a budget of 1.0 lets every variant qualify
     by = {v["name"]: v for v in sel["variants"]}
@@ -74,19 +77,25 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert by["base_int8"]["precision"] == "int8" and by["base_int8"]["recipe"]["exclude"]
     assert by["base_int8"]["size_bytes"] < 0.5 * by["base_fp32"]["size_bytes"]
     sizes = {n: v["imgsz"] for n, v in by.items()}
-    assert sizes == {n: 96 if n.endswith("_96") else 128 for n in names}
+    assert sizes == {n: 96 if "_96" in n else 128 for n in names}
+    backends = {n: v["backend"] for n, v in by.items()}
+    assert backends == {
+        n: "torch"
+        if n in ("base_pt", "base_ft")
+        else "openvino"
+        if n.endswith("_ov")
+        else "onnxruntime"
+        for n in names
+    }
+    assert by["base_fp32_ov"]["runs"] in ("bf16", "f32") and by["base_fp32"]["runs"] is None
+    assert by["pruned_int8_ov"]["recipe"] == by["pruned_int8"]["recipe"]  # the same file
+    ov_version = version("openvino")
+    assert sel["backends"]["openvino"].startswith(f"{ov_version} (the _ov variants, runs ")
     assert by["pruned_int8_96"]["macs"] == round(by["pruned_int8"]["macs"] * (96 / 128) ** 2)
     assert by["base_int8_96"]["recipe"]["exclude"] and by["pruned_int8_96"]["pruned"]
     # head raw (default): every ONNX variant but the reference ends at the head's convs
     heads = {n: v["head"] for n, v in by.items() if v["format"] == "onnx"}
-    assert heads == {
-        "base_fp32": "graph",
-        "base_int8": "raw",
-        "pruned_fp32": "raw",
-        "pruned_int8": "raw",
-        "base_int8_96": "raw",
-        "pruned_int8_96": "raw",
-    }
+    assert heads == {n: "graph" if n.startswith("base_fp32") else "raw" for n in names[2:]}
     assert sel["timing"]["end_to_end"].startswith("model + decode + NMS at conf 0.25, on ")
     import onnx
 
@@ -110,7 +119,8 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert held["verdict"].startswith("vacuous: the base did not learn enough")
     assert f". {sel['selected']} on test: " in held["verdict"]
     onnx = [v for v in sel["variants"] if v["format"] == "onnx"]
-    assert sel["timing"]["interleaved"] and len(onnx) == 6 and all(v["p25_ms"] for v in onnx)
+    assert sel["timing"]["interleaved"] and len(onnx) == 12 and all(v["p25_ms"] for v in onnx)
+    assert sel["timing"]["runtime"] == "onnxruntime, openvino"
     by_name = {v["name"]: v["held_out"] for v in sel["variants"]}
     assert by_name["base_pt"]["drop"] == 0 and by_name["base_pt"]["drop_ci95"] == [0.0, 0.0]
     # known values: the FP32 export scores as its .pt on the same test images, to the decimal
@@ -121,6 +131,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert bundle.with_name("yolov8n-synthetic-v1.tar.gz").is_file()
     meta = json.loads((bundle / "metadata.json").read_text())
     assert meta["model"]["variant"] == sel["selected"]
+    assert meta["runtime"]["backend"] == by[sel["selected"]]["backend"]
     chosen = by[sel["selected"]]  # the bundle declares the size its variant was chosen at
     assert meta["input"]["shape"][-2:] == [chosen["imgsz"]] * 2
     if heads[sel["selected"]] == "raw":
@@ -178,7 +189,8 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     rebuilt = onnx_metadata(bench.parent / "pruned_int8_160_raw.onnx")[0]
     assert rebuilt["imgsz"] == [160, 160] and "raw_head" in rebuilt and "quantization" in rebuilt
     rows = {r["model"]: r for r in result["rows"]}
-    assert set(rows) == {"base_fp32", "base_int8", "pruned_fp32", "pruned_int8", "ultralytics_int8"}
+    full = {"base_fp32", "base_int8", "pruned_fp32", "pruned_int8"}  # and their _ov twins
+    assert set(rows) == {*full, *(f"{n}_ov" for n in full), "ultralytics_int8"}
     assert rows["base_fp32"]["speedup_vs_base_fp32"] == 1.0
     assert rows["ultralytics_int8"]["map50_95"] is not None
     assert "| ultralytics_int8 |" in out.stdout

@@ -102,12 +102,12 @@ def _openvino_peers(
 ) -> str:
     """Add OpenVINO rows to ``models`` (our files, and ultralytics' OpenVINO INT8); a status."""
     if importlib.util.find_spec("openvino") is None:
-        return "not installed (pip install '.[bench]')"
+        return "not installed (pip install openvino)"
     # OpenVINO on our own files: its CPU default is bf16 on AVX512-BF16/AMX CPUs
     base = models["base_fp32"][0]
     models["openvino_default_base_fp32"] = (base, "openvino", None)
     models["openvino_f32_base_fp32"] = (base, "openvino", "f32")
-    if selected in models:
+    if selected in models and models[selected][1] == "onnxruntime":  # an _ov one already is
         models[f"openvino_default_{selected}"] = (models[selected][0], "openvino", None)
     try:
         ov_dir = ultralytics_openvino_int8(base_pt, data_yaml, settings.imgsz, out)
@@ -202,6 +202,11 @@ def calibration_set(rep: dict[str, Any]) -> list[Path]:
     return calibration_images(train, quant["calib_images"], quant["seed"])
 
 
+def backend_of(v: dict[str, Any]) -> str:
+    """What runs a variant of a run's table (runs before the backend axis: onnxruntime)."""
+    return v.get("backend") or "onnxruntime"
+
+
 def variants_at(
     run: Path, variants: dict[str, dict[str, Any]], imgsz: int, out: Path, rep: dict[str, Any]
 ) -> dict[str, Path]:
@@ -248,12 +253,16 @@ def compare(
         maps = {n: (v.get("held_out") or v)["map50_95"] for n, v in variants.items()}
     else:  # the size axis' variants are their full-size rows at other inputs: rebuilt once
         same = {n: v for n, v in variants.items() if v.get("imgsz") in (None, run_size)}
-        paths = variants_at(run, same, imgsz, out, rep)
-        maps = {
-            n: evaluate(p, data_yaml, settings).map50_95
-            for n, p in [("base_pt", base_pt), *paths.items()]
+        ort = {n: v for n, v in same.items() if backend_of(v) != "openvino"}
+        paths = variants_at(run, ort, imgsz, out, rep)
+        paths |= {  # an _ov twin runs its onnxruntime variant's file
+            n: paths[n.removesuffix("_ov")] for n in same if n not in ort and n[:-3] in paths
         }
-    models: dict[str, Model] = {n: (p, "onnxruntime", None) for n, p in paths.items()}
+        maps = {"base_pt": evaluate(base_pt, data_yaml, settings).map50_95} | {
+            n: evaluate(p, data_yaml, settings, backend_of(variants[n])).map50_95
+            for n, p in paths.items()
+        }
+    models: dict[str, Model] = {n: (p, backend_of(variants[n]), None) for n, p in paths.items()}
     pruned = {n for n, v in variants.items() if v["pruned"]}
     status: dict[str, str] = {}
     if "ultralytics_int8" in peers:

@@ -112,6 +112,9 @@ def metadata(
         "version": version,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "precision": chosen.precision,
+        # what it was chosen on, and runs on: edge.runtime, edge.verify and edge.benchmark use
+        # it when installed (the golden outputs are onnxruntime's, the reference for ports)
+        "runtime": {"backend": chosen.backend, "computes_in": chosen.runs or "as stored"},
         "model": {
             "variant": chosen.name,
             "head": chosen.head,  # raw: decoded on the host (see "output")
@@ -186,6 +189,25 @@ def _change(sel: Selection, chosen: VariantScore) -> str:
         lo, hi = h.drop_ci95
         return f"{-h.drop:+.4f} [95% interval {-hi:+.3f}, {-lo:+.3f}] on {sel.held_out.split}"
     return f"{chosen.map50_95 - sel.base_map50_95:+.4f} on val"
+
+
+def _runtime(meta: dict[str, Any]) -> str:
+    """What runs the bundle, as the card says it."""
+    rt = meta.get("runtime") or {"backend": "onnxruntime"}
+    if rt["backend"] == "onnxruntime":
+        return (
+            "onnxruntime, reading `model.onnx` (or the ORT-format twins): what scored, timed and "
+            "chose this variant; the golden outputs are its own."
+        )
+    return (
+        f"{rt['backend']}, reading `model.onnx`: what scored, timed and chose this variant (it "
+        f"computed in {rt.get('computes_in')} on the build machine's CPU; OpenVINO computes in "
+        "bf16 where the CPU has AMX or AVX512-BF16, else in f32). `edge.runtime`, `edge.verify` "
+        f"and `edge.benchmark` run it on {rt['backend']} when it is installed (`pip install "
+        f"{rt['backend']}`), else on onnxruntime. The golden outputs are onnxruntime's (every "
+        "port's reference) with a tolerance that covers OpenVINO's (`golden/golden.json` "
+        "`observed.openvino_default`)."
+    )
 
 
 def _outputs(meta: dict[str, Any]) -> str:
@@ -272,6 +294,9 @@ split chose the variant; the reported metrics are on the {m["split"]} split. Bui
 
 {table_notes(sel)} `benchmark.json` has this bundle's own run with device details; run
 `python -m edge.benchmark .` on the target for its numbers.
+
+## Runtime
+{_runtime(meta)}
 
 ## Outputs
 {_outputs(meta)}

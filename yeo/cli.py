@@ -296,6 +296,7 @@ def summarize_optimize(run: Any) -> str:
         f"{markdown_table(sel)}\n",
         f"selected     {sel.selected} (on val): {sel.reason}",
         f"held out     {sel.held_out.verdict}",
+        "backends     " + "; ".join(f"{k} {v}" for k, v in sel.backends.items()),
         f"report       {folder / 'report.html'}",
     ]
     if "build_bundle" in run.steps:

@@ -239,23 +239,58 @@ def _ap_101(recall: np.ndarray, precision: np.ndarray) -> np.ndarray:
     return ((y[:, 1:] + y[:, :-1]) / 2 * np.diff(x)).sum(1)
 
 
-def evaluate(model_path: Path, data_yaml: Path, settings: EvalSettings) -> EvalResult:
-    """Score ``model_path`` on ``settings.split`` of ``data_yaml``."""
-    return evaluate_images(model_path, data_yaml, settings)[0]
+def evaluate(
+    model_path: Path, data_yaml: Path, settings: EvalSettings, backend: str = "onnxruntime"
+) -> EvalResult:
+    """Score ``model_path`` on ``settings.split`` of ``data_yaml``; an ONNX model on
+    ``backend`` (onnxruntime, or openvino: the runtime that will run it; a ``.pt`` runs on
+    torch whatever it says)."""
+    return evaluate_images(model_path, data_yaml, settings, backend)[0]
 
 
 def evaluate_images(
-    model_path: Path, data_yaml: Path, settings: EvalSettings
+    model_path: Path, data_yaml: Path, settings: EvalSettings, backend: str = "onnxruntime"
 ) -> tuple[EvalResult, ImageStats]:
     """:func:`evaluate`, plus the per-image statistics the mAP was computed from."""
     model_path, data_yaml = Path(model_path), Path(data_yaml)
     for p, what in ((model_path, "model"), (data_yaml, "dataset")):
         if not p.exists():
             raise DataError(f"{p}: {what} file not found")
+    with tempfile.TemporaryDirectory(prefix="yeo-ir-") as ir:
+        runs = model_path
+        if backend == "openvino":
+            if model_path.suffix != ".onnx":
+                raise ValueError(f"{model_path}: OpenVINO scores ONNX files only")
+            runs = openvino_ir(model_path, Path(ir))
+        return _evaluate(model_path, runs, data_yaml, settings)
+
+
+def openvino_ir(model: Path, dest: Path) -> Path:
+    """``model`` (ONNX) as the OpenVINO IR folder ultralytics runs (``<stem>_openvino_model/``
+    with the ONNX file's metadata beside it), converted as OpenVINO reads the ONNX file in the
+    edge runtime: no FP16 compression, the device's own inference precision at run time."""
+    import openvino as ov
+    import yaml
+
+    from yeo.env import disable_openvino_telemetry
+
+    disable_openvino_telemetry()
+    folder = dest / f"{model.stem}_openvino_model"
+    folder.mkdir(parents=True)
+    xml = folder / f"{model.stem}.xml"
+    ov.save_model(ov.convert_model(str(model)), xml, compress_to_fp16=False)
+    (folder / "metadata.yaml").write_text(yaml.safe_dump(_onnx_props(model)))
+    return folder
+
+
+def _evaluate(
+    model_path: Path, runs: Path, data_yaml: Path, settings: EvalSettings
+) -> tuple[EvalResult, ImageStats]:
+    """:func:`evaluate_images` of ``model_path`` as ``runs`` (itself, or its OpenVINO IR)."""
     configure_ultralytics()
     from ultralytics import YOLO
 
-    model = YOLO(str(model_path), task="detect")
+    model = YOLO(str(runs), task="detect")
     # a .pt runs where training ran (CUDA when there is one); ONNX work stays on the CPU
     device = settings.device if model_path.suffix == ".pt" else "cpu"
     seen: dict[str, object] = {}
@@ -302,7 +337,7 @@ def evaluate_images(
     )
     result = EvalResult(
         model=str(model_path),
-        format=model_path.suffix.lstrip(".") or "dir",
+        format="openvino" if runs != model_path else model_path.suffix.lstrip(".") or "dir",
         precision=float(m.box.mp),
         recall=float(m.box.mr),
         map50=float(m.box.map50),

@@ -121,6 +121,9 @@ class OptimizeConfig(Group):
     simplify: bool = True
     threads: int = Field(2, ge=1)
     head: Literal["raw", "graph"] = "raw"
+    # the backend axis: every ONNX variant also scored, timed and selectable on OpenVINO (its
+    # ``_ov`` twin: the same file, in the precision the CPU gives it); auto: when installed
+    openvino: Literal["auto", "on", "off"] = "auto"
     latency: LatencyConfig = LatencyConfig()
     prune: PruneConfig = PruneConfig()
     quant: QuantConfig = QuantConfig()
@@ -146,8 +149,40 @@ class OptimizeConfig(Group):
         return sorted(self.sizes, reverse=True)
 
 
+def openvino_version() -> str | None:
+    """The installed OpenVINO's version, or None."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("openvino")
+    except PackageNotFoundError:
+        return None
+
+
+def use_openvino(cfg: OptimizeConfig) -> bool:
+    """Whether the backend axis includes OpenVINO (``optimize.openvino``)."""
+    return cfg.openvino == "on" or (cfg.openvino == "auto" and openvino_version() is not None)
+
+
+def backends_tried(cfg: OptimizeConfig, openvino_runs: str | None = None) -> dict[str, str]:
+    """Each backend with its version, or why it was not tried: for the report."""
+    import onnxruntime
+
+    ov = openvino_version()
+    if use_openvino(cfg):
+        ran = f", runs {openvino_runs}" if openvino_runs else ""
+        why = f"{ov} (the _ov variants{ran})"
+    elif ov is None:
+        why = "not tried: not installed (pip install openvino)"
+    else:
+        why = f"not tried: optimize.openvino=off ({ov} is installed)"
+    return {"onnxruntime": onnxruntime.__version__, "openvino": why}
+
+
 def check(cfg: OptimizeConfig) -> None:
     """What a valid config still needs from this machine."""
+    if cfg.openvino == "on" and openvino_version() is None:
+        raise ConfigError("optimize.openvino=on needs OpenVINO: pip install openvino")
     if cfg.quant.backend == "inc":
         try:
             import onnx_neural_compressor  # noqa: F401

@@ -1,7 +1,8 @@
 """Model variants, their scores, the selection rule, and the variants table.
 
 Every variant is scored by the same evaluator (:mod:`yeo.evaluation`) on the same val split,
-and all ONNX variants are timed together, interleaved, by one onnxruntime harness
+on the backend that would run it (onnxruntime, or OpenVINO for the ``_ov`` twins), and all ONNX
+variants are timed together, interleaved, each on its backend, by one harness
 (:mod:`edge.latency`). The selected variant is the fastest ONNX model whose val mAP50-95 is
 within ``max_map_drop`` (absolute) of the base model. The numbers that are reported come
 from the held-out test split, scored once after the choice (:mod:`yeo.optimize.heldout`).
@@ -61,6 +62,10 @@ class VariantScore(BaseModel):
     precision: str  # fp32 | int8
     pruned: bool
     head: str = "graph"  # graph: decodes in the model; raw: cut at the head, decoded on the host
+    # what runs it (and scored, timed and would run it in the bundle): torch for a .pt,
+    # onnxruntime or openvino (the ``_ov`` twin of an ONNX variant: the same file)
+    backend: str = "onnxruntime"
+    runs: str | None = None  # what the backend computed in (OpenVINO: bf16 where the CPU has it)
     imgsz: int | None = None  # the square input it was judged, timed and would be bundled at
     map50: float
     map50_95: float
@@ -87,6 +92,8 @@ class Selection(BaseModel):
     variants: list[VariantScore]
     min_base_map: float = 0.0  # the floor under the budget (see heldout.floor)
     timing: dict[str, Any] | None = None  # how the interleaved timing ran
+    # the backends tried (name -> version and what it ran in), or why one was not
+    backends: dict[str, str] = {}
     held_out: HeldOut | None = None
 
 
@@ -107,14 +114,17 @@ def time_interleaved(
     its spread on each; how it ran. ``image_label``: what the record calls ``image`` (default:
     its file name; a step gives its path inside the dataset, not on this host)."""
     onnx = [v for v in variants if v.format == "onnx"]
-    runners = {v.name: detect_runner(models[v.name], threads, image=image, conf=conf) for v in onnx}
+    runners = {
+        v.name: detect_runner(models[v.name], threads, image=image, conf=conf, backend=v.backend)
+        for v in onnx
+    }
     lat = interleaved(runners, rounds=rounds, runs=runs, warmup=warmup, threads=threads)
     for v in onnx:
         t = lat[v.name]
         v.p50_ms, v.p90_ms, v.p99_ms = t.p50_ms, t.p90_ms, t.p99_ms
         v.p25_ms, v.p75_ms = t.p25_ms, t.p75_ms
     return {
-        "runtime": "onnxruntime",
+        "runtime": ", ".join(dict.fromkeys(v.backend for v in onnx)),
         "threads": threads,
         "warmup": warmup,
         "rounds": rounds,
@@ -180,6 +190,12 @@ def pareto(variants: list[VariantScore]) -> list[VariantScore]:
     return front
 
 
+def _backend(v: VariantScore) -> str:
+    if v.format != "onnx":
+        return "torch"
+    return f"{v.backend} ({v.runs})" if v.runs else v.backend
+
+
 def _ms(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else "-"
 
@@ -214,6 +230,7 @@ def table_cells(sel: Selection) -> list[dict[str, str]]:
         {
             "variant": v.name,
             "head": v.head if v.format == "onnx" else "-",
+            "backend": _backend(v),
             "px": str(v.imgsz or "-"),
             "val mAP50-95": f"{v.map50_95:.4f}",
             "Δ val": f"{v.map50_95 - sel.base_map50_95:+.4f}",
@@ -246,10 +263,12 @@ def table_notes(sel: Selection) -> str:
     """What the table's numbers are, in one paragraph under every rendering of it."""
     t = sel.timing or {}
     timing = (
-        f"Latency: onnxruntime, batch 1, CPU, {t.get('threads')} threads; all ONNX variants "
-        f"timed in one process, {t.get('rounds')} interleaved rounds of {t.get('runs_per_round')} "
-        f"runs, end to end ({t.get('end_to_end', 'model only')}; head raw: cut at the Detect "
-        "head's convs, decoded on the host, candidates only); p50 with its p25-p75 spread; "
+        f"Latency: {t.get('runtime', 'onnxruntime')}, batch 1, CPU, {t.get('threads')} threads; "
+        "every ONNX variant on its backend (the _ov twins: the same file on OpenVINO, in the "
+        f"precision the CPU gives it), timed in one process, {t.get('rounds')} interleaved "
+        f"rounds of {t.get('runs_per_round')} runs, end to end "
+        f"({t.get('end_to_end', 'model only')}; head raw: cut at the Detect head's convs, "
+        "decoded on the host, candidates only); p50 with its p25-p75 spread; "
         "speed-up vs base_fp32 (in-graph decode) from the same rounds."
         if t
         else "Latency: onnxruntime, batch 1, CPU; speed-up vs base_fp32."
@@ -274,7 +293,12 @@ def table_notes(sel: Selection) -> str:
         " front: on the latency/accuracy Pareto front (no other variant is both faster and "
         f"at least as accurate on {h.split if h else 'val'})."
     )
-    return f"{timing} {acc}{control}{front}"
+    tried = (
+        " Backends: " + "; ".join(f"{k} {v}" for k, v in sel.backends.items()) + "."
+        if sel.backends
+        else ""
+    )
+    return f"{timing} {acc}{control}{front}{tried}"
 
 
 def write_tables(sel: Selection, folder: Path) -> tuple[Path, Path]:

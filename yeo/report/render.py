@@ -137,6 +137,7 @@ def report_data(
         "max_map_drop": sel.max_map_drop,
         "held_out": sel.held_out.model_dump() if sel.held_out else None,
         "timing": sel.timing,
+        "backends": sel.backends,
         "variants": [v.model_dump() for v in sel.variants],
         "int8_trials": trial_rows(how),
         "prune_steps": how.prune.steps if how.prune else [],
