@@ -46,7 +46,8 @@ TOLERANCE = {
     "int8": {"input_atol": 2 / 255, "box_atol_px": 2.0, "score_atol": 0.05},
     # a bundle chosen on OpenVINO: its bf16 (and its own int8 kernels) against the onnxruntime
     # golden outputs; measured up to 1.7 px / 0.045 on 20 val images of the default run
-    "openvino": {"input_atol": 2 / 255, "box_atol_px": 3.0, "score_atol": 0.08},
+    # and NMS may keep another of two near-tied anchors of one object (edge.verify.nms_swaps)
+    "openvino": {"input_atol": 2 / 255, "box_atol_px": 3.0, "score_atol": 0.08, "nms_swaps": 1},
 }
 
 
@@ -55,7 +56,7 @@ def tolerance(precision: str, backend: str = "onnxruntime") -> dict[str, float]:
     tol = TOLERANCE[precision]
     if backend == "onnxruntime":
         return tol
-    return {k: max(v, TOLERANCE[backend][k]) for k, v in tol.items()}
+    return {k: max(tol.get(k, 0), v) for k, v in TOLERANCE[backend].items()}
 
 
 class PortabilityError(ValueError):

@@ -6,6 +6,7 @@ every output in graph order (a model cut at its head has six).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,13 +120,19 @@ def _load(model: Path, backend: str, threads: int, precision: str | None) -> Eng
     if precision:
         config["INFERENCE_PRECISION_HINT"] = precision
     compiled = ov.Core().compile_model(str(model), "CPU", config)
-    request = compiled.create_infer_request()
+    local = threading.local()  # an infer request is not thread-safe: one per thread (serving)
+
+    def infer(x: np.ndarray) -> dict:
+        if not hasattr(local, "request"):
+            local.request = compiled.create_infer_request()
+        return local.request.infer({0: x})
+
     shape = tuple(d.get_length() for d in compiled.input(0).get_partial_shape())
     hint = compiled.get_property("INFERENCE_PRECISION_HINT")
     hint = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
     return Engine(
-        lambda x: request.infer({0: x})[0],
-        lambda x: list(request.infer({0: x}).values()),
+        lambda x: infer(x)[0],
+        lambda x: list(infer(x).values()),
         shape,
         backend,
         f"{precision or 'default'} (runs {hint})",

@@ -214,6 +214,8 @@ def create_app(
             "classes": meta["classes"],
             "input_size": meta["input"]["shape"][-1],
             "precision": meta["precision"],
+            # what runs it here: the bundle's own backend when installed, else onnxruntime
+            "runtime": {"backend": detector.engine.backend, "computes_in": detector.engine.runs},
             "thresholds": meta["thresholds"],
             "data_version": meta["source"].get("data_dvc_hash"),
             "source": meta["source"],

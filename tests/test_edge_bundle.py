@@ -301,6 +301,16 @@ def test_detections_match_one_to_one_with_their_scores() -> None:
     assert problem and "scores 0.500 (tolerance 0.05)" in problem, problem
     problem = check_detections([det], [{**det, "class_id": 2}], 0.25, tol, 1.0)
     assert problem and "no box of its class" in problem, problem
+    # a bundle chosen on OpenVINO (bf16): NMS kept the other of two near-tied anchors of one
+    # object (the default run's golden case: 6 px off, IoU 0.81): a match above the NMS IoU
+    swapped = {**det, "box": [4.0, 9.0, 48.0, 53.0]}  # IoU 0.75 with det
+    problem = check_detections([det], [swapped], 0.25, tol, 1.0)
+    assert problem and "no box of its class within tolerance" in problem, problem
+    assert check_detections([det], [swapped], 0.25, tol, 1.0, swap_iou=0.7) is None
+    apart = {**det, "box": [20.0, 20.0, 60.0, 60.0]}  # IoU 0.39: another object, still a fault
+    assert check_detections([det], [apart], 0.25, tol, 1.0, swap_iou=0.7)
+    problem = check_detections([det], [swapped, swapped], 0.25, tol, 1.0, swap_iou=0.7)
+    assert problem and "a duplicate" in problem, problem  # one to one, still
 
 
 def test_a_bundle_built_on_another_cpu_kind_verifies_here(tmp_path: Path) -> None:
@@ -354,6 +364,7 @@ def test_a_bundle_chosen_on_openvino_runs_and_verifies_there(
     golden = json.loads((dest / "golden" / "golden.json").read_text())
     tol = golden["tolerance"]
     assert tol == bundle.tolerance("fp32", "openvino") and tol["box_atol_px"] == 3.0
+    assert tol["nms_swaps"] and "nms_swaps" not in bundle.tolerance("int8")
     assert bundle.tolerance("fp32") == bundle.TOLERANCE["fp32"]
     seen = golden["observed"]["openvino_default"]  # what the bundle runs, off the golden files
     assert seen["box_px"] <= tol["box_atol_px"] and seen["score"] <= tol["score_atol"]

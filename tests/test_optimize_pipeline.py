@@ -55,7 +55,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
         f"optimize.bundle.arm64={arm}",
         "optimize.openvino=on",  # the backend axis: every ONNX variant on OpenVINO too
         *distill,
-        "optimize.sizes=[96]",  # the size axis: both INT8 variants at 96 px too
+        "optimize.sizes=[96]",  # the size axis: the FP32 and INT8 variants at 96 px too
         "optimize.max_map_drop=1.0",
         env_extra=env,
         guard=guard,
@@ -67,9 +67,9 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     sel = json.loads(table.read_text())
     names = [v["name"] for v in sel["variants"]]
     onnx_names = ["base_fp32", "base_int8", "pruned_fp32", "pruned_int8"]
-    onnx_names += ["base_int8_96", "pruned_int8_96"]
-    assert names[:8] == ["base_pt", "base_ft", *onnx_names]
-    assert sorted(names[8:]) == sorted(f"{n}_ov" for n in onnx_names)  # the backend axis
+    onnx_names += ["base_fp32_96", "base_int8_96", "pruned_fp32_96", "pruned_int8_96"]
+    assert names[:10] == ["base_pt", "base_ft", *onnx_names]
+    assert sorted(names[10:]) == sorted(f"{n}_ov" for n in onnx_names)  # the backend axis
     fast = min((v for v in sel["variants"] if v["p50_ms"]), key=lambda v: v["p50_ms"])
     assert sel["selected"] == fast["name"]  # a budget of 1.0 lets every variant qualify
     by = {v["name"]: v for v in sel["variants"]}
@@ -95,7 +95,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert by["base_int8_96"]["recipe"]["exclude"] and by["pruned_int8_96"]["pruned"]
     # head raw (default): every ONNX variant but the reference ends at the head's convs
     heads = {n: v["head"] for n, v in by.items() if v["format"] == "onnx"}
-    assert heads == {n: "graph" if n.startswith("base_fp32") else "raw" for n in names[2:]}
+    assert heads == {n: "graph" if n in ("base_fp32", "base_fp32_ov") else "raw" for n in names[2:]}
     assert sel["timing"]["end_to_end"].startswith("model + decode + NMS at conf 0.25, on ")
     import onnx
 
@@ -119,7 +119,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert held["verdict"].startswith("vacuous: the base did not learn enough")
     assert f". {sel['selected']} on test: " in held["verdict"]
     onnx = [v for v in sel["variants"] if v["format"] == "onnx"]
-    assert sel["timing"]["interleaved"] and len(onnx) == 12 and all(v["p25_ms"] for v in onnx)
+    assert sel["timing"]["interleaved"] and len(onnx) == 16 and all(v["p25_ms"] for v in onnx)
     assert sel["timing"]["runtime"] == "onnxruntime, openvino"
     by_name = {v["name"]: v["held_out"] for v in sel["variants"]}
     assert by_name["base_pt"]["drop"] == 0 and by_name["base_pt"]["drop_ci95"] == [0.0, 0.0]

@@ -81,6 +81,8 @@ def test_health_metadata_docs(client: TestClient) -> None:
     meta = client.get("/metadata").json()
     assert meta["name"] == "tiny" and meta["input_size"] == 128 and len(meta["classes"]) == 4
     assert meta["data_version"] == "test"
+    # a bundle without a runtime declaration runs on onnxruntime
+    assert meta["runtime"] == {"backend": "onnxruntime", "computes_in": "as stored"}
     assert client.get("/docs").status_code == 200
     assert "/predict" in client.get("/openapi.json").json()["paths"]
 

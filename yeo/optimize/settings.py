@@ -107,8 +107,8 @@ class OptimizeConfig(Group):
     # the size every variant is judged, pruned, exported and bundled at; None: the imported
     # base model's own training size (its checkpoint's train_args), else train.imgsz
     imgsz: int | None = Field(None, ge=32, multiple_of=32)
-    # the input size axis: smaller sizes each INT8 variant is also exported, calibrated and
-    # judged at (no retraining); the bundle declares the size its variant was chosen at
+    # the input size axis: smaller sizes each FP32 and INT8 variant is also exported (INT8:
+    # calibrated) and judged at (no retraining); the bundle declares the size it was chosen at
     sizes: list[int] = Field(default_factory=list)
     max_map_drop: float = Field(0.01, ge=0, le=1)  # absolute mAP50-95 below the base .pt
     # the floor under the budget: a base whose held-out mAP50-95 is under this, or whose
