@@ -273,14 +273,16 @@ def test_extra_synthetic_test_images_go_to_test_and_leave_the_split_as_it_was(
     tmp_path: Path,
 ) -> None:
     """``data.synthetic.test_images``: more images, all in the test split, drawn apart from
-    the others; train and val hold exactly the images they hold without them."""
+    the others; train and val hold exactly the images they hold without them (and
+    ``val_images`` likewise into val)."""
     from yeo.data import etl, sources, synthetic
 
-    def staged(extra: int) -> dict[str, set[str]]:
-        spec = synthetic.SyntheticSpec(num_images=20, imgsz=64, test_images=extra)
-        raw = synthetic.generate(tmp_path / f"raw{extra}", spec)
+    def staged(extra: int, val: int = 0) -> dict[str, set[str]]:
+        spec = synthetic.SyntheticSpec(num_images=20, imgsz=64, test_images=extra, val_images=val)
+        raw = synthetic.generate(tmp_path / f"raw{extra}_{val}", spec)
         ds = sources.convert(sources.RawSource(name="s", kind="synthetic", root=str(raw)))
-        out = etl.stage(ds, tmp_path / f"st{extra}", tmp_path / f"p{extra}", etl.EtlConfig())
+        tag = f"{extra}_{val}"
+        out = etl.stage(ds, tmp_path / f"st{tag}", tmp_path / f"p{tag}", etl.EtlConfig())
         return {
             s: {p.name for p in (out.staging / "images" / s).glob("*.jpg")}
             for s in ("train", "val", "test")
@@ -288,6 +290,11 @@ def test_extra_synthetic_test_images_go_to_test_and_leave_the_split_as_it_was(
 
     plain, more = staged(0), staged(12)
     assert more["train"] == plain["train"] and more["val"] == plain["val"]
+    both = staged(12, 5)  # data.synthetic.val_images: likewise, into val
+    assert both["train"] == plain["train"] and both["test"] == more["test"]
+    added = both["val"] - plain["val"]
+    assert len(added) == 5 and all(n.startswith("surface_val_") for n in added)
+    assert plain["val"] < both["val"]
     extra = more["test"] - plain["test"]
     assert len(extra) == 12 and all(n.startswith("surface_test_") for n in extra)
     assert len(plain["test"]) == 3 and plain["test"] < more["test"]

@@ -8,6 +8,9 @@ byte-identical labels (and images, for a given Pillow build) whatever the image 
 ``test_images`` more images (their own index range, so independent of ``num_images``) go to
 ``images/test/``: the source names them test, and only the ``num_images`` are split. Test images
 cost no training, and a budget of 0.01 mAP50-95 needs hundreds of them to be confirmed.
+``val_images`` do the same for the val split (``images/val/``): the split that chooses needs
+as many to resolve the budget, at the cost of every variant's val scoring and every training
+epoch's validation.
 """
 
 from __future__ import annotations
@@ -38,10 +41,12 @@ class SyntheticSpec:
     jpeg_quality: int = 92
     contrast: float = 1.0  # multiplies every defect's contrast: >1 easier, <1 harder
     test_images: int = 0  # more images, all in the test split (images/test/)
+    val_images: int = 0  # more images, all in the val split (images/val/)
 
 
 TEST_DIR = "test"  # images/test/, labels/test/: the extra test images
 TEST_INDEX = 1_000_000  # their render indices start here: apart from any num_images
+VAL_DIR, VAL_INDEX = "val", 2_000_000  # the extra val images, likewise
 
 
 Box = tuple[int, float, float, float, float]  # class id, cx, cy, w, h (normalized)
@@ -187,12 +192,14 @@ def format_label(boxes: list[Box]) -> str:
 
 def generate(out_dir: Path, spec: SyntheticSpec) -> Path:
     """Write ``images/``, ``labels/`` and ``data.yaml`` under ``out_dir``, atomically."""
-    if spec.num_images < 1 or spec.imgsz < 32 or spec.test_images < 0:
+    if spec.num_images < 1 or spec.imgsz < 32 or min(spec.test_images, spec.val_images) < 0:
         raise ValueError(
-            f"synthetic: need num_images >= 1, test_images >= 0 and imgsz >= 32, got {spec}"
+            "synthetic: need num_images >= 1, test_images >= 0, val_images >= 0 and imgsz >= "
+            f"32, got {spec}"
         )
     work = [(i, "", f"surface_{i:05d}") for i in range(spec.num_images)]
     work += [(TEST_INDEX + j, TEST_DIR, f"surface_test_{j:05d}") for j in range(spec.test_images)]
+    work += [(VAL_INDEX + j, VAL_DIR, f"surface_val_{j:05d}") for j in range(spec.val_images)]
     with atomic_dir(out_dir) as tmp:
         for sub in {w[1] for w in work}:
             (tmp / "images" / sub).mkdir(parents=True, exist_ok=True)
@@ -206,11 +213,13 @@ def generate(out_dir: Path, spec: SyntheticSpec) -> Path:
 
 
 def test_split_hints(ds: SourceDataset) -> SourceDataset:
-    """``ds`` (read from :func:`generate`'s folder) with the images under ``images/test/``
-    named test by the source; the rest stay free for the seeded split."""
-    test = Path(ds.root) / "images" / TEST_DIR
+    """``ds`` (read from :func:`generate`'s folder) with the images under ``images/test/`` and
+    ``images/val/`` named test and val by the source; the rest stay free for the seeded split."""
+    named = {Path(ds.root) / "images" / d: d for d in (TEST_DIR, VAL_DIR)}
     images = [
-        i.model_copy(update={"split": "test"}) if Path(i.path).parent == test else i
+        i.model_copy(update={"split": named[Path(i.path).parent]})
+        if Path(i.path).parent in named
+        else i
         for i in ds.images
     ]
     return ds.model_copy(update={"images": images})
