@@ -55,17 +55,23 @@ def model_info(path: Path, onnx_meta: dict[str, str]) -> dict[str, object]:
     return info
 
 
-def bundle_backend(path: Path) -> str:
+def declared_backend(path: Path) -> str:
     """The backend a bundle directory declares (``metadata.json`` ``runtime.backend``: what
-    it was chosen on) when installed here; else, or for a model file, onnxruntime."""
-    meta = Path(path) / "metadata.json"
+    it was chosen on); onnxruntime for a model file or a bundle that declares none."""
     try:
-        wanted = json.loads(meta.read_text()).get("runtime", {}).get("backend", "onnxruntime")
+        meta = json.loads((Path(path) / "metadata.json").read_text())
+        return meta.get("runtime", {}).get("backend", "onnxruntime")
     except (OSError, ValueError, AttributeError):
         return "onnxruntime"  # a model file, or a metadata.json model_info reports on
+
+
+def bundle_backend(path: Path) -> str:
+    """:func:`declared_backend` when installed here; else onnxruntime, with a warning."""
+    wanted = declared_backend(path)
     if wanted not in BACKENDS or wanted == "onnxruntime":
         return "onnxruntime"
     if not installed(wanted):
+        meta = Path(path) / "metadata.json"
         warnings.warn(
             f"{meta}: the bundle was chosen on {wanted}, not installed here (pip install "
             f"{wanted}): running it on onnxruntime, whose outputs the golden files hold",

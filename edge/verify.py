@@ -41,7 +41,7 @@ from edge.fileio import sha256, write_json
 from edge.metadata import MetadataError, read_metadata
 from edge.postprocess import in_graph_layout
 from edge.preprocess import load_image, preprocess
-from edge.runtime import Detector
+from edge.runtime import Detector, declared_backend
 
 
 def check_manifest(root: Path) -> list[str]:
@@ -140,7 +140,7 @@ def check_golden(root: Path, errors: dict | None = None) -> tuple[list[str], str
     worst = {"input": 0.0, "box": 0.0, "score": 0.0, "anchors": 0}
     golden = json.loads((root / "golden" / "golden.json").read_text())
     runs = [(f, "onnxruntime") for f in MODEL_FILES if (root / f).is_file()]
-    backend = _declared_backend(root)
+    backend = declared_backend(root)
     note = ""
     if backend != "onnxruntime":  # what it was chosen on, as it will run
         if installed(backend):
@@ -162,12 +162,6 @@ def check_golden(root: Path, errors: dict | None = None) -> tuple[list[str], str
         f"{worst['anchors']} anchors scoring >= {golden['conf']}){note}"
     )
     return faults, summary
-
-
-def _declared_backend(root: Path) -> str:
-    """The backend ``metadata.json`` says the bundle was chosen on (onnxruntime if none)."""
-    runtime = json.loads((root / "metadata.json").read_text()).get("runtime") or {}
-    return runtime.get("backend", "onnxruntime")
 
 
 def _check_model(

@@ -243,8 +243,8 @@ def evaluate(
     model_path: Path, data_yaml: Path, settings: EvalSettings, backend: str = "onnxruntime"
 ) -> EvalResult:
     """Score ``model_path`` on ``settings.split`` of ``data_yaml``; an ONNX model on
-    ``backend`` (onnxruntime, or openvino: the runtime that will run it; a ``.pt`` runs on
-    torch whatever it says)."""
+    ``backend`` (onnxruntime, or openvino: the runtime that will run it); a ``.pt`` runs on
+    torch (any backend but openvino, which runs ONNX files only)."""
     return evaluate_images(model_path, data_yaml, settings, backend)[0]
 
 

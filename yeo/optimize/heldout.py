@@ -134,8 +134,8 @@ def score_held_out(
     results, stats = {}, {}
     for v in sel.variants:  # each at the size it was judged at (the size axis)
         at = ev.model_copy(update={"imgsz": v.imgsz}) if v.imgsz else ev
-        backend = v.backend if v.format == "onnx" else "onnxruntime"  # each on what runs it
-        results[v.name], stats[v.name] = evaluate_images(models[v.name], data_yaml, at, backend)
+        # each on what runs it (the _ov twins on OpenVINO)
+        results[v.name], stats[v.name] = evaluate_images(models[v.name], data_yaml, at, v.backend)
     intervals = bootstrap(stats, BASE, settings.bootstrap, seed)
     base_map = results[BASE].map50_95
     out = sel.model_copy(deep=True)
