@@ -20,11 +20,16 @@ def ingest_data(data: DataConfig, fingerprint: str = "") -> Annotated[RawSource,
     that cache this step on the raw files' content, not only on the config."""
 
     raw = sources.ingest(data.source_config(), workspace().data / "raw", is_offline())
-    raw = raw.model_copy(update={"fingerprint": fingerprint})  # new content, new artifact
+    # new content, new artifact; a generated source's fingerprint is its spec's
+    raw = raw.model_copy(update={"fingerprint": fingerprint or raw.fingerprint})
     log_step(
         "ingest",
         params={f"data.{k}": v for k, v in _flat(data.model_dump()).items()},
-        tags={"data.source": raw.kind, "data.raw_root": raw.root, "data.fingerprint": fingerprint},
+        tags={
+            "data.source": raw.kind,
+            "data.raw_root": raw.root,
+            "data.fingerprint": raw.fingerprint,
+        },
     )
     return raw
 

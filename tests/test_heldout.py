@@ -325,3 +325,21 @@ def test_budget_and_eval_mistakes_are_refused(override: str, message: str) -> No
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_optimize(RunConfig.parse(compose_config([override])))
+
+
+def test_a_generated_sources_fingerprint_is_its_spec(tmp_path: Path) -> None:
+    """The cached steps after ingest key on the raw source: a generated one carries its spec's
+    digest, so data.synthetic.val_images=540 is not served the conversion made without them."""
+    from yeo.data import sources, synthetic
+
+    def raw(**spec: int) -> str:
+        cfg = sources.SourceConfig(
+            source="synthetic",
+            name="s",
+            synthetic=synthetic.SyntheticSpec(num_images=4, imgsz=32, **spec),
+        )
+        return sources.ingest(cfg, tmp_path, offline=True).fingerprint
+
+    plain = raw()
+    assert plain.startswith("synthetic:") and plain == raw()
+    assert raw(val_images=2) != plain and raw(test_images=2) != plain

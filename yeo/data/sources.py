@@ -11,7 +11,9 @@ bad file at once; only a source that cannot be read at all raises.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
@@ -51,7 +53,16 @@ def ingest(cfg: SourceConfig, raw_root: Path, offline: bool) -> RawSource:
         spec = cfg.synthetic or synthetic.SyntheticSpec()
         out = raw_root / cfg.name
         synthetic.generate(out, spec)
-        return RawSource(name=cfg.name, kind="synthetic", root=str(out), generated=True)
+        # the spec is what the generated files are: it keys the cached steps after this one
+        # (without it, data.synthetic.val_images=540 reused the conversion made without them)
+        key = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()
+        return RawSource(
+            name=cfg.name,
+            kind="synthetic",
+            root=str(out),
+            generated=True,
+            fingerprint=f"synthetic:{key}",
+        )
     if kind == "coco128":
         return RawSource(
             name=cfg.name, kind="coco128", root=str(_coco128_root(cfg.path, offline)), names=None
@@ -127,8 +138,8 @@ def fingerprint(path: str | None, images: str | None = None) -> str:
     relative name, size and modification time under ``data.path`` (and ``data.images``). The
     data steps take it as a parameter, so the cached ones of the train and optimize pipelines
     read an edited dataset again (a fixed label has a new time) and skip an unchanged one; ""
-    for generated or downloaded sources, whose config is the key."""
-    import hashlib
+    for generated or downloaded sources (:func:`ingest` gives a generated one its spec's
+    digest)."""
 
     digest = hashlib.sha256()
     for root in (Path(p).expanduser() for p in (path, images) if p):
