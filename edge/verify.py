@@ -149,7 +149,7 @@ def check_golden(root: Path, errors: dict | None = None) -> tuple[list[str], str
             note = f"; not checked on {backend}, the backend it was chosen on: not installed here"
     checked = []
     for model_file, on in runs:
-        label = model_file if on == "onnxruntime" else f"{model_file}@{on}"
+        label = _label(model_file, on)
         found, errs = _check_model(root, model_file, golden, on)
         faults += found
         if errors is not None:
@@ -164,12 +164,17 @@ def check_golden(root: Path, errors: dict | None = None) -> tuple[list[str], str
     return faults, summary
 
 
+def _label(model_file: str, backend: str) -> str:
+    """How faults and the summary name a model file run on ``backend``."""
+    return model_file if backend == "onnxruntime" else f"{model_file}@{backend}"
+
+
 def _check_model(
     root: Path, model_file: str, golden: dict, backend: str = "onnxruntime"
 ) -> tuple[list[str], dict]:
     """Faults of one model file on ``backend`` against the golden cases, and its largest
     errors; a fault names the file and, off onnxruntime, the backend."""
-    name = model_file if backend == "onnxruntime" else f"{model_file}@{backend}"
+    name = _label(model_file, backend)
     meta = json.loads((root / "metadata.json").read_text())
     tol = golden["tolerance"]
     worst = {"input": 0.0, "box": 0.0, "score": 0.0, "anchors": 0}

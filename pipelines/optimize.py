@@ -50,30 +50,30 @@ def optimize_pipeline(
 
     sized: list[Any] = []  # the size axis' INT8 variants, for the select step
     # the backend axis: each ONNX variant's twin on OpenVINO (``<name>_ov``, the same file)
-    backends = ["onnxruntime", "openvino"] if use_openvino(optimize) else ["onnxruntime"]
+    openvino = use_openvino(optimize)
     twins: list[Any] = []
 
     def score(
         model_dir: Any, filename: str, name: str, head: str = optimize.head, size: int = imgsz
     ) -> Any:
-        scores = [
-            score_variant(
+        def on(backend: str, as_name: str) -> Any:
+            return score_variant(
                 model_dir,
                 filename,
                 dataset,
                 eval_cfg,
                 size,
-                name + suffix,
+                as_name,
                 train.device,
                 head,
                 backend,
-                id=f"score_{name}{suffix}",
+                id=f"score_{as_name}",
             )
-            for backend, suffix in zip(backends, ("", "_ov"), strict=False)
-            if backend == "onnxruntime" or filename.endswith(".onnx")
-        ]
-        twins.extend(scores[1:])
-        return scores[0]
+
+        scored = on("onnxruntime", name)  # a .pt runs on torch whatever it is given
+        if openvino and filename.endswith(".onnx"):
+            twins.append(on("openvino", f"{name}_ov"))
+        return scored
 
     def int8_at(onnx_dir: Any, prefix: str, size: int, suffix: str = "") -> tuple[Any, Any]:
         int8_dir, trials = quantize_int8(
