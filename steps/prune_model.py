@@ -52,8 +52,8 @@ def prune_model(
             train_cfg,
             out,
             on_epoch_end=[tracking.log_epoch("prune/")],
-            judge=judge if cfg.keep_within_budget else None,
-            budget=optimize.max_map_drop,
+            judge=judge,
+            budget=optimize.max_map_drop if cfg.keep_within_budget else None,
             base_map=base_pt.map50_95,
         )
         summary = PruneSummary(
@@ -70,6 +70,9 @@ def prune_model(
             distill=cfg.distill,
             kept=res.kept,
             kept_why=res.kept_why,
+            schedule=cfg.schedule,
+            ratios=res.ratios,
+            scan=res.scan,
         )
         mlflow.log_metrics(
             {

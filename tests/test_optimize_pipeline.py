@@ -269,3 +269,23 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
 
     assert onnx_imgsz(reports[-1].parent / "variants" / "base_fp32.onnx") == 128
     assert len(list((root / "edge" / "bundles").iterdir())) == 2  # still no new bundle
+
+    # the profile for a converged base (README): SiLU kept, per-block ratios from the scan
+    args = [*TINY, f"optimize.base_model={weights}", "optimize=converged"]
+    args += ["optimize.prune.scan_ratios=[0.5]", "optimize.prune.control=false"]
+    args += ["optimize.quant.enabled=false", "optimize.bundle.enabled=false"]
+    out = run_cli("--pipeline", "optimize", *args, env_extra=env)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-3000:]
+    reports = sorted((root / "outputs" / "optimize").rglob("report.json"), key=os.path.getmtime)
+    rep = json.loads(reports[-1].read_text())
+    assert rep["prune_ratios"] and set(rep["prune_ratios"].values()) == {0.5}
+    assert "sensitivity" in rep["plots"] and rep["config"]["optimize"]["prune"]["lr0"] == 0.0005
+    md = reports[-1].with_suffix(".md").read_text()
+    assert "Per-block pruning ratios from the sensitivity scan on val" in md
+    by = {v["name"]: v for v in rep["variants"]}
+    assert by["pruned_fp32"]["macs"] < by["base_fp32"]["macs"]
+    from onnx import load as load_onnx
+
+    pruned = load_onnx(reports[-1].parent / "variants" / by["pruned_fp32"]["file"])
+    ops = [n.op_type for n in pruned.graph.node]
+    assert "Sigmoid" in ops and "Relu" not in ops  # SiLU kept

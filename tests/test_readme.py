@@ -78,6 +78,10 @@ ELSEWHERE = {
     "python benchmarks/prune_curve.py --ratios 0.3 0.5 0.7": (
         "test_optimize_pipeline (one ratio, one fine-tune epoch, on its tiny run)"
     ),
+    "python run.py --pipeline optimize optimize=converged "
+    "optimize.base_model=path/to/your/best.pt": (
+        "test_optimize_pipeline (optimize=converged on its trained base, one scan ratio)"
+    ),
     "python run.py --pipeline optimize optimize.prune.distill=6.0": (
         "test_optimize_pipeline (the same override on its tiny run)"
     ),

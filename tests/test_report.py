@@ -129,6 +129,13 @@ def test_report_shows_how_the_choice_was_made(
                 {"step": 1, "params": 2_500_000, "curve": [0.2, 0.3]},
                 {"step": 2, "params": 2_000_000, "curve": [0.25, 0.33]},
             ],
+            schedule="sensitivity",
+            ratios={"model.7": 0.5, "model.1": 0.25},
+            scan=[
+                {"block": b, "ratio": r, "drop": d, "macs_saved": 1, "params_saved": 1}
+                for b, d0 in (("model.0", 0.3), ("model.1", 0.01), ("model.7", 0.0))
+                for r, d in ((0.25, d0), (0.5, 2 * d0))
+            ],
         ),
         conf=0.01,
     )
@@ -146,6 +153,7 @@ def test_report_shows_how_the_choice_was_made(
         "size_macs",
         "per_class_ap",
         "finetune",
+        "sensitivity",
         "detections",
     }
     assert [t["kept"] for t in rep["int8_trials"]] == ["", "yes"]
@@ -153,12 +161,15 @@ def test_report_shows_how_the_choice_was_made(
     assert "## INT8 trials" in md and "| base | u8-a | 0.3000 | +0.0400 | 5.00 | no |" in md
     assert "0.3100 [0.200, 0.400]" in md and "Held out: base_int8 on test" in md
     assert "val mAP (6 images, 20 boxes) is the same split" in md
+    assert (
+        "(each block pruned alone, no fine-tune; the rest keep their channels): model.7 50%" in md
+    )
     from PIL import Image
 
     with Image.open(files["detections"]) as im:  # 3 images x 3 columns
         assert im.width > 600 and im.height > 600
     page = render(files["html"])
-    assert len(page["images"]) == 5 and all(c and w > 300 for _, c, w in page["images"])
+    assert len(page["images"]) == 6 and all(c and w > 300 for _, c, w in page["images"])
 
 
 def test_model_card_facts_come_from_the_data_and_the_recipe(tiny_data: Path) -> None:

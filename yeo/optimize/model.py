@@ -21,6 +21,9 @@ class PruneSummary(BaseModel):
     distill: float = 0.0  # distillation weight from the unpruned model in fine-tuning (0: off)
     kept: int | None = None  # the step whose model is the pruned variant (the last within budget)
     kept_why: str | None = None  # why an earlier step than the final one was kept
+    schedule: str = "uniform"  # uniform | sensitivity (per-block ratios from a scan on val)
+    ratios: dict[str, float] | None = None  # per-block ratios (sensitivity)
+    scan: list[dict[str, Any]] | None = None  # the scan: block, ratio, drop, macs/params saved
 
 
 class ExportSummary(BaseModel):

@@ -62,18 +62,24 @@ def _importance(name: str) -> Any:
     }[name]()
 
 
-def make_pruner(model: nn.Module, cfg: PruneConfig, imgsz: int) -> Any:
-    """A torch-pruning MetaPruner reaching ``cfg.ratio`` in ``cfg.steps`` steps."""
+def make_pruner(
+    model: nn.Module, cfg: PruneConfig, imgsz: int, ratios: dict[str, float] | None = None
+) -> Any:
+    """A torch-pruning MetaPruner reaching ``cfg.ratio`` in ``cfg.steps`` steps; ``ratios``
+    (block name -> fraction of its channels, from :func:`yeo.optimize.sensitivity.allocate`)
+    in place of the uniform ratio: blocks it does not name keep their channels."""
     import torch_pruning as tp
 
     for p in model.parameters():
         p.requires_grad_(True)
     example = example_input(model, imgsz, random=True)
+    named = dict(model.named_modules())
     return tp.pruner.MetaPruner(
         model,
         example,
         importance=_importance(cfg.importance),
-        pruning_ratio=cfg.ratio,
+        pruning_ratio=cfg.ratio if ratios is None else 0.0,
+        pruning_ratio_dict={named[k]: r for k, r in (ratios or {}).items() if r > 0} or None,
         iterative_steps=cfg.steps,
         ignored_layers=detect_tail(model),
         round_to=cfg.round_to,
@@ -96,6 +102,8 @@ class PruneOutcome:
     seconds: float
     kept: int = 0  # the step whose model ``weights`` is (1-based)
     kept_why: str | None = None  # why an earlier step than the final one was kept
+    ratios: dict[str, float] | None = None  # per-block ratios (schedule: sensitivity)
+    scan: list[dict[str, Any]] | None = None  # the sensitivity scan's probes
 
 
 def finetune_schedule(cfg: PruneConfig, train_cfg: TrainConfig) -> TrainConfig:
@@ -174,7 +182,9 @@ def prune_and_finetune(
 
     ``judge`` (a checkpoint -> val mAP50-95, the project's evaluator) and ``budget``: each
     fine-tuned step is scored against the base, and the last step within the budget is the
-    result (the final step when none is). Every step runs: a later fine-tune can recover
+    result (the final step when none is). ``cfg.schedule`` sensitivity: per-block ratios from a
+    scan of the base (with its own activations) by ``judge``
+    (:mod:`yeo.optimize.sensitivity`). Every step runs: a later fine-tune can recover
     what an earlier step lost (an under-trained base gains from the extra epochs).
     ``base_map``: the base's val score when already known (else ``judge`` scores it).
 
@@ -198,19 +208,25 @@ def prune_and_finetune(
     model = load_module(Path(base_weights))
     n = replace_c2f(model)
     log.info("replaced %d C2f blocks with split-free twins", n)
+    if base_map is None and judge is not None and (budget is not None or cfg.schedule != "uniform"):
+        base_map = judge(Path(base_weights))
+    ratios, probes = None, None
+    if cfg.schedule == "sensitivity":
+        from yeo.optimize.sensitivity import per_block_ratios, scan
+
+        if judge is None or base_map is None:
+            raise ValueError("optimize.prune.schedule=sensitivity needs a judge (val mAP)")
+        probes = scan(model, cfg, imgsz, judge, base_map, lambda m, p: save_checkpoint(m, p, {}))
+        ratios = per_block_ratios(model, cfg, imgsz, probes)
     swapped = swap_activation(model, cfg.activation)
     if swapped:
         log.info("activation: %d SiLU replaced by %s", swapped, cfg.activation)
     teacher = Path(base_weights) if cfg.distill > 0 else None
     before = footprint(model, imgsz)
-    pruner = make_pruner(model, cfg, imgsz)
+    pruner = make_pruner(model, cfg, imgsz, ratios)
     ft_cfg = finetune_schedule(cfg, train_cfg)
     steps: list[dict[str, Any]] = []
     weights = None
-    if judge is None or budget is None:
-        base_map = None
-    elif base_map is None:
-        base_map = judge(Path(base_weights))
     kept: tuple[int, Path | None, Footprint] | None = None  # the last step within the budget
     for i in range(cfg.steps):
         prune_step(pruner, model)
@@ -223,7 +239,7 @@ def prune_and_finetune(
             )
             record |= done
         final = (i + 1, weights, fp)
-        if base_map is not None and judge is not None and weights is not None:
+        if budget is not None and base_map is not None and judge is not None and weights:
             m = judge(Path(weights))
             within = base_map - m <= budget
             record |= {"val_mAP50-95": m, "drop": base_map - m, "within_budget": within}
@@ -251,4 +267,6 @@ def prune_and_finetune(
         seconds=time.perf_counter() - start,
         kept=step,
         kept_why=kept_why,
+        ratios=ratios,
+        scan=[vars(p) for p in probes] if probes is not None else None,
     )

@@ -38,8 +38,17 @@ class PruneConfig(Group):
     # score each fine-tuned step on val: the last step within optimize.max_map_drop of the
     # base is the pruned variant (the final step when none is)
     keep_within_budget: bool = True
+    # uniform: every layer loses ``ratio`` of its channels; sensitivity: per-block ratios from
+    # a scan (each block pruned alone at each of scan_ratios, scored on val, no fine-tune)
+    # that spend uniform pruning's MACs saving where val loses the least
+    schedule: Literal["uniform", "sensitivity"] = "uniform"
+    scan_ratios: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75])
 
     def model_post_init(self, _: Any) -> None:
+        if not self.scan_ratios or not all(0 < r < 0.95 for r in self.scan_ratios):
+            raise ConfigError(
+                f"optimize.prune.scan_ratios must be values in (0, 0.95), got {self.scan_ratios}"
+            )
         if not 0 < self.ratio < 0.95:
             raise ConfigError(f"optimize.prune.ratio must be in (0, 0.95), got {self.ratio}")
         if self.steps < 1 or self.finetune_epochs < 0:

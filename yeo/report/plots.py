@@ -182,6 +182,28 @@ def finetune_curves(steps: list[dict], base_map: float, budget: float, path: Pat
     return save_figure(plt, fig, path)
 
 
+def sensitivity(scan: list[dict], ratios: dict[str, float], path: Path) -> Path:
+    """Val mAP50-95 drop of each block pruned alone (no fine-tune) at each scanned ratio, and
+    the ratio the allocation gave it."""
+    plt = pyplot()
+    names = list(dict.fromkeys(p["block"] for p in scan))
+    levels = sorted({p["ratio"] for p in scan})
+    drop = {(p["block"], p["ratio"]): p["drop"] for p in scan}
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.34 * len(names)), 3.8), dpi=110)
+    width = 0.8 / len(levels)
+    for j, r in enumerate(levels):
+        xs = [i + (j - (len(levels) - 1) / 2) * width for i in range(len(names))]
+        ax.bar(xs, [drop.get((n, r), 0.0) for n in names], width, label=f"pruned {r:.0%} alone")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([f"{n.split('.')[-1]}\n{ratios.get(n, 0.0):.0%}" for n in names], fontsize=7)
+    ax.set_xlabel("block (model.N) and the ratio it was given")
+    ax.set_ylabel("val mAP50-95 drop, no fine-tune")
+    ax.set_title("Pruning sensitivity per block")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7)
+    return save_figure(plt, fig, path)
+
+
 def detections(
     columns: list[tuple[str, Path | None]],
     images: list[Path],

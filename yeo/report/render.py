@@ -25,6 +25,7 @@ PLOT_TITLES = {
     "size_macs": "File size and compute per variant",
     "per_class_ap": "Per-class AP: base vs selected",
     "finetune": "Prune + fine-tune: val mAP per epoch of each step",
+    "sensitivity": "Pruning sensitivity per block (the scan behind the per-block ratios)",
     "detections": "Detections on held-out images: ground truth, base, selected",
 }
 
@@ -84,6 +85,10 @@ def make_plots(
         out["finetune"] = plots.finetune_curves(
             how.prune.steps, sel.base_map50_95, sel.max_map_drop, folder / "finetune.png"
         )
+    if how.prune and how.prune.scan:
+        out["sensitivity"] = plots.sensitivity(
+            how.prune.scan, how.prune.ratios or {}, folder / "sensitivity.png"
+        )
     processed = Path(dataset or "")
     split = sel.held_out.split if sel.held_out else "val"
     if models and (processed / "images.parquet").is_file():
@@ -142,6 +147,7 @@ def report_data(
         "int8_trials": trial_rows(how),
         "prune_steps": how.prune.steps if how.prune else [],
         "prune_kept": how.prune.kept_why if how.prune else None,
+        "prune_ratios": how.prune.ratios if how.prune else None,
         "data": data,
         "config": config,
         "environment": environment(),
@@ -173,6 +179,13 @@ def markdown(rep: dict[str, Any], sel: Selection) -> str:
     ]
     if rep.get("prune_kept"):
         lines += [f"Pruning: {rep['prune_kept']}.", ""]
+    if rep.get("prune_ratios") is not None:
+        given = ", ".join(f"{b} {r:.0%}" for b, r in rep["prune_ratios"].items()) or "none"
+        lines += [
+            "Per-block pruning ratios from the sensitivity scan on val (each block pruned alone, "
+            f"no fine-tune; the rest keep their channels): {given}.",
+            "",
+        ]
     if rep["int8_trials"]:
         lines += ["## INT8 trials", "", _md_rows(rep["int8_trials"]), "", TRIALS_NOTE, ""]
     lines += ["## Plots", ""]
