@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from yeo import env
 
@@ -53,7 +55,8 @@ def main() -> int:
     bad = [kv for kv in args.prune if "=" not in kv]
     if bad:
         ap.error(f"--prune takes KEY=VALUE pairs of optimize.prune, got {bad}")
-    overrides = dict(kv.split("=", 1) for kv in args.prune)
+    # values read as YAML, as Hydra reads them on the command line ("scan_ratios=[0.5]")
+    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.prune)}
     if args.activation:
         overrides["activation"] = args.activation
     run_prune = opt["prune"] | {k: opt[k] for k in ("activation",) if k in opt}  # older runs
@@ -77,6 +80,7 @@ def main() -> int:
             "size_bytes": models["base_fp32"].stat().st_size,
         }
     }
+    # the judge: the run's evaluator on val, for schedule=sensitivity's scan
     for ratio in args.ratios:
         tag = f"pruned{round(ratio * 100)}"
         started = time.perf_counter()
@@ -86,6 +90,7 @@ def main() -> int:
             prune.model_copy(update={"ratio": ratio}),
             train,
             out / tag,
+            judge=lambda w: evaluate(w, dataset / "data.yaml", settings).map50_95,
         )
         seconds = time.perf_counter() - started
         for precision, row in (
