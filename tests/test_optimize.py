@@ -379,12 +379,15 @@ def test_allocation_spends_the_saving_where_val_loses_least(caplog) -> None:
         *probes("model.2", [0.050, 0.080, 0.200], [40, 80, 120]),  # costly, big
         *probes("model.3", [0.004, -0.003, 0.010], [10, 20, 30]),  # noisy: 0.5 costs 0.004
     ]
+    stem = probes("model.0", [0.001, 0.001, 0.0], [10, 10, 0])
+    alike = probes("model.4", [0.000, 0.000, 0.001], [10, 10, 25])
     before = Footprint(params=0, macs=1000)
     measured: list[dict[str, float]] = []
 
     def additive(ratios: dict[str, float]) -> Footprint:
         measured.append(dict(ratios))
-        gains = {p.block: p.macs_saved for p in scan if ratios.get(p.block) == p.ratio}
+        every = (*scan, *stem, *alike)
+        gains = {p.block: p.macs_saved for p in every if ratios.get(p.block) == p.ratio}
         return Footprint(params=0, macs=before.macs - sum(gains.values()))
 
     assert allocate(scan, 55, additive, before) == {"model.1": 0.75, "model.3": 0.75}
@@ -405,6 +408,12 @@ def test_allocation_spends_the_saving_where_val_loses_least(caplog) -> None:
         "model.3": 0.75,
     }
     assert "short of target" in caplog.text
+    # round_to can make two ratios prune alike (a 16-channel stem): the climb skips the level
+    # that saves nothing more, and a level that prunes nothing is never taken
+    assert allocate(stem, 10, additive, before) == {"model.0": 0.25}
+    assert allocate(stem, 11, additive, before) == {"model.0": 0.25}  # short: no level saves more
+    assert allocate(alike, 20, additive, before) == {"model.4": 0.75}
+    assert measured[-1] == {"model.4": 0.75}
 
 
 def test_sensitivity_schedule_prunes_the_blocks_val_can_spare(

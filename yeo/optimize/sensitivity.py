@@ -84,7 +84,10 @@ def scan(
                     Probe(name, r, base_map - m, before.macs - fp.macs, before.params - fp.params)
                 )
             row = ", ".join(
-                f"{p.ratio:.2f}: {p.drop:+.4f}" for p in probes[-len(cfg.scan_ratios) :]
+                f"{p.ratio:.2f}: {p.drop:+.4f}"
+                if p.macs_saved
+                else f"{p.ratio:.2f}: prunes nothing"
+                for p in probes[-len(cfg.scan_ratios) :]
             )
             progress(f"sensitivity {i + 1}/{len(names)} {name}: val drop at {row}")
     return probes
@@ -129,22 +132,27 @@ def allocate(
     def gain(b: str, i: int) -> int:
         return 0 if i < 0 else levels[b][i].macs_saved
 
+    def next_level(b: str, i: int) -> int | None:
+        """The next level that saves more (``round_to`` can make two ratios prune alike)."""
+        return next((j for j in range(i + 1, len(levels[b])) if gain(b, j) > gain(b, i)), None)
+
     ratios: dict[str, float] = {}
     while True:
         steps = [
             (
-                (cost(b, i + 1) - cost(b, i)) / (gain(b, i + 1) - gain(b, i)),
-                -(gain(b, i + 1) - gain(b, i)),
+                (cost(b, j) - cost(b, i)) / (gain(b, j) - gain(b, i)),
+                -(gain(b, j) - gain(b, i)),
                 b,
+                j,
             )
             for b, i in at.items()
-            if i + 1 < len(levels[b]) and gain(b, i + 1) > gain(b, i)
+            if (j := next_level(b, i)) is not None
         ]
         if not steps:
             log.warning("sensitivity: every block at its largest scanned ratio, short of target")
             return ratios
-        _, _, b = min(steps)
-        at[b] += 1
+        _, _, b, j = min(steps)
+        at[b] = j
         ratios[b] = levels[b][at[b]].ratio
         estimate = sum(gain(x, i) for x, i in at.items())  # overlaps: measured below
         if estimate >= target_macs and before.macs - measure(ratios).macs >= target_macs:

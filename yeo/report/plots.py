@@ -188,7 +188,8 @@ def sensitivity(scan: list[dict], ratios: dict[str, float], path: Path) -> Path:
     plt = pyplot()
     names = list(dict.fromkeys(p["block"] for p in scan))
     levels = sorted({p["ratio"] for p in scan})
-    drop = {(p["block"], p["ratio"]): p["drop"] for p in scan}
+    # a ratio that round_to leaves whole (a 16-channel stem at 75%) draws no bar: not free
+    drop = {(p["block"], p["ratio"]): p["drop"] for p in scan if p["macs_saved"] > 0}
     fig, ax = plt.subplots(figsize=(max(6.4, 0.34 * len(names)), 3.8), dpi=110)
     width = 0.8 / len(levels)
     for j, r in enumerate(levels):
@@ -196,7 +197,7 @@ def sensitivity(scan: list[dict], ratios: dict[str, float], path: Path) -> Path:
         ax.bar(xs, [drop.get((n, r), 0.0) for n in names], width, label=f"pruned {r:.0%} alone")
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels([f"{n.split('.')[-1]}\n{ratios.get(n, 0.0):.0%}" for n in names], fontsize=7)
-    ax.set_xlabel("block (model.N) and the ratio it was given")
+    ax.set_xlabel("block (model.N) and the ratio it was given; no bar: that ratio prunes nothing")
     ax.set_ylabel("val mAP50-95 drop, no fine-tune")
     ax.set_title("Pruning sensitivity per block")
     ax.grid(axis="y", alpha=0.3)
