@@ -366,7 +366,7 @@ def test_allocation_spends_the_saving_where_val_loses_least(caplog) -> None:
     """Greedy on drop per MAC saved: free blocks go deepest first, a costly block is left
     alone, noise cannot make more pruning cheaper than less, and overlapping savings are
     measured, not summed."""
-    from yeo.optimize.prune import Footprint
+    from yeo.optimize.pruner import Footprint
     from yeo.optimize.sensitivity import Probe, allocate
 
     def probes(block: str, drops: list[float], macs: list[int]) -> list[Probe]:
@@ -421,7 +421,7 @@ def test_sensitivity_schedule_prunes_the_blocks_val_can_spare(
 ) -> None:
     """The scan prunes each block alone (real pruned checkpoints, scored by the judge), and
     the per-block ratios reach uniform pruning's MACs saving without the blocks that cost."""
-    from yeo.optimize.prune import detect_tail
+    from yeo.optimize.pruner import detect_tail
     from yeo.optimize.sensitivity import blocks
 
     cfg = PruneConfig(

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
-from yeo.optimize.prune import Footprint, detect_tail, footprint, make_pruner, prune_step
+from yeo.optimize.pruner import Footprint, detect_tail, footprint, make_pruner, prune_step
 from yeo.optimize.settings import PruneConfig
 
 log = logging.getLogger(__name__)
