@@ -16,6 +16,7 @@ from steps.finetune_base import finetune_base
 from steps.import_base_model import import_base_model
 from steps.prune_model import prune_model
 from steps.quantize_int8 import quantize_int8
+from steps.quantize_weights import weights_int8
 from steps.report_optimize import report_optimize
 from steps.score_held_out import score_held_out
 from steps.score_variant import score_variant
@@ -53,27 +54,35 @@ def optimize_pipeline(
     openvino = use_openvino(optimize)
     twins: list[Any] = []
 
+    def on(model_dir: Any, filename: str, name: str, head: str, size: int, backend: str) -> Any:
+        return score_variant(
+            model_dir,
+            filename,
+            dataset,
+            eval_cfg,
+            size,
+            name,
+            train.device,
+            head,
+            backend,
+            id=f"score_{name}",
+        )
+
     def score(
         model_dir: Any, filename: str, name: str, head: str = optimize.head, size: int = imgsz
     ) -> Any:
-        def on(backend: str, as_name: str) -> Any:
-            return score_variant(
-                model_dir,
-                filename,
-                dataset,
-                eval_cfg,
-                size,
-                as_name,
-                train.device,
-                head,
-                backend,
-                id=f"score_{as_name}",
-            )
-
-        scored = on("onnxruntime", name)  # a .pt runs on torch whatever it is given
+        scored = on(model_dir, filename, name, head, size, "onnxruntime")  # a .pt: torch
         if openvino and filename.endswith(".onnx"):
-            twins.append(on("openvino", f"{name}_ov"))
+            twins.append(on(model_dir, filename, f"{name}_ov", head, size, "openvino"))
         return scored
+
+    def weights_only(onnx_dir: Any, prefix: str, size: int, suffix: str = "") -> None:
+        """``<prefix>_w8<suffix>_ov``: int8 weights, float activations, on OpenVINO only (where
+        it runs at FP32's speed; onnxruntime dequantizes the weights at every run)."""
+        if openvino and optimize.quant.enabled and optimize.quant.weights_only:
+            w8_dir = weights_int8(onnx_dir, prefix + suffix, id=f"weights_int8_{prefix}{suffix}")
+            name = f"{prefix}_w8{suffix}_ov"
+            twins.append(on(w8_dir, MODEL_FILE, name, optimize.head, size, "openvino"))
 
     def int8_at(onnx_dir: Any, prefix: str, size: int, suffix: str = "") -> tuple[Any, Any]:
         int8_dir, trials = quantize_int8(
@@ -97,6 +106,7 @@ def optimize_pipeline(
         int8 = trials = None
         if optimize.quant.enabled:
             int8, trials = int8_at(onnx_dir, prefix, imgsz)
+        weights_only(onnx_dir, prefix, imgsz)
         for size in optimize.sizes_below(imgsz):  # the size axis: FP32 and INT8, smaller inputs
             sized_dir, _ = export_model(
                 model_dir, dataset, size, optimize, f"{prefix}_{size}", id=f"export_{prefix}_{size}"
@@ -105,6 +115,7 @@ def optimize_pipeline(
             sized.append(score(sized_dir, MODEL_FILE, f"{prefix}_fp32_{size}", size=size))
             if optimize.quant.enabled:
                 sized.append(int8_at(sized_dir, prefix, size, f"_{size}")[0])
+            weights_only(sized_dir, prefix, size, f"_{size}")
         return fp32, int8, trials
 
     base_pt = score(weights_dir, "best.pt", "base_pt")

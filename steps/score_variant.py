@@ -46,7 +46,7 @@ def score_variant(
         file=path.name,
         artifact=save_folder(path.parent, f"variant_{name}"),
         format=path.suffix.lstrip("."),
-        precision="int8" if recipe else "fp32",
+        precision=("w8" if recipe.get("weights_only") else "int8") if recipe else "fp32",
         pruned=name.startswith("pruned"),
         head=head if onnx else "graph",
         backend=backend if onnx else "torch",

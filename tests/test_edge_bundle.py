@@ -395,3 +395,24 @@ def test_a_bundle_chosen_on_openvino_runs_and_verifies_there(
         f"{broken}/metadata.json: runtime.backend must be onnxruntime or openvino, got "
         "{'backend': 'tensorrt', 'computes_in': 'bf16'}"
     ]
+
+
+def test_a_weights_only_int8_bundle_verifies_on_openvino(
+    onnx_model: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """A ``_w8`` variant's bundle: int8 Conv weights, float activations, chosen on OpenVINO;
+    its golden tolerance is FP32's (float arithmetic) widened for OpenVINO's bf16, and
+    edge.verify passes on both backends."""
+    from yeo.optimize.quantize import quantize_weights
+
+    w8 = quantize_weights(onnx_model, tmp_path / "w8.onnx")
+    images = sorted((tiny_data.parent / "images" / "train").glob("*.jpg"))[:3]
+    meta = META | {"precision": "w8", "runtime": {"backend": "openvino", "computes_in": "bf16"}}
+    dest, _ = bundle.build(w8, tmp_path / "w8-v1", meta, images, benchmark_runs=2)
+    golden = json.loads((dest / "golden" / "golden.json").read_text())
+    assert golden["tolerance"] == bundle.tolerance("w8", "openvino")
+    assert bundle.tolerance("w8") == bundle.TOLERANCE["fp32"]
+    assert (dest / "model.onnx").stat().st_size < 0.3 * onnx_model.stat().st_size
+    faults, summary = verify(dest)
+    assert not faults, faults
+    assert "model.onnx@openvino" in summary, summary

@@ -74,6 +74,16 @@ def test_selection_picks_the_fastest_within_budget() -> None:
     ]
     variants[2].map50_95 = 0.490  # now pruned_fp32 is faster and more accurate
     assert [v.name for v in pareto(variants)] == ["pruned_int8", "pruned_fp32", "base_fp32"]
+    # a tie the timing cannot split (inside the fastest's p25-p75): the smaller file wins
+    w8 = _score("pruned_w8_ov", 0.491, 5.1, True).model_copy(update={"size_bytes": 0})
+    variants[3].p75_ms, w8.p25_ms = 5.2, 4.9
+    sel = select([*variants, w8], "base_pt", 0.01)
+    assert sel.selected == "pruned_w8_ov" and sel.reason.endswith(
+        "p50 5.10 ms; the smallest file of those tied with pruned_fp32 at 5.00 ms (each p50 "
+        "inside the other's p25-p75))"
+    )
+    w8.p25_ms = 5.02  # the fastest's p50 outside its spread: not a tie
+    assert select([*variants, w8], "base_pt", 0.01).selected == "pruned_fp32"
 
 
 def test_pruning_shrinks_keeps_architecture_and_exports(
@@ -166,6 +176,48 @@ def test_int8_keeps_accuracy_with_tail_fp32_and_collapses_without(
     assert ref - m_good <= 0.02, (ref, m_good)
     assert m_bad < 0.5 * ref, (ref, m_bad)  # the evaluator sees the collapse
     assert good.stat().st_size < 0.5 * fp32_onnx.stat().st_size
+
+
+def test_weights_only_int8_quarters_the_file_and_keeps_the_arithmetic(
+    fp32_onnx: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """Every Conv's weights as int8 behind a DequantizeLinear (onnxruntime's symmetric
+    per-channel values), activations untouched: the file about 4x smaller, each weight within
+    half a step of the original, and the same detections on OpenVINO, which runs it."""
+    import onnx
+    from onnx import numpy_helper
+
+    from yeo.optimize.export import onnx_metadata
+    from yeo.optimize.quantize import quantize_weights
+
+    w8 = quantize_weights(fp32_onnx, tmp_path / "w8.onnx")
+    assert w8.stat().st_size < 0.3 * fp32_onnx.stat().st_size
+    model, ref = onnx.load(str(w8)), onnx.load(str(fp32_onnx))
+    ops = [n.op_type for n in model.graph.node]
+    assert "QuantizeLinear" not in ops and ops.count("DequantizeLinear") == ops.count("Conv")
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    original = {i.name: numpy_helper.to_array(i) for i in ref.graph.initializer}
+    for dq in (n for n in model.graph.node if n.op_type == "DequantizeLinear"):
+        q, scale, zero = (inits[i] for i in dq.input)
+        assert q.dtype == np.int8 and not zero.any() and scale.shape == (q.shape[0],)
+        w = original[dq.output[0]]
+        err = np.abs(q * scale.reshape(-1, *[1] * (q.ndim - 1)) - w).max(axis=(1, 2, 3))
+        assert (err <= scale / 2 + 1e-7).all()
+    assert onnx_metadata(w8)[0]["quantization"]["weights_only"] is True
+    settings = EvalSettings(imgsz=128)
+    on_ov = evaluate(w8, tiny_data, settings, "openvino").map50_95
+    assert abs(on_ov - evaluate(fp32_onnx, tiny_data, settings, "openvino").map50_95) <= 0.01
+    no_conv = tmp_path / "no_conv.onnx"
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    onnx.save(onnx.helper.make_model(graph), str(no_conv))
+    with pytest.raises(ValueError, match=r"no_conv\.onnx: no Conv with its own weights"):
+        quantize_weights(no_conv, tmp_path / "out.onnx")
+    assert not (tmp_path / "out.onnx").exists()
 
 
 def _kernel_vs_reference(model: Path, images: list[Path]) -> tuple[float, float]:

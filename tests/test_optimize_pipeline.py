@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import CODE_ROOT, run_cli
 from tests.test_cpp_port import run_port, verify_port
+from yeo.optimize.variants import VariantScore, tied
 
 pytestmark = pytest.mark.slow
 TINY = [
@@ -56,6 +57,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
         "optimize.openvino=on",  # the backend axis: every ONNX variant on OpenVINO too
         *distill,
         "optimize.sizes=[96]",  # the size axis: the FP32 and INT8 variants at 96 px too
+        "optimize.quant.weights_only=true",  # and the int8-weights twins, on OpenVINO
         "optimize.max_map_drop=1.0",
         env_extra=env,
         guard=guard,
@@ -69,9 +71,14 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     onnx_names = ["base_fp32", "base_int8", "pruned_fp32", "pruned_int8"]
     onnx_names += ["base_fp32_96", "base_int8_96", "pruned_fp32_96", "pruned_int8_96"]
     assert names[:10] == ["base_pt", "base_ft", *onnx_names]
-    assert sorted(names[10:]) == sorted(f"{n}_ov" for n in onnx_names)  # the backend axis
+    w8 = ["base_w8_ov", "pruned_w8_ov", "base_w8_96_ov", "pruned_w8_96_ov"]
+    assert sorted(names[10:]) == sorted([*(f"{n}_ov" for n in onnx_names), *w8])  # backends
     fast = min((v for v in sel["variants"] if v["p50_ms"]), key=lambda v: v["p50_ms"])
-    assert sel["selected"] == fast["name"]  # a budget of 1.0 lets every variant qualify
+    ties = [
+        v for v in sel["variants"] if v["p50_ms"] and tied(VariantScore(**v), VariantScore(**fast))
+    ]
+    # a budget of 1.0 lets every variant qualify: the fastest, or a smaller file tied with it
+    assert sel["selected"] == min(ties, key=lambda v: (v["size_bytes"], v["p50_ms"]))["name"]
     by = {v["name"]: v for v in sel["variants"]}
     assert by["pruned_fp32"]["params"] < by["base_fp32"]["params"]
     assert by["base_int8"]["precision"] == "int8" and by["base_int8"]["recipe"]["exclude"]
@@ -89,6 +96,10 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     }
     assert by["base_fp32_ov"]["runs"] in ("bf16", "f32") and by["base_fp32"]["runs"] is None
     assert by["pruned_int8_ov"]["recipe"] == by["pruned_int8"]["recipe"]  # the same file
+    for n in w8:  # int8 weights, float activations: about a quarter of the FP32 file
+        fp32 = by[n.replace("_w8", "_fp32").removesuffix("_ov")]
+        assert by[n]["precision"] == "w8" and by[n]["recipe"]["weights_only"]
+        assert by[n]["size_bytes"] < 0.35 * fp32["size_bytes"] and by[n]["runs"]
     ov_version = version("openvino")
     assert sel["backends"]["openvino"].startswith(f"{ov_version} (the _ov variants, runs ")
     assert by["pruned_int8_96"]["macs"] == round(by["pruned_int8"]["macs"] * (96 / 128) ** 2)

@@ -181,6 +181,10 @@ def build_variant(
         log.info("benchmark: exporting %s at %d px", stem, imgsz)
         export_variant(weights, fp32, imgsz, optimize, run_dataset(rep))
     path = fp32
+    if v["precision"] == "w8":
+        from yeo.optimize.quantize import quantize_weights
+
+        path = quantize_weights(fp32, out / f"{name}_{imgsz}.onnx")
     if v["precision"] == "int8":
         known = {f.name for f in fields(QuantRecipe)}
         recipe = QuantRecipe(**{k: x for k, x in v["recipe"].items() if k in known})
@@ -254,10 +258,15 @@ def compare(
     else:  # the size axis' variants are their full-size rows at other inputs: rebuilt once
         same = {n: v for n, v in variants.items() if v.get("imgsz") in (None, run_size)}
         ort = {n: v for n, v in same.items() if backend_of(v) != "openvino"}
-        paths = variants_at(run, ort, imgsz, out, rep)
-        paths |= {  # an _ov twin runs its onnxruntime variant's file
-            n: paths[n.removesuffix("_ov")] for n in same if n not in ort and n[:-3] in paths
-        }
+        # an OpenVINO-only variant (int8 weights: <prefix>_w8_ov) is built under its file's name
+        alone = {n[:-3]: v for n, v in same.items() if n not in ort and n[:-3] not in same}
+        built = variants_at(run, ort | alone, imgsz, out, rep)
+        paths = (
+            {n: built[n] for n in ort}
+            | {  # an _ov variant runs the file of its name's
+                n: built[n[:-3]] for n in same if n not in ort and n[:-3] in built
+            }
+        )
         maps = {"base_pt": evaluate(base_pt, data_yaml, settings).map50_95} | {
             n: evaluate(p, data_yaml, settings, backend_of(variants[n])).map50_95
             for n, p in paths.items()

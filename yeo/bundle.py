@@ -254,6 +254,15 @@ def training_data_facts(dataset: Path, imgsz: int) -> str:
     return text
 
 
+WEIGHTS_ONLY_CARD = (
+    "- INT8 weights only (every Conv's, symmetric per output channel), activations in float: "
+    "the file is about 4x smaller than FP32; OpenVINO folds the weights back at load and "
+    "computes in its float precision (bf16 where the CPU has it), so no calibration and no "
+    "activation ranges are involved. onnxruntime runs the file too, but dequantizes the "
+    "weights at every run (slower than the FP32 file).\n"
+)
+
+
 def model_card(meta: dict[str, Any], sel: Selection, chosen: VariantScore, data_facts: str) -> str:
     """MODEL_CARD.md: intended use, data, metrics of every variant, latency, INT8 limits."""
     q = meta["model"]["quantization"]
@@ -270,6 +279,8 @@ def model_card(meta: dict[str, Any], sel: Selection, chosen: VariantScore, data_
         "target-domain images before trusting it there.\n"
         f"- Integer types: {int8_limits(q or {})}\n"
         if chosen.precision == "int8"
+        else WEIGHTS_ONLY_CARD
+        if chosen.precision == "w8"
         else "- FP32 model: no quantization limits apply.\n"
     )
     return f"""# Model card: {meta["name"]} {meta["version"]}

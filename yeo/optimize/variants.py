@@ -59,7 +59,7 @@ class VariantScore(BaseModel):
     file: str  # the model's file name: in the artifact, and in the run's variants/ folder
     artifact: str | None = None  # the ZenML artifact version (a folder) that holds the file
     format: str  # pt | onnx
-    precision: str  # fp32 | int8
+    precision: str  # fp32 | int8 | w8 (int8 weights only, float activations)
     pruned: bool
     head: str = "graph"  # graph: decodes in the model; raw: cut at the head, decoded on the host
     # what runs it (and scored, timed and would run it in the bundle): torch for a .pt,
@@ -140,10 +140,27 @@ def qualifies(v: VariantScore, base_map: float, max_drop: float) -> bool:
     return base_map - v.map50_95 <= max_drop + 1e-9
 
 
+def tied(v: VariantScore, fastest: VariantScore) -> bool:
+    """Whether the timing cannot split ``v`` from ``fastest``: each one's p50 inside the
+    other's p25-p75 spread (only equal p50s tie where no spread was measured)."""
+
+    def spread(x: VariantScore) -> tuple[float, float]:
+        p50 = x.p50_ms or 0.0
+        return (
+            x.p25_ms if x.p25_ms is not None else p50,
+            x.p75_ms if x.p75_ms is not None else p50,
+        )
+
+    (lo, _), (_, hi) = spread(v), spread(fastest)
+    return v.p50_ms is not None and v.p50_ms <= hi and lo <= (fastest.p50_ms or 0.0)
+
+
 def select(
     variants: list[VariantScore], base: str, max_drop: float, min_base_map: float = 0.0
 ) -> Selection:
-    """The fastest ONNX variant within ``max_drop`` mAP50-95 of ``base`` (None if none is);
+    """The fastest ONNX variant within ``max_drop`` mAP50-95 of ``base`` (None if none is):
+    of those :func:`tied` with the fastest (a model and its int8-weights twin on OpenVINO, for
+    one), the smallest file.
     ``min_base_map`` is carried for the held-out verdict's floor."""
     by_name = {v.name: v for v in variants}
     base_map = by_name[base].map50_95
@@ -161,10 +178,17 @@ def select(
             reason=reason,
             variants=variants,
         )
-    pick = min(ok, key=lambda v: v.p50_ms)
+    fastest = min(ok, key=lambda v: v.p50_ms)
+    pick = min((v for v in ok if tied(v, fastest)), key=lambda v: (v.size_bytes, v.p50_ms))
+    smallest = (
+        f"; the smallest file of those tied with {fastest.name} at {fastest.p50_ms:.2f} ms "
+        "(each p50 inside the other's p25-p75)"
+        if pick is not fastest
+        else ""
+    )
     reason = (
         f"fastest of {len(ok)} variants within {max_drop} of {base} "
-        f"(mAP50-95 {pick.map50_95:.4f} vs {base_map:.4f}, p50 {pick.p50_ms:.2f} ms)"
+        f"(mAP50-95 {pick.map50_95:.4f} vs {base_map:.4f}, p50 {pick.p50_ms:.2f} ms{smallest})"
     )
     return Selection(
         selected=pick.name,
@@ -298,7 +322,13 @@ def table_notes(sel: Selection) -> str:
         if sel.backends
         else ""
     )
-    return f"{timing} {acc}{control}{front}{tried}"
+    w8 = (
+        " _w8: int8 Conv weights, float activations (a file about 4x smaller; OpenVINO folds the "
+        "weights in at load and computes as for FP32), on OpenVINO only."
+        if any(v.precision == "w8" for v in sel.variants)
+        else ""
+    )
+    return f"{timing} {acc}{control}{front}{w8}{tried}"
 
 
 def write_tables(sel: Selection, folder: Path) -> tuple[Path, Path]:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from yeo.optimize.variants import Selection, VariantScore, pareto
 
-COLORS = {"fp32": "#4C72B0", "int8": "#DD8452"}
+COLORS = {"fp32": "#4C72B0", "int8": "#DD8452", "w8": "#55A868"}
+LABELS = {"fp32": "FP32", "int8": "INT8", "w8": "INT8 weights, float activations"}
 
 
 def pyplot():
@@ -95,8 +96,10 @@ def accuracy_vs_latency(sel: Selection, path: Path) -> Path:
             zorder=4,
             label=f"selected (on val): {chosen.name}",
         )
-    for precision, color in COLORS.items():
-        ax.scatter([], [], color=color, label=f"{precision.upper()} ({split}, 95% interval)")
+    for precision in dict.fromkeys(v.precision for v in sel.variants):
+        ax.scatter(
+            [], [], color=COLORS[precision], label=f"{LABELS[precision]} ({split}, 95% interval)"
+        )
     if sel.held_out:
         ax.scatter([], [], s=30, facecolors="none", edgecolors="grey", label="val (chose)")
     ax.set_ylim(bottom=lo)
