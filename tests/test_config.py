@@ -85,14 +85,6 @@ def test_the_size_axis_is_refused_at_the_cli_when_it_cannot_run(trained_model: P
     for bad in ("[200]", "[224,224]", "[0]"):
         with pytest.raises(ConfigError, match=r"optimize\.sizes: .*distinct multiples of 32"):
             parse(f"optimize.sizes={bad}")
-    # the fine-tunes at a size of the axis: what the pruned model and base_ft train at
-    from yeo.optimize.prune import finetune_schedule
-
-    assert finetune_schedule(cfg.optimize.prune, cfg.train).imgsz == cfg.train.imgsz == 256
-    cfg = parse("optimize.sizes=[224]", "optimize.prune.finetune_imgsz=224")
-    assert finetune_schedule(cfg.optimize.prune, cfg.train).imgsz == 224
-    with pytest.raises(ConfigError, match=r"optimize\.prune\.finetune_imgsz: .*multiple of 32"):
-        parse("optimize.prune.finetune_imgsz=100")
     # the imported model is judged at 128 px: 160 is not a smaller input
     cfg = parse(f"optimize.base_model={trained_model}", "optimize.sizes=[160,96]")
     with pytest.raises(ConfigError, match=r"\[160\] not below the 128 px the base is judged at"):

@@ -57,7 +57,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
         "optimize.openvino=on",  # the backend axis: every ONNX variant on OpenVINO too
         *distill,
         "optimize.sizes=[96]",  # the size axis: the FP32 and INT8 variants at 96 px too
-        "optimize.quant.weights_only=true",  # and the int8-weights twins, on OpenVINO
+        # and (optimize.quant.weights_only, the default) the int8-weights twins on OpenVINO
         "optimize.max_map_drop=1.0",
         env_extra=env,
         guard=guard,

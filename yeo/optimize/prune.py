@@ -39,10 +39,8 @@ class PruneOutcome:
 
 def finetune_schedule(cfg: PruneConfig, train_cfg: TrainConfig) -> TrainConfig:
     """The recipe of each fine-tune after a prune step: ``train_cfg`` with ``cfg``'s epochs and
-    learning rate (and input size, when ``cfg.finetune_imgsz`` is set), a cosine schedule and
-    no warm-up."""
+    learning rate, a cosine schedule and no warm-up."""
     return train_cfg.with_overrides(
-        imgsz=cfg.finetune_imgsz or train_cfg.imgsz,
         epochs=max(cfg.finetune_epochs, 1),
         lr0=cfg.lr0,
         warmup_epochs=0.0,

@@ -32,9 +32,6 @@ class PruneConfig(Group):
     importance: str = "magnitude"  # magnitude | bn_scale
     round_to: int = 8  # channel counts become multiples of this (SIMD-friendly)
     lr0: float = 0.002  # fine-tuning learning rate (cosine schedule)
-    # the fine-tunes' input size (pruned and base_ft alike); None: the base's. A size from
-    # optimize.sizes teaches the pruned model the scale it will run at
-    finetune_imgsz: int | None = Field(None, ge=32, multiple_of=32)
     activation: str = "relu"  # swapped before pruning, recovered by the fine-tune
     distill: float = 0.0  # >0: fine-tune with distillation from the unpruned model (weight)
     control: bool = True  # base_ft: the unpruned base fine-tuned on the same schedule
@@ -88,7 +85,7 @@ class QuantConfig(Group):
     recipes: list[str] = Field(default_factory=lambda: [r.name for r in DEFAULT_RECIPES])
     # a ``_w8`` twin of every FP32 variant on OpenVINO: int8 Conv weights, float activations
     # (yeo.optimize.quantize.quantize_weights); only where the backend axis has OpenVINO
-    weights_only: bool = False
+    weights_only: bool = True
 
     def model_post_init(self, _: Any) -> None:
         unknown = [n for n in self.recipes if n not in RECIPES]
