@@ -130,7 +130,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert held["verdict"].startswith("vacuous: the base did not learn enough")
     assert f". {sel['selected']} on test: " in held["verdict"]
     onnx = [v for v in sel["variants"] if v["format"] == "onnx"]
-    assert sel["timing"]["interleaved"] and len(onnx) == 16 and all(v["p25_ms"] for v in onnx)
+    assert sel["timing"]["interleaved"] and len(onnx) == 20 and all(v["p25_ms"] for v in onnx)
     assert sel["timing"]["runtime"] == "onnxruntime, openvino"
     by_name = {v["name"]: v["held_out"] for v in sel["variants"]}
     assert by_name["base_pt"]["drop"] == 0 and by_name["base_pt"]["drop_ci95"] == [0.0, 0.0]
@@ -201,7 +201,10 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert rebuilt["imgsz"] == [160, 160] and "raw_head" in rebuilt and "quantization" in rebuilt
     rows = {r["model"]: r for r in result["rows"]}
     full = {"base_fp32", "base_int8", "pruned_fp32", "pruned_int8"}  # and their _ov twins
-    assert set(rows) == {*full, *(f"{n}_ov" for n in full), "ultralytics_int8"}
+    # the int8-weights variants, OpenVINO only, rebuilt from the weights like the rest
+    w8_rows = {"base_w8_ov", "pruned_w8_ov"}
+    assert set(rows) == {*full, *(f"{n}_ov" for n in full), *w8_rows, "ultralytics_int8"}
+    assert (bench.parent / "pruned_w8_160_raw.onnx").is_file()
     assert rows["base_fp32"]["speedup_vs_base_fp32"] == 1.0
     assert rows["ultralytics_int8"]["map50_95"] is not None
     assert "| ultralytics_int8 |" in out.stdout
