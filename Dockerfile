@@ -11,8 +11,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY edge/requirements.txt edge/requirements-serve.txt /app/edge/
+# OpenVINO too: a bundle chosen on it (metadata.json runtime.backend) runs on it here
+COPY edge/requirements.txt edge/requirements-serve.txt edge/requirements-openvino.txt /app/edge/
 RUN pip install --no-cache-dir -r /app/edge/requirements-serve.txt \
+        -r /app/edge/requirements-openvino.txt \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin app
 COPY edge/*.py /app/edge/
 

@@ -205,3 +205,10 @@ def test_dockerfile_lints_clean() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     ignore = (CODE_ROOT / ".dockerignore").read_text()
     assert "!edge/*.py" in ignore and "!edge/requirements-serve.txt" in ignore
+    # a bundle chosen on OpenVINO runs on it in the image, at the version the pipeline used
+    from importlib.metadata import version
+
+    assert "!edge/requirements-openvino.txt" in ignore
+    assert "-r /app/edge/requirements-openvino.txt" in (CODE_ROOT / "Dockerfile").read_text()
+    pins = (CODE_ROOT / "edge" / "requirements-openvino.txt").read_text()
+    assert f"openvino=={version('openvino')}" in pins

@@ -262,7 +262,7 @@ def compare(
         alone = {n[:-3]: v for n, v in same.items() if n not in ort and n[:-3] not in same}
         built = variants_at(run, ort | alone, imgsz, out, rep)
         paths = (
-            {n: built[n] for n in ort}
+            {n: p for n, p in built.items() if n in ort}
             | {  # an _ov variant runs the file of its name's
                 n: built[n[:-3]] for n in same if n not in ort and n[:-3] in built
             }
