@@ -185,7 +185,7 @@ def build_variant(
         from yeo.optimize.quantize import quantize_weights
 
         path = quantize_weights(fp32, out / f"{name}_{imgsz}.onnx")
-    if v["precision"] == "int8":
+    elif v["precision"] == "int8":
         known = {f.name for f in fields(QuantRecipe)}
         recipe = QuantRecipe(**{k: x for k, x in v["recipe"].items() if k in known})
         log.info("benchmark: quantizing %s at %d px (%s)", name, imgsz, recipe.name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -167,10 +168,7 @@ def quantize_weights(fp32: Path, out: Path) -> Path:
     model = onnx.load(str(fp32))
     graph = model.graph
     weights = {i.name: i for i in graph.initializer}
-    users: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            users[name] = users.get(name, 0) + 1
+    users = Counter(name for node in graph.node for name in node.input)
     nodes = []
     for node in graph.node:
         name = node.input[1] if node.op_type == "Conv" else None
