@@ -16,7 +16,7 @@ from steps.finetune_base import finetune_base
 from steps.import_base_model import import_base_model
 from steps.prune_model import prune_model
 from steps.quantize_int8 import quantize_int8
-from steps.quantize_weights import weights_int8
+from steps.quantize_weights import openvino_int8
 from steps.report_optimize import report_optimize
 from steps.score_held_out import score_held_out
 from steps.score_variant import score_variant
@@ -25,7 +25,7 @@ from steps.train_model import train_model
 from yeo.data.settings import DataConfig
 from yeo.evaluation import EvalConfig
 from yeo.optimize.export import MODEL_FILE
-from yeo.optimize.settings import OptimizeConfig, use_openvino
+from yeo.optimize.settings import OptimizeConfig, use_nncf, use_openvino
 from yeo.tracking import mark_failed
 from yeo.train.config import ModelConfig, TrainConfig
 
@@ -52,6 +52,8 @@ def optimize_pipeline(
     sized: list[Any] = []  # the size axis' INT8 variants, for the select step
     # the backend axis: each ONNX variant's twin on OpenVINO (``<name>_ov``, the same file)
     openvino = use_openvino(optimize)
+    w8 = openvino and optimize.quant.enabled and optimize.quant.weights_only
+    nncf = use_nncf(optimize)
     twins: list[Any] = []
 
     def on(model_dir: Any, filename: str, name: str, head: str, size: int, backend: str) -> Any:
@@ -76,13 +78,23 @@ def optimize_pipeline(
             twins.append(on(model_dir, filename, f"{name}_ov", head, size, "openvino"))
         return scored
 
-    def weights_only(onnx_dir: Any, prefix: str, size: int, suffix: str = "") -> None:
-        """``<prefix>_w8<suffix>_ov``: int8 weights, float activations, on OpenVINO only (where
-        it runs at FP32's speed; onnxruntime dequantizes the weights at every run)."""
-        if openvino and optimize.quant.enabled and optimize.quant.weights_only:
-            w8_dir = weights_int8(onnx_dir, prefix + suffix, id=f"weights_int8_{prefix}{suffix}")
-            name = f"{prefix}_w8{suffix}_ov"
-            twins.append(on(w8_dir, MODEL_FILE, name, optimize.head, size, "openvino"))
+    def openvino_only(onnx_dir: Any, prefix: str, size: int, suffix: str = "") -> None:
+        """``<prefix>_w8<suffix>_ov`` (int8 weights, float activations) and
+        ``<prefix>_nncf<suffix>_ov`` (NNCF's INT8), on OpenVINO only: files OpenVINO runs at
+        FP32's speed or as INT8, where onnxruntime runs them slower than the FP32 file."""
+        kinds = [k for k, on_ in (("w8", w8), ("nncf", nncf)) if on_]
+        for kind in kinds:
+            folder = openvino_int8(
+                onnx_dir,
+                prefix + suffix,
+                kind,
+                dataset,
+                size,
+                optimize.quant,
+                id=f"{kind}_int8_{prefix}{suffix}",
+            )
+            name = f"{prefix}_{kind}{suffix}_ov"
+            twins.append(on(folder, MODEL_FILE, name, optimize.head, size, "openvino"))
 
     def int8_at(onnx_dir: Any, prefix: str, size: int, suffix: str = "") -> tuple[Any, Any]:
         int8_dir, trials = quantize_int8(
@@ -106,7 +118,7 @@ def optimize_pipeline(
         int8 = trials = None
         if optimize.quant.enabled:
             int8, trials = int8_at(onnx_dir, prefix, imgsz)
-        weights_only(onnx_dir, prefix, imgsz)
+        openvino_only(onnx_dir, prefix, imgsz)
         for size in optimize.sizes_below(imgsz):  # the size axis: FP32 and INT8, smaller inputs
             sized_dir, _ = export_model(
                 model_dir, dataset, size, optimize, f"{prefix}_{size}", id=f"export_{prefix}_{size}"
@@ -115,7 +127,7 @@ def optimize_pipeline(
             sized.append(score(sized_dir, MODEL_FILE, f"{prefix}_fp32_{size}", size=size))
             if optimize.quant.enabled:
                 sized.append(int8_at(sized_dir, prefix, size, f"_{size}")[0])
-            weights_only(sized_dir, prefix, size, f"_{size}")
+            openvino_only(sized_dir, prefix, size, f"_{size}")
         return fp32, int8, trials
 
     base_pt = score(weights_dir, "best.pt", "base_pt")

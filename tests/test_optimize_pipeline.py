@@ -57,7 +57,8 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
         "optimize.openvino=on",  # the backend axis: every ONNX variant on OpenVINO too
         *distill,
         "optimize.sizes=[96]",  # the size axis: the FP32 and INT8 variants at 96 px too
-        # and (optimize.quant.weights_only, the default) the int8-weights twins on OpenVINO
+        # and (optimize.quant.weights_only and .nncf, the defaults) the int8-weights and NNCF
+        # INT8 twins on OpenVINO
         "optimize.max_map_drop=1.0",
         env_extra=env,
         guard=guard,
@@ -72,7 +73,8 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     onnx_names += ["base_fp32_96", "base_int8_96", "pruned_fp32_96", "pruned_int8_96"]
     assert names[:10] == ["base_pt", "base_ft", *onnx_names]
     w8 = ["base_w8_ov", "pruned_w8_ov", "base_w8_96_ov", "pruned_w8_96_ov"]
-    assert sorted(names[10:]) == sorted([*(f"{n}_ov" for n in onnx_names), *w8])  # backends
+    nncf = [n.replace("_w8", "_nncf") for n in w8]
+    assert sorted(names[10:]) == sorted([*(f"{n}_ov" for n in onnx_names), *w8, *nncf])
     fast = min((v for v in sel["variants"] if v["p50_ms"]), key=lambda v: v["p50_ms"])
     ties = [
         v for v in sel["variants"] if v["p50_ms"] and tied(VariantScore(**v), VariantScore(**fast))
@@ -100,6 +102,10 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
         fp32 = by[n.replace("_w8", "_fp32").removesuffix("_ov")]
         assert by[n]["precision"] == "w8" and by[n]["recipe"]["weights_only"]
         assert by[n]["size_bytes"] < 0.35 * fp32["size_bytes"] and by[n]["runs"]
+    for n in nncf:  # NNCF's INT8 for OpenVINO, calibrated on the same train images
+        fp32 = by[n.replace("_nncf", "_fp32").removesuffix("_ov")]
+        assert by[n]["precision"] == "int8" and by[n]["recipe"]["backend"] == "nncf"
+        assert by[n]["size_bytes"] < 0.4 * fp32["size_bytes"] and by[n]["head"] == "raw"
     ov_version = version("openvino")
     assert sel["backends"]["openvino"].startswith(f"{ov_version} (the _ov variants, runs ")
     assert by["pruned_int8_96"]["macs"] == round(by["pruned_int8"]["macs"] * (96 / 128) ** 2)
@@ -130,7 +136,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert held["verdict"].startswith("vacuous: the base did not learn enough")
     assert f". {sel['selected']} on test: " in held["verdict"]
     onnx = [v for v in sel["variants"] if v["format"] == "onnx"]
-    assert sel["timing"]["interleaved"] and len(onnx) == 20 and all(v["p25_ms"] for v in onnx)
+    assert sel["timing"]["interleaved"] and len(onnx) == 24 and all(v["p25_ms"] for v in onnx)
     assert sel["timing"]["runtime"] == "onnxruntime, openvino"
     by_name = {v["name"]: v["held_out"] for v in sel["variants"]}
     assert by_name["base_pt"]["drop"] == 0 and by_name["base_pt"]["drop_ci95"] == [0.0, 0.0]
@@ -201,10 +207,11 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert rebuilt["imgsz"] == [160, 160] and "raw_head" in rebuilt and "quantization" in rebuilt
     rows = {r["model"]: r for r in result["rows"]}
     full = {"base_fp32", "base_int8", "pruned_fp32", "pruned_int8"}  # and their _ov twins
-    # the int8-weights variants, OpenVINO only, rebuilt from the weights like the rest
-    w8_rows = {"base_w8_ov", "pruned_w8_ov"}
-    assert set(rows) == {*full, *(f"{n}_ov" for n in full), *w8_rows, "ultralytics_int8"}
+    # the int8-weights and NNCF variants, OpenVINO only, rebuilt from the weights like the rest
+    ov_only = {"base_w8_ov", "pruned_w8_ov", "base_nncf_ov", "pruned_nncf_ov"}
+    assert set(rows) == {*full, *(f"{n}_ov" for n in full), *ov_only, "ultralytics_int8"}
     assert (bench.parent / "pruned_w8_160_raw.onnx").is_file()
+    assert onnx_metadata(bench.parent / "pruned_nncf_160.onnx")[0]["quantization"]["nncf"]
     assert rows["base_fp32"]["speedup_vs_base_fp32"] == 1.0
     assert rows["ultralytics_int8"]["map50_95"] is not None
     assert "| ultralytics_int8 |" in out.stdout

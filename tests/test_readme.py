@@ -32,7 +32,7 @@ TINY_TRAIN = (
     "optimize.prune.finetune_epochs=1 optimize.quant.calib_images=8 optimize.latency.runs=5 "
     "optimize.latency.rounds=2 optimize.latency.warmup=2 "
     "optimize.bundle.benchmark_runs=5 optimize.bundle.golden_images=2 optimize.max_map_drop=1.0 "
-    "optimize.allow_vacuous=true optimize.quant.weights_only=false"
+    "optimize.allow_vacuous=true optimize.quant.weights_only=false optimize.quant.nncf=off"
 )
 RUN_HERE = {
     "python run.py --help": "",

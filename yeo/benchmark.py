@@ -185,6 +185,11 @@ def build_variant(
         from yeo.optimize.quantize import quantize_weights
 
         path = quantize_weights(fp32, out / f"{name}_{imgsz}.onnx")
+    elif (v.get("recipe") or {}).get("backend") == "nncf":
+        from yeo.optimize.quantize import quantize_nncf
+
+        log.info("benchmark: NNCF INT8 of %s at %d px", name, imgsz)
+        path = quantize_nncf(fp32, out / f"{name}_{imgsz}.onnx", calib, imgsz)
     elif v["precision"] == "int8":
         known = {f.name for f in fields(QuantRecipe)}
         recipe = QuantRecipe(**{k: x for k, x in v["recipe"].items() if k in known})
@@ -258,7 +263,7 @@ def compare(
     else:  # the size axis' variants are their full-size rows at other inputs: rebuilt once
         same = {n: v for n, v in variants.items() if v.get("imgsz") in (None, run_size)}
         ort = {n: v for n, v in same.items() if backend_of(v) != "openvino"}
-        # an OpenVINO-only variant (int8 weights: <prefix>_w8_ov) is built under its file's name
+        # an OpenVINO-only variant (<prefix>_w8_ov, <prefix>_nncf_ov) is built under its file's name
         alone = {n[:-3]: v for n, v in same.items() if n not in ort and n[:-3] not in same}
         built = variants_at(run, ort | alone, imgsz, out, rep)
         paths = (

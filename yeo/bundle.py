@@ -157,6 +157,8 @@ KEPT_FP32 = {
     "none": "none",
 }
 WEIGHT_RANGE = {
+    "nncf": "int8 weights, symmetric per output channel, as NNCF sets them for OpenVINO's CPU "
+    "plugin",
     "pairsafe": "int8 per-channel weights scaled so that any two of a channel add up to at "
     "most 128 (no int16 saturation on CPUs without VNNI)",
     "7bit": "7-bit weights in [-64, 64] (onnxruntime reduce_range; no int16 saturation)",
@@ -180,6 +182,13 @@ def int8_limits(q: dict[str, Any]) -> str:
         else "Run `python -m edge.verify` on each target CPU kind before trusting it there."
     )
     return f"activations {acts}, {weights}. {portable}"
+
+
+def _int8_tool(q: dict[str, Any]) -> str:
+    """What quantized the file, as the card says it."""
+    if q.get("backend") == "nncf":
+        return f"NNCF {q.get('nncf', '')} post-training quantization for OpenVINO's CPU plugin"
+    return "onnxruntime static quantization"
 
 
 def _change(sel: Selection, chosen: VariantScore) -> str:
@@ -271,8 +280,8 @@ def model_card(meta: dict[str, Any], sel: Selection, chosen: VariantScore, data_
     verdict = m.get("verdict") or f"mAP50-95 {m['map50_95']:.4f} on val (no held-out split)."
     kept = KEPT_FP32.get(q.get("exclude"), "n/a") if q else "n/a"
     int8 = (
-        f"- INT8 ({q.get('name', 'static QDQ') if q else 'static'}): onnxruntime static "
-        f"quantization, calibrated on train-split images only; kept in FP32: {kept}. Measured "
+        f"- INT8 ({q.get('name', 'static QDQ') if q else 'static'}): {_int8_tool(q or {})}, "
+        f"calibrated on train-split images only; kept in FP32: {kept}. Measured "
         f"change on val: {chosen.map50_95 - sel.base_map50_95:+.4f} mAP50-95 vs the FP32 .pt.\n"
         "- INT8 accuracy holds for images like the calibration set; very different lighting, "
         "sensors or scales can shift activations outside the calibrated ranges. Recalibrate on "

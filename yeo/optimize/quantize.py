@@ -198,3 +198,44 @@ def quantize_weights(fp32: Path, out: Path) -> Path:
         onnx.save(model, str(tmp_out))
         finish(tmp_out, model, out, WEIGHTS_ONLY)
     return out
+
+
+# the NNCF recipe's record in the model's metadata (its ``quantization`` entry); the preset is
+# ultralytics' own for its OpenVINO INT8 export (symmetric weights, asymmetric activations)
+NNCF_INT8 = {
+    "name": "nncf-mixed-minmax",
+    "backend": "nncf",
+    "activation": "u8",
+    "weights": "nncf",
+    "per_channel": True,
+    "calibrate": "minmax",
+    "exclude": "tail",
+    "portable": False,
+}
+
+
+def quantize_nncf(fp32: Path, out: Path, images: list[Path], imgsz: int) -> Path:
+    """INT8 of ``fp32`` by NNCF's post-training quantization (its ONNX backend, CPU target):
+    QDQ placed and parameterized the way OpenVINO's CPU plugin fuses it, calibrated on
+    ``images`` (the train images our recipes use), the Detect tail kept FP32 as in our
+    recipes. OpenVINO runs it as INT8; onnxruntime runs it slower than the FP32 file (its
+    pattern is not onnxruntime's), so it is scored and timed on OpenVINO only."""
+    import nncf
+    import onnx
+
+    logging.getLogger("nncf").setLevel(logging.WARNING)  # not a line per node it leaves alone
+    model = onnx.load(str(fp32))
+    reader = ImageCalibrationReader(images, imgsz, model.graph.input[0].name)
+    quantized = nncf.quantize(
+        model,
+        nncf.Dataset(list(iter(reader.get_next, None))),
+        preset=nncf.QuantizationPreset.MIXED,
+        target_device=nncf.TargetDevice.CPU,
+        subset_size=len(images),
+        ignored_scope=nncf.IgnoredScope(names=excluded_nodes(model, "tail"), validate=False),
+    )
+    with tempfile.TemporaryDirectory(prefix="yeo-nncf-") as tmp:
+        tmp_out = Path(tmp) / "nncf.onnx"
+        onnx.save(quantized, str(tmp_out))
+        finish(tmp_out, model, out, NNCF_INT8 | {"nncf": nncf.__version__})
+    return out

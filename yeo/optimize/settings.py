@@ -86,6 +86,10 @@ class QuantConfig(Group):
     # a ``_w8`` twin of every FP32 variant on OpenVINO: int8 Conv weights, float activations
     # (yeo.optimize.quantize.quantize_weights); only where the backend axis has OpenVINO
     weights_only: bool = True
+    # a ``_nncf`` twin of every FP32 variant on OpenVINO: NNCF's INT8 for OpenVINO's CPU plugin
+    # (yeo.optimize.quantize.quantize_nncf); auto: where the backend axis has OpenVINO and NNCF
+    # is installed
+    nncf: Literal["auto", "on", "off"] = "auto"
 
     def model_post_init(self, _: Any) -> None:
         unknown = [n for n in self.recipes if n not in RECIPES]
@@ -176,6 +180,19 @@ def use_openvino(cfg: OptimizeConfig) -> bool:
     return cfg.openvino == "on" or (cfg.openvino == "auto" and openvino_version() is not None)
 
 
+def nncf_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("nncf") is not None
+
+
+def use_nncf(cfg: OptimizeConfig) -> bool:
+    """Whether every FP32 variant gets an NNCF INT8 twin on OpenVINO (``optimize.quant.nncf``)."""
+    q = cfg.quant
+    wanted = q.nncf == "on" or (q.nncf == "auto" and nncf_installed())
+    return wanted and q.enabled and use_openvino(cfg)
+
+
 def backends_tried(cfg: OptimizeConfig, openvino_runs: str | None = None) -> dict[str, str]:
     """Each backend with its version, or why it was not tried: for the report."""
     import onnxruntime
@@ -195,6 +212,12 @@ def check(cfg: OptimizeConfig) -> None:
     """What a valid config still needs from this machine."""
     if cfg.openvino == "on" and openvino_version() is None:
         raise ConfigError("optimize.openvino=on needs OpenVINO: pip install openvino")
+    if cfg.quant.nncf == "on" and not nncf_installed():
+        raise ConfigError("optimize.quant.nncf=on needs NNCF: pip install nncf (make install does)")
+    if cfg.quant.nncf == "on" and not use_openvino(cfg):
+        raise ConfigError(
+            "optimize.quant.nncf=on needs OpenVINO on the backend axis (optimize.openvino)"
+        )
     if cfg.quant.backend == "inc":
         try:
             import onnx_neural_compressor  # noqa: F401

@@ -328,7 +328,13 @@ def table_notes(sel: Selection) -> str:
         if any(v.precision == "w8" for v in sel.variants)
         else ""
     )
-    return f"{timing} {acc}{control}{front}{w8}{tried}"
+    nncf = (
+        " _nncf: NNCF's INT8 of the FP32 file, for OpenVINO's CPU plugin, calibrated on the "
+        "same train images as the _int8 files; on OpenVINO only."
+        if any((v.recipe or {}).get("backend") == "nncf" for v in sel.variants)
+        else ""
+    )
+    return f"{timing} {acc}{control}{front}{w8}{nncf}{tried}"
 
 
 def write_tables(sel: Selection, folder: Path) -> tuple[Path, Path]:
