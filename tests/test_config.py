@@ -109,3 +109,23 @@ def test_every_optimize_setting_can_be_overridden_from_the_cli() -> None:
     assert missing(OptimizeConfig, conf, "optimize.") == []
     cfg = RunConfig.parse(compose_config(["optimize.prune.control=false", "optimize.sizes=[224]"]))
     assert cfg.optimize.prune.control is False and cfg.optimize.sizes == [224]
+
+
+def test_the_nncf_variants_follow_openvino_and_are_refused_without_it() -> None:
+    """optimize.quant.nncf: auto builds them where OpenVINO is on the axis and NNCF installed;
+    on is refused at the CLI, in one line, where they cannot be built."""
+    from yeo.optimize.settings import check, use_nncf
+
+    def parse(*overrides: str):
+        return RunConfig.parse(compose_config(list(overrides))).optimize
+
+    assert use_nncf(parse())  # make install installs both
+    assert not use_nncf(parse("optimize.openvino=off"))
+    assert not use_nncf(parse("optimize.quant.enabled=false"))
+    assert not use_nncf(parse("optimize.quant.nncf=off"))
+    with pytest.raises(ConfigError, match=r"optimize\.quant\.nncf=on needs OpenVINO on the"):
+        check(parse("optimize.quant.nncf=on", "optimize.openvino=off"))
+    out = run_cli("--pipeline", "optimize", "optimize.quant.nncf=maybe")
+    assert out.returncode == 2 and "optimize.quant.nncf: Input should be 'auto', 'on' or 'off'" in (
+        out.stderr
+    )
