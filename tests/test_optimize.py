@@ -231,6 +231,7 @@ def test_nncf_int8_for_openvino_keeps_the_head_float_and_the_detections(
 
     from yeo.optimize.dataset import split_images
     from yeo.optimize.export import onnx_metadata
+    from yeo.optimize.portability import pair_overflows
     from yeo.optimize.quantize import calibration_images, detect_prefix, quantize_nncf
 
     images = calibration_images(split_images(tiny_data.parent, "train"), 16, 0)
@@ -246,6 +247,8 @@ def test_nncf_int8_for_openvino_keeps_the_head_float_and_the_detections(
     assert not [n.name for n in head_nodes if n.input and n.input[0] in dequantized]  # float
     recipe = onnx_metadata(q)[0]["quantization"]
     assert recipe["backend"] == "nncf" and recipe["nncf"] == nncf.__version__
+    # 7-bit weights (NNCF's overflow fix): the same outputs on CPUs without VNNI, bundleable
+    assert recipe["portable"] and not pair_overflows(model)
     settings = EvalSettings(imgsz=128)
     on_ov = evaluate(q, tiny_data, settings, "openvino").map50_95
     ref = evaluate(fp32_onnx, tiny_data, settings, "openvino").map50_95
@@ -405,9 +408,9 @@ def test_inc_is_not_trusted_when_every_recipe_fails(
     assert all(not t.passed for t in inc)
 
 
-def _one_op_model(op: str, w: np.ndarray, **attrs: int):
+def _one_op_model(op: str, w: np.ndarray, float_input: bool = False, **attrs: int):
     """A one-node ONNX graph whose int8 weight ``w`` feeds ``op`` (QDQ: through a
-    DequantizeLinear; QOperator: directly)."""
+    DequantizeLinear, the input quantized too unless ``float_input``; QOperator: directly)."""
     from onnx import TensorProto, helper, numpy_helper
 
     inits = [
@@ -419,9 +422,14 @@ def _one_op_model(op: str, w: np.ndarray, **attrs: int):
     if op.startswith("QLinear"):
         nodes = [helper.make_node(op, ["x", "s", "xz", "w", "s", "z", "s", "xz"], ["y"], **attrs)]
     else:
+        qdq = [
+            helper.make_node("QuantizeLinear", ["x", "s", "xz"], ["xq"]),
+            helper.make_node("DequantizeLinear", ["xq", "s", "xz"], ["xd"]),
+        ]
         nodes = [
+            *([] if float_input else qdq),
             helper.make_node("DequantizeLinear", ["w", "s", "z"], ["wf"]),
-            helper.make_node(op, ["x", "wf"], ["y"], **attrs),
+            helper.make_node(op, ["x" if float_input else "xd", "wf"], ["y"], **attrs),
         ]
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
@@ -432,7 +440,8 @@ def _one_op_model(op: str, w: np.ndarray, **attrs: int):
 
 def test_pair_check_reads_each_weight_along_its_reduction_axis() -> None:
     """A MatMul's B[K, N] sums over K: a column, not a row, makes a pair; Gemm's transB flips
-    it; QOperator weights (QLinearConv) are checked too, not passed as empty."""
+    it; QOperator weights (QLinearConv) are checked too, not passed as empty; weights into a
+    float input run in float and are not flagged."""
     from yeo.optimize.portability import pair_overflows
 
     b = np.zeros((4, 2))
@@ -440,6 +449,8 @@ def test_pair_check_reads_each_weight_along_its_reduction_axis() -> None:
     assert pair_overflows(_one_op_model("MatMul", b)) == ["w: |q0| + |q1| up to 200 > 128"]
     assert pair_overflows(_one_op_model("Gemm", b.T, transB=1))
     assert not pair_overflows(_one_op_model("Gemm", b.T))  # [K=2, N=4]: K pairs are 100 + 0
+    # int8 weights into a float input (the w8 files, NNCF's float head): no integer kernel
+    assert not pair_overflows(_one_op_model("MatMul", b, float_input=True))
     conv = np.zeros((2, 2, 1, 1))
     conv[0, :, 0, 0] = 100  # output channel 0: two inputs at 100
     assert pair_overflows(_one_op_model("QLinearConv", conv))
