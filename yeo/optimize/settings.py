@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from edge.engine import installed
 from yeo.errors import ConfigError
 from yeo.group import Group
 from yeo.optimize.recipes import DEFAULT_RECIPES, EXTRA_RECIPES, QuantRecipe
@@ -180,16 +181,10 @@ def use_openvino(cfg: OptimizeConfig) -> bool:
     return cfg.openvino == "on" or (cfg.openvino == "auto" and openvino_version() is not None)
 
 
-def nncf_installed() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("nncf") is not None
-
-
 def use_nncf(cfg: OptimizeConfig) -> bool:
     """Whether every FP32 variant gets an NNCF INT8 twin on OpenVINO (``optimize.quant.nncf``)."""
     q = cfg.quant
-    wanted = q.nncf == "on" or (q.nncf == "auto" and nncf_installed())
+    wanted = q.nncf == "on" or (q.nncf == "auto" and installed("nncf"))
     return wanted and q.enabled and use_openvino(cfg)
 
 
@@ -212,7 +207,7 @@ def check(cfg: OptimizeConfig) -> None:
     """What a valid config still needs from this machine."""
     if cfg.openvino == "on" and openvino_version() is None:
         raise ConfigError("optimize.openvino=on needs OpenVINO: pip install openvino")
-    if cfg.quant.nncf == "on" and not nncf_installed():
+    if cfg.quant.nncf == "on" and not installed("nncf"):
         raise ConfigError("optimize.quant.nncf=on needs NNCF: pip install nncf (make install does)")
     if cfg.quant.nncf == "on" and not use_openvino(cfg):
         raise ConfigError(
