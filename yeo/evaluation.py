@@ -378,16 +378,22 @@ def _decode_on_host(validator, strides: list[int]) -> None:
     validator.postprocess = postprocess
 
 
-def split_size(data_yaml: Path, split: str) -> int:
-    """Number of images in ``split`` of a data.yaml (folders or list files)."""
+def split_images(data_yaml: Path, split: str) -> list[Path]:
+    """The images of ``split`` of a data.yaml (folders or list files), sorted."""
     from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
 
     entry = check_det_dataset(str(data_yaml)).get(split)
     paths = entry if isinstance(entry, list) else [entry] if entry else []
-    count = 0
+    images: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            count += sum(1 for f in p.rglob("*") if f.suffix.lstrip(".").lower() in IMG_FORMATS)
+            images += [f for f in p.rglob("*") if f.suffix.lstrip(".").lower() in IMG_FORMATS]
         elif p.is_file():
-            count += sum(1 for line in p.read_text().splitlines() if line.strip())
-    return count
+            lines = (line.strip() for line in p.read_text().splitlines())
+            images += [(p.parent / line).resolve() for line in lines if line]
+    return sorted(images)
+
+
+def split_size(data_yaml: Path, split: str) -> int:
+    """Number of images in ``split`` of a data.yaml (folders or list files)."""
+    return len(split_images(data_yaml, split))

@@ -43,8 +43,10 @@ def finetune(
     configure_ultralytics()
     from ultralytics.models.yolo.detect import DetectionTrainer
 
+    from yeo.train.trainer import monitor_data
+
     args = cfg.ultralytics_args() | {
-        "data": str(data_yaml),
+        "data": str(monitor_data(data_yaml, cfg.monitor_images, save_dir / "monitor")),
         "project": str(save_dir.parent),
         "name": save_dir.name,
         "exist_ok": True,

@@ -66,12 +66,15 @@ class TrainConfig(Group):
     device: str | int = "auto"  # auto | cpu | 0 | 0,1 ...
     workers: int = 0
     amp: bool = False
+    monitor_images: int | None = None  # per-epoch validation on this many val images (None: all)
 
     def model_post_init(self, _: Any) -> None:
         if self.imgsz < 32 or self.imgsz % 32:
             raise ConfigError(f"train.imgsz must be a multiple of 32 (>= 32), got {self.imgsz}")
         if self.epochs < 1 or self.batch < 1:
             raise ConfigError("train.epochs and train.batch must be >= 1")
+        if self.monitor_images is not None and self.monitor_images < 1:
+            raise ConfigError(f"train.monitor_images must be >= 1 or null, got {self.monitor_images}")
         if not 0 < self.lr0 < 1:
             raise ConfigError(f"train.lr0 must be in (0, 1), got {self.lr0}")
 

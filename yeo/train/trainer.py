@@ -91,6 +91,38 @@ class EpochRecorder:
         )
 
 
+def monitor_data(data_yaml: Path, limit: int | None, dest: Path) -> Path:
+    """The data.yaml a training run validates on after each epoch (best.pt, early stopping):
+    ``data_yaml`` itself, or, when ``limit`` is set and its val split is larger, a copy in
+    ``dest`` whose val is ``limit`` images spread evenly over val (sorted by name). Per-epoch
+    validation then costs the same however large val grows; the evaluator still chooses on
+    all of it."""
+    import numpy as np
+    import yaml
+
+    from yeo.evaluation import split_images
+    from yeo.io import write_yaml
+
+    data_yaml = Path(data_yaml)
+    if limit is None:
+        return data_yaml
+    val = split_images(data_yaml, "val")
+    if len(val) <= limit:
+        return data_yaml
+    picked = [val[i] for i in np.linspace(0, len(val) - 1, limit).round().astype(int)]
+    dest.mkdir(parents=True, exist_ok=True)
+    listing = dest / "val_monitor.txt"
+    listing.write_text("".join(f"{f.resolve()}\n" for f in picked))
+    data = yaml.safe_load(data_yaml.read_text()) or {}
+    root = (data_yaml.parent / data.get("path", ".")).resolve()
+    train = data["train"] if isinstance(data["train"], list) else [data["train"]]
+    monitor = {k: v for k, v in data.items() if k not in ("path", "train", "val", "test")}
+    monitor |= {"path": str(root), "train": [str(root / t) for t in train], "val": str(listing)}
+    write_yaml(dest / "data.yaml", monitor)
+    log.info("per-epoch validation on %d of the %d val images (%s)", limit, len(val), listing)
+    return dest / "data.yaml"
+
+
 def build_model(model: ModelConfig) -> Any:
     """A YOLO model from the architecture yaml (scratch) or from weights (pretrained)."""
     configure_ultralytics()
@@ -126,9 +158,10 @@ def train(
     model = model or build_model(model_cfg)
     recorder = EpochRecorder()
     recorder.attach(model.add_callback, on_epoch_end or [])
+    monitored = monitor_data(data_yaml, cfg.monitor_images, save_dir / "monitor")
     start = time.perf_counter()
     model.train(
-        data=str(data_yaml),
+        data=str(monitored),
         project=str(save_dir.parent),
         name=save_dir.name,
         exist_ok=True,
