@@ -22,6 +22,12 @@ class BudgetError(UserError):
     """No variant met the accuracy budget (report, table and models are kept)."""
 
 
+class OverBudgetError(UserError):
+    """The held-out split confirms the selected variant over the budget: val chose a model
+    that breaks the promise (report, table and models are kept; no bundle).
+    ``optimize.allow_over_budget=true`` bundles anyway."""
+
+
 class VacuousError(UserError):
     """The base is under the floor, so the budget verdict means nothing (report, table and
     models are kept; no bundle). ``optimize.allow_vacuous=true`` bundles anyway."""
@@ -38,7 +44,9 @@ def report_optimize(
     prune_summary: PruneSummary | None = None,
 ) -> Annotated[HTMLString, "report"]:
     """Write the run's report beside its variants table; the HTML is the step's output.
-    Raises :class:`BudgetError` afterwards when no variant met the budget."""
+    Raises afterwards, so the run stops before the bundle: :class:`BudgetError` when no
+    variant met the budget on val, :class:`VacuousError` when the base is under the floor,
+    :class:`OverBudgetError` when the held-out split confirms the selected one over it."""
 
     folder = workspace().outputs / "optimize" / run_name()
     how = HowChosen(
@@ -72,5 +80,11 @@ def report_optimize(
             f"vacuous verdict: the base did not learn enough for a budget to mean anything "
             f"({held.floor}); no bundle (optimize.allow_vacuous=true bundles anyway); report: "
             f"{files['html']}"
+        )
+    if held is not None and held.breached and not config["optimize"].get("allow_over_budget"):
+        raise OverBudgetError(
+            f"over budget on held-out data: {held.verdict}; val chose a model the {held.split} "
+            "split rejects (a larger val split chooses surer); no bundle "
+            f"(optimize.allow_over_budget=true bundles anyway); report: {files['html']}"
         )
     return HTMLString(Path(files["html"]).read_text())

@@ -15,7 +15,12 @@ import yaml
 from tests.conftest import CODE_ROOT, make_yolo, run_cli
 
 pytestmark = pytest.mark.slow
-TINY = ["data.synthetic.num_images=16", "data.synthetic.imgsz=64", "data.synthetic.test_images=0"]
+TINY = [
+    "data.synthetic.num_images=16",
+    "data.synthetic.imgsz=64",
+    "data.synthetic.test_images=0",
+    "data.synthetic.val_images=0",
+]
 
 
 @pytest.fixture

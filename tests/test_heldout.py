@@ -19,7 +19,13 @@ from yeo.optimize.heldout import (
     score_held_out,
     verdict,
 )
-from yeo.optimize.variants import HeldOutScore, Selection, VariantScore, time_interleaved
+from yeo.optimize.variants import (
+    HeldOut,
+    HeldOutScore,
+    Selection,
+    VariantScore,
+    time_interleaved,
+)
 
 
 def _with_test_split(tiny_data: Path, tmp_path: Path) -> Path:
@@ -151,6 +157,14 @@ def test_budget_verdict_says_when_it_is_inside_the_noise(drop, ci, within, noisy
     )
     text, w, n = verdict("pruned_int8", score, 0.01, "test")
     assert (w, n) == (within, noisy) and words in text and "pruned_int8 on test" in text
+    # only a confirmed breach stops the run before the bundle (optimize.allow_over_budget),
+    # and not when the base is under the floor (that verdict means nothing either way)
+    held = HeldOut(
+        split="test", independent=True, n_images=1060, n_instances=2872, resamples=1000,
+        verdict=text, within_budget=w, inside_noise=n,
+    )  # fmt: skip
+    assert held.breached == (drop == 0.030)
+    assert not held.model_copy(update={"floor": "base_pt scored 0.0"}).breached
 
 
 @pytest.mark.parametrize(

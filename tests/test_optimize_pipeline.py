@@ -19,6 +19,8 @@ pytestmark = pytest.mark.slow
 TINY = [
     "data.synthetic.num_images=24",
     "data.synthetic.test_images=8",  # the extra test images, end to end
+    "data.synthetic.val_images=6",  # and val images, which epochs see a subset of:
+    "train.monitor_images=3",
     "data.synthetic.imgsz=128",
     "data.synthetic.contrast=3",
     "train.imgsz=128",
@@ -67,6 +69,10 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     assert not guard.exists() or guard.read_text() == "", guard.read_text()
     (table,) = (root / "outputs" / "optimize").rglob("variants.json")
     assert str(root) not in table.read_text()  # the selection artifact holds no local path
+    # every training epoch validated on 3 of the val images (train.monitor_images): the base's
+    # training, base_ft's fine-tune and the prune step's
+    monitors = sorted((root / "outputs").rglob("val_monitor.txt"))
+    assert len(monitors) == 3 and all(len(m.read_text().split()) == 3 for m in monitors)
     sel = json.loads(table.read_text())
     names = [v["name"] for v in sel["variants"]]
     onnx_names = ["base_fp32", "base_int8", "pruned_fp32", "pruned_int8"]

@@ -212,6 +212,7 @@ def test_two_tuning_workers_share_one_postgres_study(team: dict, tmp_path: Path)
     args = [
         "data.synthetic.num_images=16",
         "data.synthetic.test_images=0",
+        "data.synthetic.val_images=0",
         "data.synthetic.imgsz=64",
         "train.imgsz=64",
         "train.batch=8",

@@ -25,6 +25,33 @@ def test_two_runs_with_the_same_config_match(tiny_data: Path, tmp_path: Path) ->
     assert a.best.is_file() and a.last.is_file()
 
 
+def test_epochs_validate_on_the_monitor_subset_and_the_evaluator_on_all_of_val(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """train.monitor_images: each epoch's validation (training and fine-tuning) sees that many
+    val images, spread over the sorted split; the split itself, which the evaluator chooses
+    on, keeps all of them; null, or a limit at least val's size, leaves the data.yaml as is."""
+    from yeo.evaluation import split_images
+    from yeo.optimize.finetune import finetune, load_module
+
+    val = split_images(tiny_data, "val")
+    assert len(val) == 6
+    cfg = TrainConfig.from_dict(TINY_TRAIN | {"monitor_images": 2})
+    seen: list[list[str]] = []
+
+    def record(tr) -> None:
+        seen.append(sorted(Path(f).name for f in tr.validator.dataloader.dataset.im_files))
+
+    out = trainer.train(tiny_data, cfg, ModelConfig(), tmp_path / "t", on_epoch_end=[record])
+    finetune(load_module(out.best), tiny_data, cfg, tmp_path / "ft", on_epoch_end=[record])
+    assert seen == [[val[0].name, val[-1].name]] * 2  # both ends of the sorted split
+    assert split_images(tiny_data, "val") == val
+    for limit in (None, 6, 50):
+        assert trainer.monitor_data(tiny_data, limit, tmp_path / "m") == tiny_data
+    with pytest.raises(ConfigError, match="monitor_images"):
+        TrainConfig(monitor_images=0)
+
+
 def test_bad_train_values_fail_fast() -> None:
     with pytest.raises(ConfigError, match="multiple of 32"):
         TrainConfig(imgsz=100)
@@ -55,6 +82,7 @@ def test_train_pipeline_tracks_registers_and_stays_offline(tmp_path: Path) -> No
     args = [
         "data.synthetic.num_images=16",
         "data.synthetic.test_images=0",
+        "data.synthetic.val_images=0",
         "data.synthetic.imgsz=64",
         "train.imgsz=64",
         "train.epochs=2",

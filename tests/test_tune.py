@@ -21,6 +21,7 @@ pytestmark = pytest.mark.slow
 BASE = [
     "data.synthetic.num_images=16",
     "data.synthetic.test_images=0",
+    "data.synthetic.val_images=0",
     "data.synthetic.imgsz=64",
     "train.imgsz=64",
     "train.batch=8",

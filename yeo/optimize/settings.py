@@ -133,6 +133,9 @@ class OptimizeConfig(Group):
     # vacuous verdict; the run then stops before the bundle unless allow_vacuous
     min_base_map: float = Field(0.0, ge=0, le=1)
     allow_vacuous: bool = False
+    # the held-out split confirms the selected variant over the budget (its whole paired
+    # interval): the run stops before the bundle unless allow_over_budget
+    allow_over_budget: bool = False
     opset: int = Field(17, ge=11, le=21)
     dynamic: bool = False
     simplify: bool = True

@@ -53,6 +53,12 @@ class HeldOut(BaseModel):
     def vacuous(self) -> bool:
         return self.floor is not None
 
+    @property
+    def breached(self) -> bool:
+        """The held-out split confirms the selected variant is over the budget: its point
+        estimate and its whole paired interval (a verdict that means something: not vacuous)."""
+        return not self.vacuous and self.within_budget is False and self.inside_noise is False
+
 
 class VariantScore(BaseModel):
     name: str  # base_pt, base_fp32, base_int8, pruned_fp32, pruned_int8 (+ _<px>: size axis)

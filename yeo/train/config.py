@@ -74,7 +74,9 @@ class TrainConfig(Group):
         if self.epochs < 1 or self.batch < 1:
             raise ConfigError("train.epochs and train.batch must be >= 1")
         if self.monitor_images is not None and self.monitor_images < 1:
-            raise ConfigError(f"train.monitor_images must be >= 1 or null, got {self.monitor_images}")
+            raise ConfigError(
+                f"train.monitor_images must be >= 1 or null, got {self.monitor_images}"
+            )
         if not 0 < self.lr0 < 1:
             raise ConfigError(f"train.lr0 must be in (0, 1), got {self.lr0}")
 
