@@ -17,7 +17,11 @@ os.environ.setdefault("YEO_OFFLINE", "1")
 if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
     # share the cores between workers (and the run.py processes they start) rather than
     # oversubscribe them: torch's OpenMP pool spins on busy cores
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    share = str(max(1, (os.cpu_count() or 1) // workers))
+    os.environ.setdefault("OMP_NUM_THREADS", share)
+    # ultralytics' select_device resets torch to its own count (yeo.env: every core), not
+    # OpenMP's: without this each worker's training ran on both cores
+    os.environ.setdefault("YEO_TORCH_THREADS", share)
 
 from yeo import env
 

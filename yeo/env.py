@@ -185,17 +185,14 @@ def configure_ultralytics() -> None:
     the active run inside our steps). Also disarms its global ``PIL.Image.open`` patch, which
     on any unidentifiable image tries to pip-install ``pi-heif`` and then fails with
     ModuleNotFoundError instead of PIL's own error. And lets CPU training use every core
-    (``YEO_TORCH_THREADS`` overrides, then ``OMP_NUM_THREADS``: ultralytics' ``select_device``
-    resets torch's threads to this number whatever OpenMP was told, so two test workers on
-    two cores each ran 2-thread training and spun on each other's core).
+    (``YEO_TORCH_THREADS`` overrides).
     """
     from ultralytics.utils import SETTINGS, patches, torch_utils
 
     patches._pil_plugins_registered = True  # plain Image.open from now on
     disable_openvino_telemetry()  # ultralytics' OpenVINO export imports openvino
     # select_device() sets torch to cpu_count - 1 threads: one of two cores on a 2-core box
-    threads = os.environ.get("YEO_TORCH_THREADS") or os.environ.get("OMP_NUM_THREADS")
-    torch_utils.NUM_THREADS = int(threads or os.cpu_count() or 1)
+    torch_utils.NUM_THREADS = int(os.environ.get("YEO_TORCH_THREADS", os.cpu_count() or 1))
 
     ws = workspace()
     SETTINGS.update(
