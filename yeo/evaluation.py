@@ -388,9 +388,9 @@ def split_images(data_yaml: Path, split: str) -> list[Path]:
     for p in map(Path, paths):
         if p.is_dir():
             images += [f for f in p.rglob("*") if f.suffix.lstrip(".").lower() in IMG_FORMATS]
-        elif p.is_file():
+        elif p.is_file():  # a list file: "./" lines beside it, others as written (ultralytics)
             lines = (line.strip() for line in p.read_text().splitlines())
-            images += [(p.parent / line).resolve() for line in lines if line]
+            images += [p.parent / x[2:] if x.startswith("./") else Path(x) for x in lines if x]
     return sorted(images)
 
 

@@ -99,6 +99,7 @@ def monitor_data(data_yaml: Path, limit: int | None, dest: Path) -> Path:
     all of it."""
     import numpy as np
     import yaml
+    from ultralytics.data.utils import check_det_dataset
 
     from yeo.evaluation import split_images
     from yeo.io import write_yaml
@@ -114,10 +115,10 @@ def monitor_data(data_yaml: Path, limit: int | None, dest: Path) -> Path:
     listing = dest / "val_monitor.txt"
     listing.write_text("".join(f"{f.resolve()}\n" for f in picked))
     data = yaml.safe_load(data_yaml.read_text()) or {}
-    root = (data_yaml.parent / data.get("path", ".")).resolve()
-    train = data["train"] if isinstance(data["train"], list) else [data["train"]]
+    info = check_det_dataset(str(data_yaml))  # path and train as ultralytics resolves them
+    train = info["train"] if isinstance(info["train"], list) else [info["train"]]
     monitor = {k: v for k, v in data.items() if k not in ("path", "train", "val", "test")}
-    monitor |= {"path": str(root), "train": [str(root / t) for t in train], "val": str(listing)}
+    monitor |= {"path": str(info["path"]), "train": [str(t) for t in train], "val": str(listing)}
     write_yaml(dest / "data.yaml", monitor)
     log.info("per-epoch validation on %d of the %d val images (%s)", limit, len(val), listing)
     return dest / "data.yaml"
