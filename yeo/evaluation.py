@@ -380,9 +380,16 @@ def _decode_on_host(validator, strides: list[int]) -> None:
 
 def split_images(data_yaml: Path, split: str) -> list[Path]:
     """The images of ``split`` of a data.yaml (folders or list files), sorted."""
-    from ultralytics.data.utils import IMG_FORMATS, check_det_dataset
+    from ultralytics.data.utils import check_det_dataset
 
-    entry = check_det_dataset(str(data_yaml)).get(split)
+    return entry_images(check_det_dataset(str(data_yaml)).get(split))
+
+
+def entry_images(entry: str | list[str] | None) -> list[Path]:
+    """The images of one split entry as ``check_det_dataset`` resolves it (folders or list
+    files), sorted."""
+    from ultralytics.data.utils import IMG_FORMATS
+
     paths = entry if isinstance(entry, list) else [entry] if entry else []
     images: list[Path] = []
     for p in map(Path, paths):

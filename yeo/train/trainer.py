@@ -101,13 +101,14 @@ def monitor_data(data_yaml: Path, limit: int | None, dest: Path) -> Path:
     import yaml
     from ultralytics.data.utils import check_det_dataset
 
-    from yeo.evaluation import split_images
+    from yeo.evaluation import entry_images
     from yeo.io import write_yaml
 
     data_yaml = Path(data_yaml)
     if limit is None:
         return data_yaml
-    val = split_images(data_yaml, "val")
+    info = check_det_dataset(str(data_yaml))  # path and splits as ultralytics resolves them
+    val = entry_images(info.get("val"))
     if len(val) <= limit:
         return data_yaml
     picked = [val[i] for i in np.linspace(0, len(val) - 1, limit).round().astype(int)]
@@ -115,7 +116,6 @@ def monitor_data(data_yaml: Path, limit: int | None, dest: Path) -> Path:
     listing = dest / "val_monitor.txt"
     listing.write_text("".join(f"{f.resolve()}\n" for f in picked))
     data = yaml.safe_load(data_yaml.read_text()) or {}
-    info = check_det_dataset(str(data_yaml))  # path and train as ultralytics resolves them
     train = info["train"] if isinstance(info["train"], list) else [info["train"]]
     monitor = {k: v for k, v in data.items() if k not in ("path", "train", "val", "test")}
     monitor |= {"path": str(info["path"]), "train": [str(t) for t in train], "val": str(listing)}
