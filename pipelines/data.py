@@ -10,6 +10,7 @@ from zenml.config import CachePolicy
 from steps import convert_annotations, etl_dataset, ingest_data, validate_dataset, version_dataset
 from yeo.data.settings import DataConfig
 from yeo.data.sources import fingerprint
+from yeo.io import remove_staging
 from yeo.tracking import mark_failed
 
 
@@ -30,7 +31,7 @@ def data_steps(data: DataConfig, cached: bool) -> Any:
     return version(staged, report, raw, data)
 
 
-@pipeline(enable_cache=False, on_failure=mark_failed)
+@pipeline(enable_cache=False, on_failure=mark_failed, on_cleanup=remove_staging)
 def data_pipeline(data: DataConfig) -> Any:
     """Build, validate and version the processed dataset named by the ``data`` config group."""
     return data_steps(data, cached=False)

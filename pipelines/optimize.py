@@ -24,13 +24,14 @@ from steps.select_variant import select_variant
 from steps.train_model import train_model
 from yeo.data.settings import DataConfig
 from yeo.evaluation import EvalConfig
+from yeo.io import remove_staging
 from yeo.optimize.export import MODEL_FILE
-from yeo.optimize.settings import OptimizeConfig, use_nncf, use_openvino
+from yeo.optimize.settings import OptimizeConfig, use_nncf, use_openvino, use_w8
 from yeo.tracking import mark_failed
 from yeo.train.config import ModelConfig, TrainConfig
 
 
-@pipeline(enable_cache=False, on_failure=mark_failed)
+@pipeline(enable_cache=False, on_failure=mark_failed, on_cleanup=remove_staging)
 def optimize_pipeline(
     data: DataConfig,
     train: TrainConfig,
@@ -52,7 +53,7 @@ def optimize_pipeline(
     sized: list[Any] = []  # the size axis' INT8 variants, for the select step
     # the backend axis: each ONNX variant's twin on OpenVINO (``<name>_ov``, the same file)
     openvino = use_openvino(optimize)
-    w8 = openvino and optimize.quant.enabled and optimize.quant.weights_only
+    w8 = use_w8(optimize)
     nncf = use_nncf(optimize)
     twins: list[Any] = []
 
@@ -166,6 +167,7 @@ def optimize_pipeline(
         selection,
         data_version,
         dataset,
+        optimize,
         config,
         base_trials=base_trials,
         pruned_trials=pruned_trials,

@@ -12,18 +12,19 @@ from steps.register_model import register_model
 from steps.train_model import train_model
 from yeo.data.settings import DataConfig
 from yeo.evaluation import EvalConfig
+from yeo.io import remove_staging
 from yeo.tracking import mark_failed
 from yeo.train.config import ModelConfig, TrainConfig
 
 
-@pipeline(enable_cache=False, on_failure=mark_failed)
+@pipeline(enable_cache=False, on_failure=mark_failed, on_cleanup=remove_staging)
 def prepared_data(data: DataConfig) -> Any:
     """The data pipeline's steps with ZenML's cache on: unchanged config and raw files (their
     fingerprint, taken when the pipeline is compiled), no rework."""
     return data_steps(data, cached=True)
 
 
-@pipeline(enable_cache=False, on_failure=mark_failed)
+@pipeline(enable_cache=False, on_failure=mark_failed, on_cleanup=remove_staging)
 def train_pipeline(
     data: DataConfig,
     train: TrainConfig,

@@ -9,12 +9,13 @@ from zenml import pipeline
 from pipelines.train import prepared_data
 from steps.tune_hyperparameters import tune_hyperparameters
 from yeo.data.settings import DataConfig
+from yeo.io import remove_staging
 from yeo.tracking import mark_failed
 from yeo.train.config import ModelConfig, TrainConfig
 from yeo.tune_config import TuneConfig
 
 
-@pipeline(enable_cache=False, on_failure=mark_failed)
+@pipeline(enable_cache=False, on_failure=mark_failed, on_cleanup=remove_staging)
 def tune_pipeline(
     data: DataConfig, train: TrainConfig, model: ModelConfig, tune: TuneConfig
 ) -> Any:

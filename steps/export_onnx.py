@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 from zenml import step
 
+from yeo.io import staging_dir
 from yeo.optimize.export import MODEL_FILE, export_variant
 from yeo.optimize.model import ExportSummary
 from yeo.optimize.settings import OptimizeConfig
@@ -20,7 +20,7 @@ def export_model(
 ) -> tuple[Annotated[Path, "onnx_dir"], Annotated[ExportSummary, "export_summary"]]:
     """Export ``model_dir/best.pt`` to ``<dir>/model.onnx``; check it on 4 val images."""
 
-    folder = Path(tempfile.mkdtemp(prefix=f"yeo-{variant}-"))
+    folder = staging_dir(variant)
     res = export_variant(Path(model_dir) / "best.pt", folder / MODEL_FILE, imgsz, optimize, dataset)
     summary = ExportSummary(
         variant=variant,

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 from zenml import step
 
+from yeo.io import staging_dir
 from yeo.registry import resolve_weights
 from yeo.tracking import step_metadata
 
@@ -17,7 +17,7 @@ from yeo.tracking import step_metadata
 def import_base_model(uri: str) -> Annotated[Path, "weights_dir"]:
     """Resolve ``uri`` to a weights file; return a folder holding it as ``best.pt``."""
     weights = resolve_weights(uri)
-    folder = Path(tempfile.mkdtemp(prefix="yeo-base-"))
+    folder = staging_dir("base")
     shutil.copy(weights, folder / "best.pt")
     step_metadata({"base_model": uri, "resolved": str(weights)})
     return folder

@@ -9,6 +9,7 @@ from zenml import step
 
 from edge.latency import measure
 from yeo.evaluation import EvalConfig, evaluate
+from yeo.io import staging_dir
 from yeo.optimize.dataset import split_images
 from yeo.optimize.export import MODEL_FILE
 from yeo.optimize.int8_search import Int8Search, int8_into_folder
@@ -47,7 +48,8 @@ def quantize_int8(
     search = Int8Search(
         quant.recipe_list(), images, imgsz, score, latency, quant.max_map_drop, quant.backend
     )
-    out, trials, recipe = int8_into_folder(fp32, MODEL_FILE, search)
+    out = staging_dir(f"{variant}-int8")
+    trials, recipe = int8_into_folder(fp32, out / MODEL_FILE, search)
     summary = QuantSummary(
         variant=variant,
         chosen=recipe,

@@ -3,12 +3,12 @@ or NNCF's INT8 for OpenVINO's CPU plugin (``nncf``)."""
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
 from zenml import step
 
+from yeo.io import staging_dir
 from yeo.optimize.dataset import split_images
 from yeo.optimize.export import MODEL_FILE
 from yeo.optimize.quantize import (
@@ -35,7 +35,7 @@ def openvino_int8(
     weights int8, :func:`quantize_weights`) or ``nncf`` (:func:`quantize_nncf`, calibrated on
     the train images the run's other INT8 files use)."""
     src = Path(onnx_dir) / MODEL_FILE
-    folder = Path(tempfile.mkdtemp(prefix=f"yeo-{variant}-{kind}-"))
+    folder = staging_dir(f"{variant}-{kind}")
     if kind == "w8":
         out, recipe = quantize_weights(src, folder / MODEL_FILE), WEIGHTS_ONLY
     else:

@@ -13,6 +13,7 @@ from yeo.data.model import DataVersion
 from yeo.env import workspace
 from yeo.errors import UserError
 from yeo.optimize.model import PruneSummary, QuantSummary
+from yeo.optimize.settings import OptimizeConfig
 from yeo.optimize.variants import Selection
 from yeo.report.render import HowChosen, write_report
 from yeo.tracking import log_step, run_name, variant_models
@@ -38,6 +39,7 @@ def report_optimize(
     selection: Selection,
     data_version: DataVersion,
     dataset: Path,
+    optimize: OptimizeConfig,
     config: dict[str, Any],
     base_trials: QuantSummary | None = None,
     pruned_trials: QuantSummary | None = None,
@@ -46,13 +48,15 @@ def report_optimize(
     """Write the run's report beside its variants table; the HTML is the step's output.
     Raises afterwards, so the run stops before the bundle: :class:`BudgetError` when no
     variant met the budget on val, :class:`VacuousError` when the base is under the floor,
-    :class:`OverBudgetError` when the held-out split confirms the selected one over it."""
+    :class:`OverBudgetError` when the held-out split confirms the selected one over it
+    (``optimize`` decides; ``config`` is the whole run's config, as plain values for the
+    report)."""
 
     folder = workspace().outputs / "optimize" / run_name()
     how = HowChosen(
         int8=[q for q in (base_trials, pruned_trials) if q],
         prune=prune_summary,
-        conf=config["optimize"]["bundle"]["conf"],
+        conf=optimize.bundle.conf,
     )
     onnx = {v.name for v in selection.variants if v.format == "onnx"}
     files = write_report(
@@ -75,13 +79,13 @@ def report_optimize(
     if selection.selected is None:
         raise BudgetError(f"{selection.reason}; report: {files['html']}")
     held = selection.held_out
-    if held is not None and held.vacuous and not config["optimize"].get("allow_vacuous"):
+    if held is not None and held.vacuous and not optimize.allow_vacuous:
         raise VacuousError(
             f"vacuous verdict: the base did not learn enough for a budget to mean anything "
             f"({held.floor}); no bundle (optimize.allow_vacuous=true bundles anyway); report: "
             f"{files['html']}"
         )
-    if held is not None and held.breached and not config["optimize"].get("allow_over_budget"):
+    if held is not None and held.breached and not optimize.allow_over_budget:
         raise OverBudgetError(
             f"over budget on held-out data: {held.verdict}; val chose a model the {held.split} "
             "split rejects (a larger val split chooses surer); no bundle "

@@ -5,7 +5,6 @@ Latency is measured for all variants together, interleaved, in the select step."
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from zenml import step
 from edge.engine import load
 from yeo.env import workspace
 from yeo.evaluation import EvalConfig, evaluate
+from yeo.io import staging_dir
 from yeo.optimize.export import cut_head, onnx_metadata
 from yeo.optimize.variants import VariantScore
 from yeo.tracking import log_step, run_name, save_folder
@@ -71,7 +71,7 @@ def score_variant(
 def _keep(path: Path, name: str, head: str) -> Path:
     """The model as this variant (an ONNX model cut at its head when ``head`` is raw), alone
     in a new folder, the artifact to be; a copy goes into the run's ``variants/`` folder."""
-    dest = Path(tempfile.mkdtemp(prefix=f"yeo-{name}-")) / f"{name}{path.suffix}"
+    dest = staging_dir(name) / f"{name}{path.suffix}"
     if head == "raw" and path.suffix == ".onnx":
         cut_head(path, dest)
     else:

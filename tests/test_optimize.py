@@ -223,16 +223,22 @@ def test_weights_only_int8_quarters_the_file_and_keeps_the_arithmetic(
 def test_nncf_int8_for_openvino_keeps_the_head_float_and_the_detections(
     fp32_onnx: Path, tiny_data: Path, tmp_path: Path
 ) -> None:
-    """NNCF's INT8 of the FP32 file: QDQ on the backbone, the Detect head's activations float
-    and its Conv weights int8, the recipe and NNCF's version in the metadata, the file about
-    4x smaller, and on OpenVINO (which runs it) mAP50-95 close to the FP32 file's."""
+    """NNCF's INT8 of the FP32 file: QDQ on the backbone, the Detect head's and the stem's
+    activations float and their Conv weights int8, the recipe and NNCF's version in the
+    metadata, the file about 4x smaller, and on OpenVINO (which runs it) mAP50-95 close to the
+    FP32 file's."""
     import nncf
     import onnx
 
     from yeo.optimize.dataset import split_images
     from yeo.optimize.export import onnx_metadata
     from yeo.optimize.portability import pair_overflows
-    from yeo.optimize.quantize import calibration_images, detect_prefix, quantize_nncf
+    from yeo.optimize.quantize import (
+        calibration_images,
+        detect_prefix,
+        quantize_nncf,
+        stem_convs,
+    )
 
     images = calibration_images(split_images(tiny_data.parent, "train"), 16, 0)
     q = quantize_nncf(fp32_onnx, tmp_path / "nncf.onnx", images, 128)
@@ -245,6 +251,9 @@ def test_nncf_int8_for_openvino_keeps_the_head_float_and_the_detections(
     convs = [n for n in head_nodes if n.op_type == "Conv"]
     assert len(convs) >= 12 and all(n.input[1] in dequantized for n in convs)  # int8 weights
     assert not [n.name for n in head_nodes if n.input and n.input[0] in dequantized]  # float
+    (stem,) = stem_convs(model)  # the image's first conv: float input, int8 weights
+    stem_node = next(n for n in model.graph.node if n.name == stem)
+    assert stem_node.input[0] == model.graph.input[0].name and stem_node.input[1] in dequantized
     recipe = onnx_metadata(q)[0]["quantization"]
     assert recipe["backend"] == "nncf" and recipe["nncf"] == nncf.__version__
     # 7-bit weights (NNCF's overflow fix): the same outputs on CPUs without VNNI, bundleable

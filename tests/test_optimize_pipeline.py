@@ -45,7 +45,9 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     root = tmp_path / "ws"
     root.mkdir()
     subprocess.run(["git", "init", "-q", str(root)], check=True)
-    env, guard = {"YEO_HOME": str(root)}, tmp_path / "net.log"
+    scratch = tmp_path / "tmp"  # the runs' $TMPDIR: what the steps staged must not outlive them
+    scratch.mkdir()
+    env, guard = {"YEO_HOME": str(root), "TMPDIR": str(scratch)}, tmp_path / "net.log"
     # the README's command: the pruned copy (ReLU, the default) distilled from the unpruned one
     distill = ["optimize.prune.distill=6.0"]
     # the emulated Arm64 check as a user's run makes it once the environment is built
@@ -67,6 +69,8 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert not guard.exists() or guard.read_text() == "", guard.read_text()
+    # the folders the steps handed to the artifact store are gone once the run ends
+    assert not sorted(p.name for p in scratch.glob("yeo-*"))
     (table,) = (root / "outputs" / "optimize").rglob("variants.json")
     assert str(root) not in table.read_text()  # the selection artifact holds no local path
     # every training epoch validated on 3 of the val images (train.monitor_images): the base's
@@ -275,6 +279,7 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
         "yolov8n-synthetic-v1",
         "yolov8n-synthetic-v1.tar.gz",
     ]  # no bundle from a failed run
+    assert not sorted(p.name for p in scratch.glob("yeo-*"))  # nor staging folders
 
     # the real 0.01 budget, nothing rigged, on the 2-epoch base: its test interval reaches the
     # budget, so "within the budget" would be vacuous: exit 1, one line, the report, no bundle

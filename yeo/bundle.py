@@ -154,6 +154,7 @@ def metadata(
 KEPT_FP32 = {
     "tail": "the Detect head's decode tail (DFL softmax, box decode, concat)",
     "head": "the whole Detect head",
+    "head+stem": "the whole Detect head and the stem conv (the image's first layer)",
     "none": "none",
 }
 WEIGHT_RANGE = {

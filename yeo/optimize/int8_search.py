@@ -138,17 +138,14 @@ def int8_within_budget(
     return chosen, trials + ort_trials, reference
 
 
-def int8_into_folder(
-    fp32: Path, file: str, search: Int8Search
-) -> tuple[Path, list[QuantTrial], str]:
+def int8_into_folder(fp32: Path, dest: Path, search: Int8Search) -> tuple[list[QuantTrial], str]:
     """:func:`int8_within_budget` in a scratch folder that is removed after: the chosen model
-    alone in a new folder as ``file``, every trial, and the chosen recipe's name."""
+    copied to ``dest``; every trial, and the chosen recipe's name."""
     work = Path(tempfile.mkdtemp(prefix="yeo-int8-"))
     try:
         chosen, trials, _ = int8_within_budget(fp32, work, search)
-        out = Path(tempfile.mkdtemp(prefix="yeo-int8-chosen-"))
-        shutil.copy(chosen, out / file)
+        shutil.copy(chosen, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     recipe = next((t.recipe.get("name") for t in trials if t.path == str(chosen)), None)
-    return out, trials, recipe or Path(chosen).stem
+    return trials, recipe or Path(chosen).stem

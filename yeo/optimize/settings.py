@@ -184,6 +184,12 @@ def use_openvino(cfg: OptimizeConfig) -> bool:
     return cfg.openvino == "on" or (cfg.openvino == "auto" and openvino_version() is not None)
 
 
+def use_w8(cfg: OptimizeConfig) -> bool:
+    """Whether every FP32 variant gets an int8-weights twin on OpenVINO
+    (``optimize.quant.weights_only``)."""
+    return cfg.quant.weights_only and cfg.quant.enabled and use_openvino(cfg)
+
+
 def use_nncf(cfg: OptimizeConfig) -> bool:
     """Whether every FP32 variant gets an NNCF INT8 twin on OpenVINO (``optimize.quant.nncf``)."""
     q = cfg.quant
