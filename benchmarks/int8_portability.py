@@ -2,12 +2,15 @@
 
     python benchmarks/int8_portability.py [--run outputs/optimize/<run>] [--rounds 5] [--runs 30]
 
-For the run's base and pruned FP32 ONNX files, quantizes with the default recipe's settings
-and each weight range (``pairsafe``: the default, ``7bit``: onnxruntime's reduce_range,
+For the run's base and pruned models (exported again from the run's weights with its export
+settings, as ``--pipeline benchmark`` rebuilds variants), quantizes with the default recipe's
+settings and each weight range (``pairsafe``: the default, ``7bit``: onnxruntime's reduce_range,
 ``full``: 8-bit, CPU-dependent), then reports per model: mAP50-95 on the run's val split
 (the same evaluator), p50 latency (onnxruntime, 2 threads, interleaved rounds, with p25-p75),
 and the largest box / score difference between onnxruntime's fused int8 kernels and the
-same graph run unfused (what a CPU without int16 saturation computes). Prints the CPU and
+same graph run unfused (what a CPU without int16 saturation computes); where the run cut
+its variants at the head (``optimize.head=raw``, the default), every file is cut the same way
+before it is scored, timed and compared. Prints the CPU and
 its flags; compare only ratios measured in one run. Writes ``int8_portability.{json,md}``
 under ``outputs/benchmarks/<run>/``.
 """
@@ -29,10 +32,20 @@ from edge.device import describe  # noqa: E402
 from edge.latency import interleaved, ort_runner  # noqa: E402
 from yeo.evaluation import EvalSettings, evaluate  # noqa: E402
 from yeo.optimize.dataset import split_images  # noqa: E402
-from yeo.optimize.export import image_batch, onnx_metadata  # noqa: E402
+from yeo.optimize.export import cut_head, export_variant, image_batch  # noqa: E402
 from yeo.optimize.portability import pair_overflows  # noqa: E402
 from yeo.optimize.quantize import calibration_images, quantize  # noqa: E402
 from yeo.optimize.recipes import DEFAULT_RECIPES, WEIGHT_RANGES  # noqa: E402
+from yeo.optimize.settings import OptimizeConfig  # noqa: E402
+
+
+def as_run(path: Path, raw: bool) -> Path:
+    """``path`` as the run's variants are: cut at the head (beside it) where the run's were."""
+    if not raw:
+        return path
+    cut = path.with_name(f"{path.stem}_raw.onnx")
+    cut_head(path, cut)
+    return cut
 
 
 def main() -> int:
@@ -49,15 +62,23 @@ def main() -> int:
     probe = sorted(split_images(processed, "val"))[:16]
     rows: dict[str, dict] = {}
     models: dict[str, Path] = {}
+    rows_by = {v["name"]: v for v in opened.report["variants"]}
+    optimize = OptimizeConfig.parse("optimize", opened.report["config"]["optimize"])
+    base_pt = run / "variants" / rows_by.get("base_pt", {}).get("file", "base_pt.pt")
+    weights_of = {"base": base_pt, "pruned": run / "prune" / "model" / "best.pt"}
+    raw = optimize.head == "raw"
     for prefix in ("base", "pruned"):
-        fp32 = run / "variants" / f"{prefix}_fp32.onnx"
-        if not fp32.is_file():
+        row = rows_by.get(f"{prefix}_fp32")
+        if row is None or not weights_of[prefix].is_file():
             continue
-        imgsz = int(onnx_metadata(fp32)[0]["imgsz"][0])
-        models[f"{prefix}_fp32"] = fp32
+        imgsz = row["imgsz"]
+        fp32 = out / "int8" / f"{prefix}_fp32.onnx"
+        export_variant(weights_of[prefix], fp32, imgsz, optimize, processed)
+        models[f"{prefix}_fp32"] = as_run(fp32, raw)
         for weights in WEIGHT_RANGES:
             recipe = replace(DEFAULT_RECIPES[0], name=f"{prefix}-{weights}", weights=weights)
-            path = quantize(fp32, out / "int8" / f"{prefix}_{weights}.onnx", recipe, calib, imgsz)
+            q = quantize(fp32, out / "int8" / f"{prefix}_{weights}.onnx", recipe, calib, imgsz)
+            path = as_run(q, raw)
             models[f"{prefix}_int8_{weights}"] = path
             rows[f"{prefix}_int8_{weights}"] = {
                 "pair_overflows": len(pair_overflows(onnx.load(str(path)))),

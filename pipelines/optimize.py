@@ -140,7 +140,7 @@ def optimize_pipeline(
         )
         pruned_fp32, pruned_int8, pruned_trials = onnx_variants(pruned_dir, "pruned")
         if optimize.prune.control and optimize.prune.finetune_epochs > 0:
-            base_ft_dir = finetune_base(weights_dir, dataset, train, optimize)
+            base_ft_dir = finetune_base(weights_dir, dataset, train, optimize, eval_cfg)
             base_ft = score(base_ft_dir, "best.pt", "base_ft")
     chosen, _ = select_variant(
         optimize,

@@ -10,6 +10,7 @@ from typing import Annotated
 from zenml import step
 
 from yeo.env import workspace
+from yeo.evaluation import EvalConfig, evaluate
 from yeo.optimize.prune import finetune_control
 from yeo.optimize.settings import OptimizeConfig
 from yeo.tracking import mlflow_run, run_name, step_metadata
@@ -19,23 +20,31 @@ from yeo.train.config import TrainConfig
 
 @step(enable_cache=False)
 def finetune_base(
-    weights_dir: Path, dataset: Path, train: TrainConfig, optimize: OptimizeConfig
+    weights_dir: Path,
+    dataset: Path,
+    train: TrainConfig,
+    optimize: OptimizeConfig,
+    eval_cfg: EvalConfig,
 ) -> Annotated[Path, "base_ft_dir"]:
-    """Fine-tune the base weights as the prune step fine-tunes its pruned copy; the folder
-    holds ``best.pt``."""
+    """Fine-tune the base weights as the prune step fine-tunes its pruned copy (the same
+    schedule, each checkpoint chosen the same way by the evaluator on val); the folder holds
+    ``best.pt``."""
     import mlflow
 
     cfg = optimize.prune
     epochs = cfg.steps * cfg.finetune_epochs
     out = workspace().outputs / "optimize" / run_name() / "base_ft"
+    data_yaml = Path(dataset) / "data.yaml"
+    settings = eval_cfg.settings(train.imgsz, train.device)
     with mlflow_run("base_ft"):
         weights, steps = finetune_control(
             Path(weights_dir) / "best.pt",
-            Path(dataset) / "data.yaml",
+            data_yaml,
             cfg,
             train,
             out,
             on_epoch_end=[tracking.log_epoch("base_ft/")],
+            judge=lambda w: evaluate(w, data_yaml, settings).map50_95,
         )
         seconds = sum(s["finetune_seconds"] for s in steps)
         mlflow.log_metrics({"base_ft/seconds": seconds, "base_ft/epochs": epochs})

@@ -149,6 +149,43 @@ def test_pruning_keeps_the_last_step_within_the_budget(
     assert footprint(load_module(res.weights), 128).params == res.after.params
 
 
+def test_a_monitor_subset_only_proposes_the_fine_tunes_checkpoint(
+    trained_model: Path, tmp_path: Path
+) -> None:
+    """Where epochs validate on a few val images, best.pt and last.pt are both scored on all
+    of val and the higher is kept; identical weights or no last.pt cost no evaluation."""
+    import shutil
+
+    import torch
+
+    from yeo.optimize.finetune import save_checkpoint
+    from yeo.optimize.prune import pick_checkpoint
+
+    scores, calls = {"best.pt": 0.30, "last.pt": 0.31}, []
+
+    def judge(weights: Path) -> float:
+        calls.append(weights.name)
+        return scores[weights.name]
+
+    best = Path(shutil.copy(trained_model, tmp_path / "best.pt"))
+    same = Path(shutil.copy(trained_model, tmp_path / "same.pt"))
+    assert pick_checkpoint(best, same, judge) == (best, {"checkpoint": "best"}) and not calls
+    assert pick_checkpoint(best, tmp_path / "none.pt", judge)[0] == best and not calls
+    model = load_module(trained_model)
+    with torch.no_grad():
+        next(model.parameters()).mul_(0.5)
+    last = save_checkpoint(model, tmp_path / "last.pt", {})
+    got, record = pick_checkpoint(best, last, judge)
+    assert got == last and calls == ["best.pt", "last.pt"]
+    assert record == {
+        "checkpoint": "last",
+        "val_mAP50-95": 0.31,
+        "checkpoint_val": {"best": 0.30, "last": 0.31},
+    }
+    scores["last.pt"] = 0.30  # a tie keeps best.pt
+    assert pick_checkpoint(best, last, judge)[0] == best
+
+
 def test_export_keeps_ultralytics_metadata(fp32_onnx: Path) -> None:
     import onnx
 

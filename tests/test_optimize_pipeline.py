@@ -242,6 +242,19 @@ def test_optimize_end_to_end_then_an_impossible_budget(tmp_path: Path, cpp_port:
         out = run_cli("--prune", bad, env_extra=env, script=script)
         assert out.returncode == 2 and says in out.stderr.strip().splitlines()[-1], out.stderr
 
+    # the weight ranges side by side on that run (raw head: every file cut as the run's are)
+    script = CODE_ROOT / "benchmarks" / "int8_portability.py"
+    out = run_cli("--rounds", "1", "--runs", "2", env_extra=env, guard=guard, script=script)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (port,) = (root / "outputs" / "benchmarks").rglob("int8_portability.json")
+    rows = json.loads(port.read_text())["rows"]
+    assert {"base_fp32", "pruned_fp32", "pruned_int8_full", "pruned_int8_pairsafe"} <= set(rows)
+    for prefix in ("base", "pruned"):  # saturation-free by construction; full-range may not be
+        assert rows[f"{prefix}_int8_pairsafe"]["pair_overflows"] == 0
+        assert rows[f"{prefix}_int8_7bit"]["pair_overflows"] == 0
+        assert isinstance(rows[f"{prefix}_int8_full"]["pair_overflows"], int)
+    assert all(r["map50_95"] >= 0 and r["p50_ms"] > 0 for r in rows.values())
+
     # a budget no variant meets (tests/nothing_qualifies.py rigs the rule, deterministically):
     # exit 1, one line, the table and the report are still written, no bundle
     weights = next((root / "outputs" / "train").rglob("best.pt"))

@@ -57,19 +57,57 @@ def finetune_in_place(
     on_epoch_end: list[Callback] | None = None,
     teacher: Path | None = None,
     distill: float = 0.0,
+    judge: Callable[[Path], float] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """One fine-tune of ``model``, its best weights loaded back into it (so the next round
-    starts from them); the best checkpoint and the round's record: seconds, best val mAP50-95
-    and the val mAP50-95 of each epoch."""
+    """One fine-tune of ``model``, its chosen weights loaded back into it (so the next round
+    starts from them); the chosen checkpoint and the round's record: seconds, best val
+    mAP50-95 of the epochs' validation and that of each epoch.
+
+    Where the epochs validate on a subset of val (``ft_cfg.monitor_images``) and ``judge`` is
+    given (a checkpoint -> its mAP50-95 on all of val, the project's evaluator), the subset
+    only proposes: best.pt and last.pt, when they differ, are both scored by ``judge`` and the
+    higher is chosen (``checkpoint`` in the record, with both scores; the chosen one's is
+    ``val_mAP50-95``). On the converged base a 32-image monitor picked epoch 8 of 10, 0.008
+    below the last epoch on the 600 val images."""
     from yeo.optimize.finetune import finetune, load_module
 
     outcome = finetune(
         model, Path(data_yaml), ft_cfg, save_dir, on_epoch_end, teacher=teacher, distill=distill
     )
-    model.load_state_dict(load_module(outcome.best).state_dict())
     curve = [h.get("metrics/mAP50-95") for h in outcome.history]
     best = max((m for m in curve if m is not None), default=0.0)
-    return outcome.best, {"finetune_seconds": outcome.seconds, "mAP50-95": best, "curve": curve}
+    record: dict[str, Any] = {"finetune_seconds": outcome.seconds, "mAP50-95": best, "curve": curve}
+    chosen = outcome.best
+    if judge is not None and ft_cfg.monitor_images is not None:
+        chosen, checked = pick_checkpoint(outcome.best, outcome.last, judge)
+        record |= checked
+    model.load_state_dict(load_module(chosen).state_dict())
+    return chosen, record
+
+
+def pick_checkpoint(
+    best: Path, last: Path, judge: Callable[[Path], float]
+) -> tuple[Path, dict[str, Any]]:
+    """``best`` or ``last``, whichever ``judge`` scores higher (``best`` on a tie, and without
+    evaluating either where the two hold the same weights or ``last`` is missing), and the
+    record of the choice."""
+    if not last.is_file() or same_weights(best, last):
+        return best, {"checkpoint": "best"}
+    scores = {"best": judge(best), "last": judge(last)}
+    pick = "last" if scores["last"] > scores["best"] else "best"
+    record = {"checkpoint": pick, "val_mAP50-95": scores[pick], "checkpoint_val": scores}
+    log.info("fine-tune checkpoint on all of val: %s", record)
+    return (last if pick == "last" else best), record
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    """Whether two checkpoints hold the same weights."""
+    import torch
+
+    from yeo.optimize.finetune import load_module
+
+    sa, sb = load_module(a).state_dict(), load_module(b).state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def finetune_control(
@@ -79,12 +117,14 @@ def finetune_control(
     train_cfg: TrainConfig,
     out_dir: Path,
     on_epoch_end: list[Callback] | None = None,
+    judge: Callable[[Path], float] | None = None,
 ) -> tuple[Path, list[dict[str, Any]]]:
     """The fair control, ``base_ft``: ``base_weights`` fine-tuned, unpruned and with its own
     activations, on the pruned copy's schedule (``cfg.steps`` fine-tunes of
     :func:`finetune_schedule`, each resuming from the best of the one before). What it gains
-    over the base is extra training, not pruning. Returns its best checkpoint and the val mAP
-    curve of each fine-tune."""
+    over the base is extra training, not pruning. ``judge``: each fine-tune's checkpoint
+    chosen as the pruned copy's are (:func:`finetune_in_place`). Returns its chosen checkpoint
+    and the record of each fine-tune."""
     from yeo.optimize.finetune import load_module
 
     model = load_module(Path(base_weights))
@@ -92,7 +132,9 @@ def finetune_control(
     weights, steps = Path(base_weights), []
     for i in range(cfg.steps):
         save = Path(out_dir) / f"step{i + 1}"
-        weights, record = finetune_in_place(model, Path(data_yaml), ft_cfg, save, on_epoch_end)
+        weights, record = finetune_in_place(
+            model, Path(data_yaml), ft_cfg, save, on_epoch_end, judge=judge
+        )
         steps.append({"step": i + 1} | record)
         log.info("base_ft fine-tune %d/%d: %s", i + 1, cfg.steps, steps[-1])
     return Path(weights), steps
@@ -164,12 +206,13 @@ def prune_and_finetune(
         if cfg.finetune_epochs > 0:
             save = out_dir / f"step{i + 1}"
             weights, done = finetune_in_place(
-                model, Path(data_yaml), ft_cfg, save, on_epoch_end, teacher, cfg.distill
+                model, Path(data_yaml), ft_cfg, save, on_epoch_end, teacher, cfg.distill, judge
             )
             record |= done
         final = (i + 1, weights, fp)
         if budget is not None and base_map is not None and judge is not None and weights:
-            m = judge(Path(weights))
+            m = record.get("val_mAP50-95")
+            m = judge(Path(weights)) if m is None else m
             within = base_map - m <= budget
             record |= {"val_mAP50-95": m, "drop": base_map - m, "within_budget": within}
             if within:
