@@ -267,18 +267,18 @@ def evaluate_images(
 
 def openvino_ir(model: Path, dest: Path) -> Path:
     """``model`` (ONNX) as the OpenVINO IR folder ultralytics runs (``<stem>_openvino_model/``
-    with the ONNX file's metadata beside it), converted as OpenVINO reads the ONNX file in the
-    edge runtime: no FP16 compression, the device's own inference precision at run time."""
+    with the ONNX file's metadata beside it), read as the edge runtime reads the ONNX file
+    (:func:`edge.engine.openvino_model`): no FP16 compression, the device's own inference
+    precision at run time."""
     import openvino as ov
     import yaml
 
-    from yeo.env import disable_openvino_telemetry
+    from edge.engine import openvino_model
 
-    disable_openvino_telemetry()
     folder = dest / f"{model.stem}_openvino_model"
     folder.mkdir(parents=True)
     xml = folder / f"{model.stem}.xml"
-    ov.save_model(ov.convert_model(str(model)), xml, compress_to_fp16=False)
+    ov.save_model(openvino_model(ov.Core(), model), xml, compress_to_fp16=False)
     (folder / "metadata.yaml").write_text(yaml.safe_dump(_onnx_props(model)))
     return folder
 
